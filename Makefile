@@ -1,0 +1,39 @@
+# sf-intuser: the two commands are `make demo` and `make test`; both run `make setup` first.
+# Everything installs inside this checkout (.venv, tools/sf-cli/node_modules); nothing global.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SFCLI  := tools/sf-cli
+
+.PHONY: setup test demo bench clean
+
+setup: $(VENV)/.installed $(SFCLI)/node_modules/.installed $(VENV)/bin/sf
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,cli]'
+	@touch $@
+
+# The pinned Salesforce CLI, installed from its committed lockfile with a Node >= 22.19 from PyPI
+# (the wheel's own npm launcher is broken, so the machine's npm script runs on that Node).
+$(SFCLI)/node_modules/.installed: $(SFCLI)/package-lock.json $(VENV)/.installed
+	@NODE_BIN=$$($(PY) -m sf_intuser.sf.install node-bin) && \
+	  PATH="$$NODE_BIN:$$PATH" $(PY) -m sf_intuser.sf.install npm -- ci --prefix $(SFCLI) \
+	    --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(VENV)/bin/sf: $(SFCLI)/node_modules/.installed sf_intuser/sf/install.py
+	$(PY) -m sf_intuser.sf.install shim --sf-root $(SFCLI) --out $@
+
+test: setup
+	$(PY) -m pytest -q
+
+demo: setup
+	$(VENV)/bin/sf-intuser demo
+
+bench: setup
+	$(PY) scripts/bench_convert.py
+
+clean:
+	rm -rf $(VENV) $(SFCLI)/node_modules .pytest_cache

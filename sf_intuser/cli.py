@@ -1,0 +1,288 @@
+"""The ``sf-intuser`` command line. The only module that prints, reads the environment and picks exit codes.
+
+Conventions follow ``sf``: ``--json`` prints ``{status, result, warnings}`` on stdout (also for
+errors, as sf's error envelope), ``SF_CONTENT_TYPE=JSON`` means ``--json``; exit codes 0 ok,
+1 failure, 2 usage, 68 partial success.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import click
+
+from sf_intuser import __version__, workspace
+from sf_intuser.report.output import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    envelope,
+    error_envelope,
+    table,
+)
+
+
+class CliError(Exception):
+    """A failure to report: name (stable code), message, exit code and suggested actions."""
+
+    def __init__(self, name: str, message: str, exit_code: int = EXIT_FAILURE,
+                 actions: Sequence[str] = (), data: Any = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+        self.exit_code = exit_code
+        self.actions = list(actions)
+        self.data = data
+
+
+def json_wanted(flag: bool) -> bool:
+    return flag or os.environ.get("SF_CONTENT_TYPE", "").upper() == "JSON"
+
+
+def emit(as_json: bool, result: Any, human: Callable[[], str], status: int = EXIT_OK,
+         warnings: Sequence[str] = ()) -> None:
+    if as_json:
+        click.echo(envelope(result, status, warnings))
+    else:
+        text = human()
+        if text:
+            click.echo(text)
+        for w in warnings:
+            click.echo(f"Warning: {w}", err=True)
+    if status:
+        sys.exit(status)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Format output as json (sf's envelope).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sf-intuser")
+def main() -> None:
+    """Move Salesforce integration users onto the free Salesforce Integration user license.
+
+    \b
+    Offline:  convert, lint
+    """
+
+
+# --- convert ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-d", "--output-dir", type=click.Path(path_type=Path), default=Path("intuser-out"),
+              show_default=True, help="Folder for the generated metadata (never an input file).")
+@click.option("--format", "fmt", type=click.Choice(["source", "mdapi"]), default="source", show_default=True,
+              help="source: *.permissionset-meta.xml; mdapi: *.permissionset plus package.xml.")
+@click.option("--psl", is_flag=True,
+              help="Bind generated permission sets to SalesforceAPIIntegrationPsl instead of no license.")
+@click.option("--dry-run", is_flag=True, help="Report what would be written; write nothing.")
+@json_option
+def convert(paths: tuple[Path, ...], output_dir: Path, fmt: str, psl: bool, dry_run: bool, as_json: bool) -> None:
+    """Rewrite profiles and permission sets for the Salesforce Integration license.
+
+    PATHS are files, folders or SFDX project roots (package directories from sfdx-project.json).
+
+    \b
+    Examples:
+      sf-intuser convert force-app --output-dir intuser-out
+      sf-intuser convert "force-app/main/default/profiles/ETL Loader.profile-meta.xml" --format mdapi --json
+    """
+    from sf_intuser.metadata import package_xml
+    from sf_intuser.migrate.convert import Input, convert as run_convert
+
+    files = _discover(paths)
+    if not files:
+        raise CliError("NoMetadataFound", f"No profiles or permission sets found in {', '.join(map(str, paths))}.",
+                       actions=["Pass a folder holding profiles/ or permissionsets/, or an SFDX project root."])
+    inputs = [Input(f.type, f.name, _read(f), str(f.path)) for f in files]
+    res = run_convert(inputs, psl=psl)
+    if res.errors:
+        raise CliError("InvalidMetadata", "Nothing was written: " + "; ".join(str(e) for e in res.errors),
+                       actions=[e.fix for e in res.errors][:3],
+                       data=[{"file": e.source, "problem": e.problem} for e in res.errors])
+    out_files: dict[str, bytes] = {}
+    for rw in res.outputs:
+        out_files[workspace.file_name(rw.type, rw.name, fmt)] = rw.data
+    if fmt == "mdapi" and res.outputs:
+        members: dict[str, list[str]] = {}
+        for rw in res.outputs:
+            members.setdefault(rw.type, []).append(rw.name)
+        out_files["package.xml"] = package_xml.build(members)
+    written: list[str] = []
+    if not dry_run and out_files:
+        written = [str(p) for p in workspace.write_atomic(output_dir, out_files, protect=[f.path for f in files])]
+    warnings = sorted({f"{c.file}: {c.section} {c.name}: {c.reason}" for c in res.changes
+                       if c.action == "warning" and c.rule != "unknown"})
+    unknown = [c for c in res.changes if c.rule == "unknown"]
+    if unknown:
+        warnings.append(f"{len(unknown)} user permission(s) are not in sf-intuser's rules table and were kept; "
+                        "see the changes with rule 'unknown' (--json) and confirm the license allows them")
+    result = {
+        "dryRun": dry_run,
+        "outputDir": str(output_dir),
+        "format": fmt,
+        "inputs": [{"type": f.type, "name": f.name, "path": str(f.path), "format": f.format} for f in files],
+        "outputs": [{"type": rw.type, "name": rw.name, "path": str(output_dir / workspace.file_name(rw.type, rw.name, fmt)),
+                     "sources": rw.sources} for rw in res.outputs],
+        "written": written,
+        "profiles": res.profile_targets,
+        "classifications": [c.to_dict() for c in res.classifications],
+        "connectedApps": res.connected_apps,
+        "skipped": res.skipped,
+        "changes": [c.to_dict() for c in res.changes],
+    }
+
+    def human() -> str:
+        per_file: dict[str, dict[str, int]] = {}
+        for c in res.changes:
+            d = per_file.setdefault(c.file, {})
+            d[c.action] = d.get(c.action, 0) + c.count
+        rows = [(f, d.get("kept", 0), d.get("mapped", 0), d.get("dropped", 0), d.get("added", 0), d.get("warning", 0))
+                for f, d in sorted(per_file.items())]
+        parts = [table(rows, ["file", "kept", "mapped", "dropped", "added", "warnings"])]
+        if res.classifications:
+            parts.append(table([(c.kind, c.name, c.verdict, c.reason) for c in res.classifications],
+                               ["type", "name", "verdict", "reason"]))
+        if res.profile_targets:
+            parts.append(table([(p, t["apiOnlyProfile"], t["permissionSet"]) for p, t in sorted(res.profile_targets.items())],
+                               ["profile", "users move to", "access kept in permission set"]))
+        verb = "Would write" if dry_run else "Wrote"
+        parts.append(f"{verb} {len(out_files)} file(s) to {output_dir}" + (" (dry run)" if dry_run else ""))
+        return "\n\n".join(parts)
+
+    emit(as_json, result, human, warnings=warnings)
+
+
+def _discover(paths: Sequence[Path]) -> list[workspace.MetadataFile]:
+    try:
+        return workspace.discover(paths)
+    except workspace.WorkspaceError as exc:
+        raise CliError("PathNotFound", str(exc)) from None
+
+
+def _read(f: workspace.MetadataFile) -> bytes:
+    from sf_intuser.metadata.xml import MetadataXmlError
+
+    try:
+        return f.read()
+    except (workspace.WorkspaceError, MetadataXmlError) as exc:
+        raise CliError("InvalidMetadata", f"Nothing was written: {exc}") from None
+
+
+# --- lint -------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--integration-permset", "integration_permsets", multiple=True, metavar="NAME",
+              help="A permission set meant for integration users (repeatable). Names containing "
+                   "Integration, Intuser, API Only or API User are treated so anyway.")
+@json_option
+def lint(paths: tuple[Path, ...], integration_permsets: tuple[str, ...], as_json: bool) -> None:
+    """Check metadata before a deploy: API-only profiles, integration permission sets, license changes, schema.
+
+    Exits 1 when it finds an error, 0 otherwise (warnings alone do not fail).
+
+    \b
+    Examples:
+      sf-intuser lint force-app
+      sf-intuser lint force-app --integration-permset Order_Sync_Access --json
+    """
+    from sf_intuser.hooks.git import committed_bytes
+    from sf_intuser.hooks.lint import LintInput, lint as run_lint
+    from sf_intuser.metadata.xml import MetadataXmlError
+
+    files = _discover(paths)
+    items = []
+    pre: list = []
+    for f in files:
+        try:
+            items.append(LintInput(str(f.path), f.type, f.name, f.read()))
+        except (workspace.WorkspaceError, MetadataXmlError) as exc:
+            from sf_intuser.hooks.lint import Finding
+
+            pre.append(Finding("error", str(f.path), "(file)", str(exc), "Fix or remove the file", "read"))
+    findings = pre + run_lint(items, committed=committed_bytes, integration_permsets=integration_permsets)
+    errors = [f for f in findings if f.severity == "error"]
+    status = EXIT_FAILURE if errors else EXIT_OK
+    result = {"files": len(files), "errors": len(errors), "warnings": len(findings) - len(errors),
+              "findings": [f.to_dict() for f in findings]}
+
+    def human() -> str:
+        if not findings:
+            return f"No problems in {len(files)} file(s)."
+        rows = [(f.severity, f.file, f.element, f.message, f.fix) for f in findings]
+        return table(rows, ["severity", "file", "element", "problem", "fix"]) + \
+            f"\n\n{len(errors)} error(s), {len(findings) - len(errors)} warning(s) in {len(files)} file(s)."
+
+    emit(as_json, result, human, status=status)
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("-d", "--output-dir", type=click.Path(path_type=Path), default=None,
+              help="Where to write the converted example (default: a new temporary folder).")
+@json_option
+@click.pass_context
+def demo(ctx: click.Context, output_dir: Path | None, as_json: bool) -> None:
+    """Rehearse on the bundled example project (offline convert of its profiles and permission sets).
+
+    \b
+    Example:
+      sf-intuser demo
+    """
+    example = resources.files("sf_intuser").joinpath("examples/acme")
+    out = output_dir or Path(tempfile.mkdtemp(prefix="sf-intuser-demo-"))
+    if not as_json:
+        click.echo(f"Converting the bundled example project {example} into {out}\n", err=True)
+    ctx.invoke(convert, paths=(Path(str(example)),), output_dir=out, fmt="source", psl=False, dry_run=False,
+               as_json=as_json)
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv or json_wanted(False)
+    try:
+        main.main(args=argv, prog_name="sf-intuser", standalone_mode=False)
+        return EXIT_OK
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.UsageError as exc:
+        if as_json:
+            click.echo(error_envelope("UsageError", exc.format_message(), EXIT_USAGE))
+        else:
+            exc.show()
+        return EXIT_USAGE
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return EXIT_FAILURE
+    except CliError as exc:
+        if as_json:
+            click.echo(error_envelope(exc.name, exc.message, exc.exit_code, exc.actions, exc.data))
+        else:
+            click.echo(f"Error ({exc.name}): {exc.message}", err=True)
+            for a in exc.actions:
+                click.echo(f"  Try this: {a}", err=True)
+        return exc.exit_code
+
+
+def entry() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    entry()

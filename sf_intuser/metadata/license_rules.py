@@ -1,0 +1,278 @@
+"""What the Salesforce Integration user license allows: the rules as data, each with its source.
+
+Status codes follow shared/spec/salesforce-facts.md: ``V`` official Salesforce source, ``V-3P`` third
+party, ``I`` our inference, ``U`` unknown. Every rewrite consults these tables and nothing else, so a
+rule is changed in one place and every report names the rule and its source.
+
+Where the facts are unknown ([U]) the table takes the careful side: a permission not listed here
+is *kept* (it was granted before, and dropping it silently could break the integration) and
+reported as a warning asking the admin to confirm it; a permission set license not known to be
+available to integration users is treated as blocking until the org says otherwise
+(``PermissionSetLicense.IsAvailableForIntegrations``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+INTEGRATION_USER_LICENSE = "Salesforce Integration"
+INTEGRATION_PSL = "SalesforceAPIIntegrationPsl"
+INTEGRATION_PSL_LABEL = "Salesforce API Integration"
+STANDARD_API_PROFILE = "Minimum Access - API Only Integrations"
+LEGACY_API_PROFILE = "Salesforce API Only System Integrations"
+
+HELP_INTEGRATION_USER = "https://help.salesforce.com/s/articleView?id=platform.integration_user.htm"
+KB_HEALTH_CLOUD = "https://help.salesforce.com/s/articleView?id=005385054"
+PSA_DOC = ("https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/"
+           "sforce_api_objects_permissionsetassignment.htm")
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    action: str  # "keep" | "drop" | "warn"
+    reason: str
+    source: str
+    status: str  # V | V-3P | I | U
+
+
+# --- user permissions -------------------------------------------------------------------------
+
+_PROFILE_ONLY = Rule(
+    "profile-only",
+    "drop",
+    "set by the API-only profile (API Only cannot be turned off there); a permission set does not carry it",
+    HELP_INTEGRATION_USER,
+    "V",
+)
+_NOT_ALLOWED_FREEZE = Rule(
+    "license-disallows",
+    "drop",
+    "the Salesforce Integration license does not allow it (deploy error \"license doesn't allow FreezeUsers\")",
+    "https://github.com/forcedotcom/devops-center/issues/290",
+    "V-3P",
+)
+_UI_ONLY = Rule(
+    "ui-only",
+    "drop",
+    "only affects the Salesforce UI, which API-only users cannot log in to",
+    HELP_INTEGRATION_USER,
+    "I",
+)
+_API_ALLOWED = Rule(
+    "psl-allowed",
+    "keep",
+    "seen granted to integration users through a permission set with the Salesforce API Integration PSL",
+    "Epic-ATS/NightlyBackup TwoCloudNineIntegrationUser.permissionset-meta.xml; "
+    "salesforce.stackexchange.com q 413777",
+    "V-3P",
+)
+_API_PROFILE = Rule(
+    "api-profile",
+    "keep",
+    "granted by the standard Minimum Access - API Only Integrations profile",
+    "retrieved Minimum Access - API Only Integrations profiles in shared/corpus",
+    "V-3P",
+)
+_AUTHOR_APEX = Rule(
+    "psl-allowed",
+    "keep",
+    "hidden on the API-only profile but grantable through a license-less permission set",
+    "Omnata docs (salesforce-facts.md A2)",
+    "V-3P",
+)
+_DATA_API = Rule(
+    "api-usable",
+    "keep",
+    "data or setup access usable over the API; expected to be allowed with the Salesforce API Integration PSL",
+    "salesforce-facts.md A1 (the PSL grants many System Administrator permissions)",
+    "I",
+)
+_PKG_LICENSES = Rule(
+    "psl-quirk",
+    "warn",
+    "kept, but not retrieved for permission sets on the Salesforce API Integration license; check it after deploy",
+    "https://github.com/forcedotcom/cli/issues/2578",
+    "V-3P",
+)
+
+USER_PERMISSION_RULES: Mapping[str, Rule] = {
+    "ApiUserOnly": _PROFILE_ONLY,
+    "FreezeUsers": _NOT_ALLOWED_FREEZE,
+    "ManagePackageLicenses": _PKG_LICENSES,
+    "ApiEnabled": _API_PROFILE,
+    "ChatterInternalUser": _API_PROFILE,
+    "AuthorApex": _AUTHOR_APEX,
+    **{
+        name: _API_ALLOWED
+        for name in (
+            "ModifyAllData", "ViewAllData", "ModifyMetadata", "CustomizeApplication", "ManageUsers",
+            "AssignPermissionSets", "PasswordNeverExpires",
+        )
+    },
+    **{
+        name: _DATA_API
+        for name in (
+            "ApexRestServices", "ViewSetup", "ViewAllUsers", "ViewAllProfiles", "ViewRoles", "ViewDeveloperName",
+            "QueryAllFiles", "ViewEventLogFiles", "ViewPlatformEvents", "ScheduleJob", "RunFlow", "DataExport",
+            "ManageDataIntegrations", "ManageInternalUsers", "ManageProfilesPermissionsets", "ManageRoles",
+            "ManageSharing", "ManageCustomPermissions", "ManageTranslation", "ManageCategories",
+            "ManageDataCategories", "ViewDataCategories", "ManageCases", "ManageLeads", "ManageSolutions",
+            "ManageKnowledge", "EditKnowledge", "ConvertLeads", "ImportLeads", "ImportCustomObjects",
+            "TransferAnyEntity", "TransferAnyLead", "TransferAnyCase", "ActivateContract", "ActivateOrder",
+            "EditActivatedOrders", "EditReadonlyFields", "EditTask", "EditEvent", "ActivitiesAccess",
+            "ViewAllActivities", "UpdateWithInactiveOwner", "CreateAuditFields", "EmailSingle", "EmailMass",
+            "SendCustomNotifications", "RunReports", "ExportReport", "ViewEncryptedData", "ManageIpAddresses",
+            "ManageRemoteAccess", "ManageAuthProviders", "ManageCertificates", "ManagePasswordPolicies",
+            "ManageLoginAccessPolicies", "MonitorLoginHistory", "ResetPasswords", "ManageSandboxes",
+            "ViewHealthCheck", "ViewProductLimits", "ManageFilesAndAttachments", "ChatterFileLink",
+            "ContentWorkspaces", "AllowUniversalSearch", "ViewUserPII", "PrivacyDataAccess",
+            "ManageCustomReportTypes", "ManageReportsInPubFolders", "ManageDashbdsInPubFolders",
+            "ManageDashboards", "EditPublicReports", "ViewPublicReports", "ViewPublicDashboards",
+            "CreateCustomizeReports", "CreateCustomizeDashboards", "EditMyReports", "EditMyDashboards",
+            "InstallPackaging", "CreatePackaging", "ManageCustomDomains", "RetainFieldHistory",
+            "ExternalClientAppViewer", "ExternalClientAppAdmin", "ExternalClientAppDeveloper",
+            "ViewClientSecret", "ClientSecretRotation", "ViewApiNamedQueries", "ManageApiNamedQueries",
+            "DecisionTableExecUserAccess", "ManageReleaseUpdates", "ViewFlowUsageAndFlowEventData",
+            "ViewConsumption", "ViewLicenseUtilization",
+        )
+    },
+    **{
+        name: _UI_ONLY
+        for name in (
+            "LightningExperienceUser", "LightningConsoleAllowedForUser", "AllowLightningLogin", "ViewHelpLink",
+            "ShowCompanyNameAsUserBadge", "ViewGlobalHeader", "EnableCommunityAppLauncher",
+            "EnableNotifications", "MassInlineEdit", "CanUseNewDashboardBuilder", "NewReportBuilder",
+            "CreateReportInLightning", "ChangeDashboardColors", "HideReadByList", "UseTeamReassignWizards",
+            "BypassMFAForUiLogins", "SelectFilesFromSalesforce", "ViewPersonalOrg", "UseWebLink",
+        )
+    },
+}
+
+UNKNOWN_PERMISSION = Rule(
+    "unknown",
+    "warn",
+    "not in sf-intuser's rules table: kept; if the license refuses it, the deploy or assignment fails with "
+    "\"The user license doesn't allow the permission\" and the permission must be removed",
+    "salesforce-facts.md A7 question 6 (which permissions fail is unknown)",
+    "U",
+)
+
+
+def user_permission_rule(name: str) -> Rule:
+    return USER_PERMISSION_RULES.get(name, UNKNOWN_PERMISSION)
+
+
+# --- profile sections -------------------------------------------------------------------------
+
+#: Profile sections a permission set cannot hold (shane-sfdx-plugins convert.ts, texei
+#: skinnyProfileHelper.ts; salesforce-facts.md A4 "Profile -> PermissionSet mapping").
+PROFILE_ONLY_SECTIONS: Mapping[str, str] = {
+    "layoutAssignments": "page layouts are assigned by profile only",
+    "loginIpRanges": "login IP ranges live on the profile: carried to the API-only profile",
+    "loginHours": "login hours live on the profile: carried to the API-only profile",
+    "loginFlows": "login flows are assigned by profile only; API logins do not run them",
+    "custom": "profile attribute",
+    "userLicense": "the new profile is on the Salesforce Integration license; a license is never copied to a permission set",
+    "categoryGroupVisibilities": "data category visibility is assigned by profile only",
+    "profileActionOverrides": "action overrides are UI-only and profile-only",
+    "description": "profile attribute; the permission set gets its own description",
+    "fullName": "file name carries it",
+    "module": "not used by a permission set",
+}
+
+#: Standard objects need the Salesforce API Integration PSL as well as a permission (help article).
+STANDARD_OBJECT_NOTE = Rule(
+    "needs-psl",
+    "warn",
+    "standard-object access for a Salesforce Integration user also needs the Salesforce API Integration "
+    "permission set license (SalesforceAPIIntegrationPsl) on the user",
+    HELP_INTEGRATION_USER,
+    "V",
+)
+
+
+# --- licenses named in <license> --------------------------------------------------------------
+
+#: User licenses (UserLicense.Name) seen in retrieved metadata and the Salesforce license list.
+KNOWN_USER_LICENSES = frozenset({
+    "Salesforce", "Salesforce Platform", "Force.com - App Subscription", "Force.com - Free",
+    "Salesforce Integration", "Cloud Integration User", "Sales Insights Integration User",
+    "B2BMA Integration User", "Analytics Cloud Integration User", "Customer Community Login",
+    "Customer Community", "Customer Community Plus", "Customer Community Plus Login", "Partner Community",
+    "Partner Community Login", "Guest User License", "Chatter Free", "Chatter External", "Identity",
+    "External Identity", "Work.com Only", "Company Communities", "Lightning Platform Starter",
+})
+
+
+@dataclass(frozen=True)
+class LicenseVerdict:
+    verdict: str  # "assignable" | "needs-rewrite" | "blocked"
+    reason: str
+    source: str
+    status: str
+
+
+_PSL_RULES: tuple[tuple[str, LicenseVerdict], ...] = (
+    ("HealthCloud", LicenseVerdict(
+        "blocked",
+        "Health Cloud permission set licenses can't be assigned to Salesforce Integration users (Spring '26)",
+        KB_HEALTH_CLOUD, "V")),
+    ("SalesforceCPQ", LicenseVerdict(
+        "blocked",
+        "CPQ needs its own CPQ-license permission set without app or system permissions; "
+        "a look-alike CPQ license does not work for integration users",
+        "infocynic gist (salesforce-facts.md A2)", "V-3P")),
+)
+
+
+def classify_license(
+    license_name: str | None,
+    name: str = "",
+    *,
+    user_licenses: frozenset[str] | None = None,
+    psl_available: Mapping[str, bool] | None = None,
+) -> LicenseVerdict:
+    """Can a permission set bound to ``license_name`` be assigned to a Salesforce Integration user?
+
+    ``user_licenses`` (UserLicense names) and ``psl_available``
+    (PermissionSetLicense DeveloperName -> IsAvailableForIntegrations) come from the org when known.
+    """
+    if name.startswith("sfdcInternalInt__"):
+        return LicenseVerdict(
+            "blocked",
+            "Salesforce-internal Data Cloud permission set (Cloud Integration User), not for integration users",
+            "Salesforce KB 001233479", "V")
+    if not license_name:
+        return LicenseVerdict("assignable", "license-less permission set", PSA_DOC, "V")
+    if license_name == INTEGRATION_PSL:
+        return LicenseVerdict(
+            "assignable", "bound to the Salesforce API Integration PSL (assigned on the way when a seat is free)",
+            HELP_INTEGRATION_USER, "V")
+    if license_name == INTEGRATION_USER_LICENSE:
+        return LicenseVerdict(
+            "assignable", "bound to the Salesforce Integration user license; it cannot grant standard objects",
+            "goravseth.com; elevation.solutions (salesforce-facts.md A2)", "V-3P")
+    licenses = KNOWN_USER_LICENSES | (user_licenses or frozenset())
+    if license_name in licenses:
+        return LicenseVerdict(
+            "needs-rewrite",
+            f"bound to the {license_name!r} user license; a permission set's user license must match the user's",
+            PSA_DOC, "V")
+    if psl_available is not None and license_name in psl_available:
+        if psl_available[license_name]:
+            return LicenseVerdict(
+                "assignable", f"permission set license {license_name} is available for integrations",
+                "PermissionSetLicense.IsAvailableForIntegrations", "V")
+        return LicenseVerdict(
+            "blocked", f"permission set license {license_name} is not available for integrations",
+            "PermissionSetLicense.IsAvailableForIntegrations", "V")
+    for marker, verdict in _PSL_RULES:
+        if marker.lower() in license_name.lower():
+            return verdict
+    return LicenseVerdict(
+        "blocked",
+        f"add-on permission set license {license_name!r} is not known to be available to integration users; "
+        "check PermissionSetLicense.IsAvailableForIntegrations in the org",
+        "salesforce-facts.md A2 (IsAvailableForIntegrations)", "U")
