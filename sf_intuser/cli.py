@@ -46,7 +46,7 @@ def json_wanted(flag: bool) -> bool:
 
 def emit(as_json: bool, result: Any, human: Callable[[], str], status: int = EXIT_OK,
          warnings: Sequence[str] = ()) -> None:
-    if as_json:
+    if json_wanted(as_json):
         click.echo(envelope(result, status, warnings))
     else:
         text = human()
@@ -117,7 +117,13 @@ def convert(paths: tuple[Path, ...], output_dir: Path, fmt: str, psl: bool, dry_
         out_files["package.xml"] = package_xml.build(members)
     written: list[str] = []
     if not dry_run and out_files:
-        written = [str(p) for p in workspace.write_atomic(output_dir, out_files, protect=[f.path for f in files])]
+        try:
+            written = [str(p) for p in workspace.write_atomic(output_dir, out_files, protect=[f.path for f in files])]
+        except workspace.WorkspaceError as exc:
+            raise CliError("OutputRefused", f"Nothing was written: {exc}") from None
+        except OSError as exc:
+            raise CliError("OutputFailed", f"Nothing was written to {output_dir}: {exc}",
+                           actions=["Check the folder is writable and has space, then run again"]) from None
     warnings = sorted({f"{c.file}: {c.section} {c.name}: {c.reason}" for c in res.changes
                        if c.action == "warning" and c.rule != "unknown"})
     unknown = [c for c in res.changes if c.rule == "unknown"]

@@ -74,6 +74,11 @@ class Change:
         return {k: v for k, v in asdict(self).items() if v not in ("", None)}
 
 
+def is_true(value: str | None) -> bool:
+    """xsd:boolean truth ("true" or "1"); hand-edited files also say "True", which counts as granted."""
+    return (value or "").strip().lower() in ("true", "1")
+
+
 def entry_key(entry: etree._Element, section: str) -> str:
     key_field = SECTION_KEYS.get(section)
     if key_field:
@@ -100,7 +105,7 @@ def grant_flags(entry: etree._Element, etype: str | None) -> list[str]:
             continue
         if bools is not None and name not in bools:
             continue
-        if (c.text or "").strip() == "true":
+        if is_true(c.text):
             out.append(name)
     return out
 

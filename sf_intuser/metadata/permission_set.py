@@ -26,6 +26,7 @@ from sf_intuser.metadata.access import (
     entry_grants,
     entry_key,
     entry_type,
+    is_true,
 )
 from sf_intuser.metadata.xml import (
     DEFAULT_STYLE,
@@ -188,6 +189,10 @@ def build_permission_set(
                 nogrant += 1
                 continue
             key = entry_key(entry, section)
+            if not key:
+                changes.append(Change("warning", section, "?", f"entry without <{SECTION_KEYS[section]}> left out",
+                                      "schema-required", file=file))
+                continue
             if section == "userPermissions":
                 rule = rules.user_permission_rule(key)
                 if rule.action == "drop":
@@ -206,13 +211,24 @@ def build_permission_set(
                                       f"tabVisibilities {vis} -> tabSettings {TAB_VISIBILITY_MAP.get(vis, vis)}",
                                       "tab-map", "shane-sfdx-plugins permsetProfileMetadata.ts", "V-3P", file=file))
             else:
-                allowed = schema.order(etype) if etype else {}
+                fmap = schema.field_map(etype) if etype else {}
                 dropped_fields = []
                 for c in children(entry):
-                    if allowed and local(c) not in allowed:
+                    f = fmap.get(local(c))
+                    if fmap and f is None:
                         dropped_fields.append(local(c))
                         continue
-                    add(new, local(c), c.text)
+                    value = c.text
+                    if f is not None and f.type == "xsd:boolean":
+                        value = "true" if is_true(value) else "false"
+                    add(new, local(c), value)
+                present = {local(c) for c in children(new)}
+                missing = [f.name for f in fmap.values() if f.min >= 1 and f.type == "xsd:boolean" and f.name not in present]
+                for m in missing:
+                    add(new, m, "false")
+                if missing:
+                    changes.append(Change("mapped", section, key, f"set missing {', '.join(missing)} to false",
+                                          "schema-required", file=file))
                 if dropped_fields:
                     changes.append(Change("mapped", section, key,
                                           f"dropped {', '.join(sorted(set(dropped_fields)))} (profile-only defaults)",

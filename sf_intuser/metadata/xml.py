@@ -178,7 +178,7 @@ def text(el: etree._Element, name: str, default: str | None = None) -> str | Non
 
 def flag(el: etree._Element, name: str) -> bool:
     """A boolean child as Salesforce writes it (``true``/``false``)."""
-    return (text(el, name) or "").strip().lower() == "true"
+    return (text(el, name) or "").strip().lower() in ("true", "1")
 
 
 def new_root(type_name: str) -> etree._Element:

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "corpus"
+WSDL = CORPUS / "forcedotcom__wsdl" / "resources" / "metadata.wsdl"
+EXAMPLE = ROOT / "sf_intuser" / "examples" / "acme"
+
+
+def corpus_index() -> list[dict]:
+    if not (CORPUS / "index.json").exists():
+        return []
+    return json.loads((CORPUS / "index.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def corpus() -> list[dict]:
+    entries = corpus_index()
+    if not entries:
+        pytest.skip("../shared/corpus is absent")
+    return entries
+
+
+@pytest.fixture(scope="session")
+def md_schema():
+    """The Metadata API XSD from the v66 WSDL, with global elements for the root types."""
+    if not WSDL.exists():
+        pytest.skip("../shared/corpus WSDL is absent")
+    from lxml import etree
+
+    tree = etree.parse(str(WSDL), etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True))
+    xsd_ns = "http://www.w3.org/2001/XMLSchema"
+    schema_el = tree.find(f".//{{{xsd_ns}}}schema")
+    for prefix, uri in tree.getroot().nsmap.items():
+        if prefix and prefix not in (schema_el.nsmap or {}):
+            pass
+    src = etree.tostring(schema_el)
+    # re-root the schema so the WSDL's namespace declarations apply
+    new = etree.fromstring(src)
+    nsmap = dict(new.nsmap)
+    nsmap.update({"tns": "http://soap.sforce.com/2006/04/metadata", "xsd": xsd_ns})
+    root = etree.Element(new.tag, nsmap=nsmap, attrib=dict(new.attrib))
+    for child in new:
+        root.append(child)
+    for name in ("Profile", "PermissionSet", "PermissionSetGroup", "ConnectedApp", "Package"):
+        el = etree.SubElement(root, f"{{{xsd_ns}}}element")
+        el.set("name", name)
+        el.set("type", f"tns:{name}")
+    return etree.XMLSchema(root)
