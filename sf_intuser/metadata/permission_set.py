@@ -11,7 +11,9 @@ copy carries all its content.
 
 from __future__ import annotations
 
+import copy
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -20,6 +22,7 @@ from lxml import etree
 from sf_intuser.metadata import license_rules as rules
 from sf_intuser.metadata import schema
 from sf_intuser.metadata.access import (
+    NON_GRANT_FLAGS,
     SECTION_KEYS,
     TAB_VISIBILITY_MAP,
     Change,
@@ -30,6 +33,7 @@ from sf_intuser.metadata.access import (
 )
 from sf_intuser.metadata.xml import (
     DEFAULT_STYLE,
+    MD_NS,
     Document,
     add,
     children,
@@ -160,9 +164,11 @@ def build_permission_set(
             "the copy is license-less" if not license else f"the copy is bound to {license}",
             "license-less", rules.PSA_DOC, "V", file=file))
 
-    by_section: dict[str, list[etree._Element]] = {}
-    for el in children(src):
-        by_section.setdefault(local(el), []).append(el)
+    work = copy.deepcopy(src)  # fast-path entries are moved out of this copy, never out of src
+    by_tag: dict[str, list[etree._Element]] = {}
+    for el in work.iterchildren(etree.Element):
+        by_tag.setdefault(el.tag, []).append(el)
+    by_section = {etree.QName(t).localname: els for t, els in by_tag.items()}
 
     standard_objects = 0
     for section, entries in by_section.items():
@@ -184,6 +190,11 @@ def build_permission_set(
         etype = entry_type("PermissionSet", target)
         kept: list[tuple[str, etree._Element]] = []
         nogrant = 0
+        fast = _fast_copy(entries, src_type, section, etype) if section != "userPermissions" else None
+        if fast is not None:
+            kept, nogrant = fast
+            standard_objects += sum(1 for k, _ in kept if section == "objectPermissions" and "__" not in k)
+            entries = []
         for entry in entries:
             if not entry_grants(entry, src_type, section):
                 nogrant += 1
@@ -212,29 +223,32 @@ def build_permission_set(
                                       "tab-map", "shane-sfdx-plugins permsetProfileMetadata.ts", "V-3P", file=file))
             else:
                 fmap = schema.field_map(etype) if etype else {}
+                values: dict[str, str | None] = {}
                 dropped_fields = []
-                for c in children(entry):
-                    f = fmap.get(local(c))
-                    if fmap and f is None:
-                        dropped_fields.append(local(c))
-                        continue
-                    value = c.text
-                    if f is not None and f.type == "xsd:boolean":
-                        value = "true" if is_true(value) else "false"
-                    add(new, local(c), value)
-                present = {local(c) for c in children(new)}
-                missing = [f.name for f in fmap.values() if f.min >= 1 and f.type == "xsd:boolean" and f.name not in present]
-                for m in missing:
-                    add(new, m, "false")
-                if missing:
-                    changes.append(Change("mapped", section, key, f"set missing {', '.join(missing)} to false",
-                                          "schema-required", file=file))
+                for c in entry.iterchildren(etree.Element):
+                    name = local(c)
+                    if fmap and name not in fmap:
+                        dropped_fields.append(name)
+                    else:
+                        values[name] = c.text
+                missing = []
+                for f in fmap.values():  # schema order
+                    if f.name in values:
+                        v = values[f.name]
+                        add(new, f.name, ("true" if is_true(v) else "false") if f.type == "xsd:boolean" else v)
+                    elif f.min >= 1 and f.type == "xsd:boolean":
+                        add(new, f.name, "false")
+                        missing.append(f.name)
+                if not fmap:
+                    for name, v in values.items():
+                        add(new, name, v)
                 if dropped_fields:
                     changes.append(Change("mapped", section, key,
                                           f"dropped {', '.join(sorted(set(dropped_fields)))} (profile-only defaults)",
                                           "default-only", "salesforce-facts.md A4", "V-3P", file=file))
-                if etype:
-                    schema.sort_children(new, etype)
+                if missing:
+                    changes.append(Change("mapped", section, key, f"set missing {', '.join(missing)} to false",
+                                          "schema-required", file=file))
             kept.append((key, new))
         if nogrant:
             changes.append(Change("dropped", section, "*", "grants nothing (all false); a permission set only grants",
@@ -248,8 +262,62 @@ def build_permission_set(
         r = rules.STANDARD_OBJECT_NOTE
         changes.append(Change("warning", "objectPermissions", "*", r.reason, r.id, r.source, r.status,
                               count=standard_objects, file=file))
-    schema.sort_children(root, "PermissionSet")
+    schema.sort_children(root, "PermissionSet", deep=False)  # entries are in order already
     return root, changes
+
+
+_XP_NS = {"m": MD_NS}
+
+
+@lru_cache(maxsize=None)
+def _entry_schema(section: str, etype: str) -> etree.XMLSchema:
+    """An XSD accepting a box of ``section`` entries exactly as the Metadata API schema orders them,
+    with canonical booleans only: validation in C decides whether entries can be taken unchanged."""
+    fields_xsd = []
+    for f in schema.fields(etype):
+        ftype = "canon" if f.type == "xsd:boolean" else "xs:string"
+        occurs = f' minOccurs="{f.min}"' + (' maxOccurs="unbounded"' if f.repeated else "")
+        fields_xsd.append(f'<xs:element name="{f.name}" type="{ftype}"{occurs}/>')
+    xsd = f"""<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:m="{MD_NS}"
+        targetNamespace="{MD_NS}" elementFormDefault="qualified">
+      <xs:simpleType name="canon"><xs:restriction base="xs:string">
+        <xs:enumeration value="true"/><xs:enumeration value="false"/></xs:restriction></xs:simpleType>
+      <xs:complexType name="entry"><xs:sequence>{''.join(fields_xsd)}</xs:sequence></xs:complexType>
+      <xs:element name="box"><xs:complexType><xs:sequence>
+        <xs:element name="{section}" type="m:entry" minOccurs="0" maxOccurs="unbounded"/>
+      </xs:sequence></xs:complexType></xs:element>
+    </xs:schema>"""
+    return etree.XMLSchema(etree.fromstring(xsd.replace('type="canon"', 'type="m:canon"')))
+
+
+def _fast_copy(entries: list[etree._Element], src_type: str, section: str,
+               etype: str | None) -> tuple[list[tuple[str, etree._Element]], int] | None:
+    """Take a section's granting entries in C (XPath over a box holding only them) when they need no repair.
+
+    Used when the source entry type has the same fields as the permission set's, every boolean is
+    canonical, no required field is missing and fields are in schema order; otherwise None and the
+    caller takes the general path, which repairs and reports.
+    """
+    src_etype = entry_type(src_type, section)
+    if not etype or not src_etype or schema.fields(src_etype) != schema.fields(etype) or section not in SECTION_KEYS:
+        return None
+    fdefs = schema.fields(etype)
+    names = [f.name for f in fdefs]
+    bools = [f.name for f in fdefs if f.type == "xsd:boolean"]
+    grant = [b for b in bools if b not in NON_GRANT_FLAGS]
+    if not grant:
+        return None
+    sec = f"m:{section}"
+    box = etree.Element(q("box"))
+    box.extend(entries)  # moves the (copied) entries; the XPath below then sees only this section
+    if not _entry_schema(section, etype).validate(box):
+        return None
+    cond = " or ".join(f"m:{g}='true'" for g in grant)
+    granting = box.xpath(f"{sec}[{cond}]", namespaces=_XP_NS)
+    keys = box.xpath(f"{sec}[{cond}]/m:{SECTION_KEYS[section]}/text()", namespaces=_XP_NS)
+    if len(keys) != len(granting):
+        return None  # an empty key: the general path reports it
+    return list(zip(map(str, keys), granting)), len(entries) - len(granting)
 
 
 def license_less_copy(

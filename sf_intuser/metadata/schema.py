@@ -15,7 +15,7 @@ from importlib import resources
 
 from lxml import etree
 
-from sf_intuser.metadata.xml import children, local
+from sf_intuser.metadata.xml import NS, children, local
 
 
 @dataclass(frozen=True)
@@ -70,24 +70,32 @@ def enum_values(type_name: str) -> tuple[str, ...] | None:
     return tuple(values) if values is not None else None
 
 
-def sort_children(el: etree._Element, type_name: str) -> None:
-    """Put ``el``'s children in schema order, recursively; stable, unknown names last."""
+@lru_cache(maxsize=None)
+def _qorder(type_name: str) -> dict[str, int]:
+    return {NS + n: i for n, i in order(type_name).items()}
+
+
+def sort_children(el: etree._Element, type_name: str, deep: bool = True) -> None:
+    """Put ``el``'s children in schema order (stable; unknown names last); recursively when ``deep``."""
     if not is_known_type(type_name):
         return
-    idx = order(type_name)
-    fmap = field_map(type_name)
-    kids = list(children(el))
-    last = len(idx)
-    kids_sorted = sorted(kids, key=lambda c: idx.get(local(c), last))
-    if kids_sorted != kids:
+    qidx = _qorder(type_name)
+    last = len(qidx)
+    kids = list(el)
+    keys = [qidx.get(c.tag, last) for c in kids]
+    if any(a > b for a, b in zip(keys, keys[1:])):
+        ordered = [c for _, _, c in sorted(zip(keys, range(len(kids)), kids), key=lambda t: (t[0], t[1]))]
         for c in kids:
             el.remove(c)
-        for c in kids_sorted:
+        for c in ordered:
             el.append(c)
-    for c in kids_sorted:
-        f = fmap.get(local(c))
-        if f is not None and is_known_type(f.type):
-            sort_children(c, f.type)
+        kids = ordered
+    if deep:
+        fmap = field_map(type_name)
+        for c in kids:
+            f = fmap.get(local(c))
+            if f is not None and is_known_type(f.type):
+                sort_children(c, f.type)
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,10 @@ def parse(data: bytes, source: str = "<bytes>", max_bytes: int = DEFAULT_MAX_BYT
         ) from None
     if root.getroottree().docinfo.internalDTD is not None:  # pragma: no cover - caught above
         raise MetadataXmlError(source, "refused: the file declares a DTD", "Remove the DTD")
+    if etree.QName(root).namespace != MD_NS:
+        raise MetadataXmlError(
+            source, f"root element <{etree.QName(root).localname}> is not in the Metadata API namespace {MD_NS}",
+            f'Add xmlns="{MD_NS}" to the root element or re-retrieve the file')
     eol = "\r\n" if b"\r\n" in head else "\n"
     stripped = data.rstrip(b" \t")
     return Document(root=root, style=Style(eol=eol, final_newline=stripped.endswith(b"\n")), source=source)
@@ -150,27 +154,29 @@ def q(name: str) -> str:
     return NS + name
 
 
+_NSLEN = len(NS)
+
+
 def local(el: etree._Element) -> str:
     tag = el.tag
     if not isinstance(tag, str):
         return ""
-    return tag[len(NS):] if tag.startswith(NS) else etree.QName(tag).localname
+    return tag[_NSLEN:] if tag.startswith(NS) else etree.QName(tag).localname
 
 
-def children(el: etree._Element, name: str | None = None) -> Iterator[etree._Element]:
-    for child in el:
-        if not isinstance(child.tag, str):
-            continue
-        if name is None or local(child) == name:
-            yield child
+def children(el: etree._Element | None, name: str | None = None) -> Iterator[etree._Element]:
+    """Element children (comments skipped), optionally only those named ``name``; C-level filtering."""
+    if el is None:
+        return iter(())
+    return el.iterchildren(q(name)) if name is not None else el.iterchildren(etree.Element)
 
 
 def child(el: etree._Element, name: str) -> etree._Element | None:
-    return next(children(el, name), None)
+    return el.find(q(name))
 
 
 def text(el: etree._Element, name: str, default: str | None = None) -> str | None:
-    c = child(el, name)
+    c = el.find(q(name))
     if c is None or c.text is None:
         return default
     return c.text
