@@ -67,7 +67,8 @@ def main() -> None:
     """Move Salesforce integration users onto the free Salesforce Integration user license.
 
     \b
-    Offline:  convert, lint
+    Offline:  convert, lint, demo
+    Tools:    doctor
     """
 
 
@@ -229,6 +230,53 @@ def lint(paths: tuple[Path, ...], integration_permsets: tuple[str, ...], as_json
             f"\n\n{len(errors)} error(s), {len(findings) - len(errors)} warning(s) in {len(files)} file(s)."
 
     emit(as_json, result, human, status=status)
+
+
+# --- doctor ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("-o", "--target-org", default=None, help="Username or alias of the org to check (default: none).")
+@click.option("--sf-path", default=None, help="The sf executable (default: SF_INTUSER_SF, the setup's shim, PATH).")
+@json_option
+def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
+    """Check the tools: sf found and its version, Node, and (with -o) the org connection.
+
+    \b
+    Examples:
+      sf-intuser doctor
+      sf-intuser doctor -o my-sandbox --json
+    """
+    from sf_intuser.sf import commands
+    from sf_intuser.sf.runner import TESTED_VERSION, SfError, SfRunner
+
+    checks: list[dict] = []
+    warnings: list[str] = []
+    try:
+        runner = SfRunner(sf=sf_path)
+        checks.append({"check": "sf found", "ok": True, "detail": runner.sf})
+        ver = commands.version(runner)
+        ok = ver is not None and ver[0] == TESTED_VERSION[0]
+        detail = ".".join(map(str, ver)) if ver else "unknown"
+        checks.append({"check": "sf version", "ok": ok, "detail": detail})
+        if ver and ver < TESTED_VERSION:
+            warnings.append(f"sf {detail} is older than {'.'.join(map(str, TESTED_VERSION))}, the version "
+                            "sf-intuser is tested against; `make setup` installs that one")
+        if target_org:
+            info = commands.org_display(runner, target_org)
+            checks.append({"check": "org connected", "ok": True,
+                           "detail": f"{info.username} ({info.org_id}) API v{info.api_version}"})
+    except SfError as exc:
+        checks.append({"check": "sf", "ok": False, "detail": exc.message})
+        status = EXIT_FAILURE
+        emit(as_json, {"checks": checks}, lambda: table([(c["check"], "ok" if c["ok"] else "FAILED", c["detail"])
+                                                          for c in checks], ["check", "status", "detail"])
+             + "".join(f"\nTry this: {a}" for a in exc.actions), status=status, warnings=warnings)
+        return
+    status = EXIT_OK if all(c["ok"] for c in checks) else EXIT_FAILURE
+    emit(as_json, {"checks": checks},
+         lambda: table([(c["check"], "ok" if c["ok"] else "FAILED", c["detail"]) for c in checks],
+                       ["check", "status", "detail"]), status=status, warnings=warnings)
 
 
 # --- demo -------------------------------------------------------------------------------------

@@ -1,6 +1,23 @@
-"""The one choke point that runs the ``sf`` CLI."""
+"""The one choke point that runs the ``sf`` CLI (the only importer of ``sh``).
+
+Every call: an argv list (never a shell string), ``--json`` unless the command has none, the
+offline and fast environment below, a timeout, and a record of the call (argv with secrets
+redacted, exit code, seconds). sf prints its JSON envelope on stdout even when it fails
+(shared/spec/sf-wire.md section 9), so the envelope is parsed first and the exit code judged after;
+a failure becomes a :class:`SfError` carrying sf's error name, message, exit code and actions.
+"""
 
 from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 #: Environment that keeps ``sf`` offline and fast (shared/spec/sf-wire.md sections 0 and 10):
 #: telemetry off, no new-version check, both auto-update switches (``SF_AUTOUPDATE_DISABLE`` alone
@@ -12,3 +29,184 @@ QUIET_ENV: dict[str, str] = {
     "SF_AUTOUPDATE_DISABLE": "true",
     "SF_DISABLE_LOG_FILE": "true",
 }
+
+#: The CLI version sf-intuser is built and tested against (tools/sf-cli/package.json).
+TESTED_VERSION = (2, 146, 3)
+MIN_MAJOR = 2
+
+_TOKEN = re.compile(r"00D\w{12,15}![\w.]+")
+_JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
+
+
+def redact(text: str) -> str:
+    """Remove access tokens (``00D...!...`` session ids and JWTs) from anything we log or show."""
+    return _JWT.sub("[REDACTED]", _TOKEN.sub("[REDACTED]", text))
+
+
+class SfError(Exception):
+    """sf failed. ``name`` is sf's error name (e.g. ``INVALID_SESSION_ID``), ``exit_code`` its exit code."""
+
+    def __init__(self, name: str, message: str, exit_code: int = 1, actions: Sequence[str] = (),
+                 data: Any = None, argv: Sequence[str] = ()) -> None:
+        self.name = name
+        self.message = redact(message)
+        self.exit_code = exit_code
+        self.actions = [redact(a) for a in actions]
+        self.data = data
+        self.argv = list(argv)
+        super().__init__(f"{name}: {self.message}")
+
+
+class SfNotFound(SfError):
+    pass
+
+
+class SfTimeout(SfError):
+    pass
+
+
+class SfAuthError(SfError):
+    """No usable session for the org (not logged in, expired or revoked)."""
+
+
+@dataclass
+class Envelope:
+    status: int
+    result: Any
+    warnings: list[str]
+    raw: dict
+
+
+@dataclass
+class Call:
+    argv: list[str]
+    exit_code: int
+    seconds: float
+
+
+#: (argv, env, timeout) -> (exit_code, stdout, stderr); replaced by a fake in adapter tests.
+Executor = Callable[[Sequence[str], Mapping[str, str], float], tuple[int, str, str]]
+
+
+def sh_executor(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> tuple[int, str, str]:
+    import sh  # the only import of sh in the project
+
+    try:
+        proc = sh.Command(argv[0])(*argv[1:], _env=dict(env), _timeout=timeout, _ok_code=list(range(256)),
+                                   _return_cmd=True, _in="")
+    except sh.TimeoutException:
+        raise SfTimeout("SfTimeout", f"sf did not finish within {timeout:.0f} s", 1, argv=argv) from None
+    except sh.CommandNotFound:
+        raise SfNotFound("SfNotFound", f"cannot run {argv[0]}", 127, argv=argv) from None
+    except sh.SignalException as exc:
+        return 128 + abs(exc.exit_code), exc.stdout.decode("utf-8", "replace"), exc.stderr.decode("utf-8", "replace")
+    out, err = proc.stdout, proc.stderr
+    if isinstance(out, bytes):
+        out = out.decode("utf-8", "replace")
+    if isinstance(err, bytes):
+        err = err.decode("utf-8", "replace")
+    return proc.exit_code, out, err
+
+
+def find_sf(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The ``sf`` to run: an explicit path, else ``SF_INTUSER_SF``, else the setup's shim beside this
+    Python (``.venv/bin/sf``), else ``sf`` on PATH."""
+    environ = os.environ if environ is None else environ
+    for candidate in (explicit, environ.get("SF_INTUSER_SF")):
+        if candidate:
+            if Path(candidate).is_file() or shutil.which(candidate):
+                return candidate
+            raise SfNotFound("SfNotFound", f"sf not found at {candidate}", 127,
+                             actions=["Fix --sf-path / SF_INTUSER_SF, or run `make setup` to install the pinned CLI"])
+    shim = Path(sys.executable).parent / "sf"
+    if shim.is_file():
+        return str(shim)
+    on_path = shutil.which("sf", path=environ.get("PATH"))
+    if on_path:
+        return on_path
+    raise SfNotFound("SfNotFound", "the Salesforce CLI (sf) was not found", 127,
+                     actions=["Run `make setup` in the sf-intuser checkout (it installs the pinned CLI), or "
+                              "`npm install --global @salesforce/cli` (needs Node 22.19 or later)",
+                              "Or point SF_INTUSER_SF at an sf executable"])
+
+
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    m = re.search(r"@salesforce/cli/(\d+)\.(\d+)\.(\d+)", text)
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+
+
+@dataclass
+class SfRunner:
+    sf: str | None = None
+    env: Mapping[str, str] | None = None
+    timeout: float = 900.0
+    executor: Executor = sh_executor
+    calls: list[Call] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.sf is None:
+            self.sf = find_sf(environ=self.env)
+
+    def environment(self) -> dict[str, str]:
+        base = dict(os.environ if self.env is None else self.env)
+        for k, v in QUIET_ENV.items():
+            base.setdefault(k, v)
+        base.pop("SF_CONTENT_TYPE", None)  # we always ask for --json ourselves
+        return base
+
+    def raw(self, args: Sequence[str], timeout: float | None = None) -> tuple[int, str, str]:
+        argv = [str(self.sf), *args]
+        t0 = time.perf_counter()
+        code, out, err = self.executor(argv, self.environment(), timeout or self.timeout)
+        self.calls.append(Call([redact(a) for a in argv], code, time.perf_counter() - t0))
+        return code, out, err
+
+    def run(self, args: Sequence[str], timeout: float | None = None, ok: Sequence[int] = (0,)) -> Envelope:
+        """Run ``sf ARGS --json``; return the envelope, or raise :class:`SfError` for a failure."""
+        args = [*args, "--json"]
+        code, out, err = self.raw(args, timeout)
+        env = parse_envelope(out)
+        if env is None:
+            raise SfError("SfBadOutput", f"sf {' '.join(args[:3])} printed no JSON envelope (exit {code}): "
+                          f"{(err or out).strip()[:500]}", code or 1, argv=args)
+        if code in ok and env.get("status", code) in ok:
+            return Envelope(int(env.get("status", 0)), env.get("result"), list(env.get("warnings") or []), env)
+        raise error_from(env, code, args)
+
+    @property
+    def seconds(self) -> float:
+        return sum(c.seconds for c in self.calls)
+
+
+def parse_envelope(stdout: str) -> dict | None:
+    """sf's JSON envelope from stdout; tolerant of text printed before it."""
+    text = stdout.strip()
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        return data if isinstance(data, dict) else None
+    except ValueError:
+        start = text.find("{")
+        if start < 0:
+            return None
+        try:
+            data = json.loads(text[start:])
+            return data if isinstance(data, dict) else None
+        except ValueError:
+            return None
+
+
+_AUTH_NAMES = {"INVALID_SESSION_ID", "NoAuthInfoFound", "NamedOrgNotFoundError", "NoDefaultEnvError",
+               "NoOrgFound", "AuthInfoCreationError", "sf:INVALID_SESSION_ID"}
+
+
+def error_from(env: dict, code: int, argv: Sequence[str]) -> SfError:
+    name = str(env.get("name") or env.get("code") or "SfError")
+    message = str(env.get("message") or "")
+    if not message and isinstance(env.get("result"), dict):
+        failures = env["result"].get("failures") or []
+        message = "; ".join(str(f.get("message", f)) for f in failures) or json.dumps(env["result"])[:500]
+    exit_code = int(env.get("exitCode") or env.get("status") or code or 1)
+    cls = SfAuthError if name in _AUTH_NAMES else SfError
+    return cls(name, message, exit_code, env.get("actions") or [], env.get("data") or env.get("result"), argv)

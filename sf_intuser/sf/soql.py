@@ -1,0 +1,37 @@
+"""SOQL literals, escaped in one place.
+
+SOQL string literals escape ``\\``, ``'``, ``"``, newline, carriage return, tab, backspace and form
+feed with a backslash (SOQL and SOSL Reference, "Quoted String Escape Sequences"). A username
+holding a quote or a backslash therefore cannot end the literal and change the query.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+_ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def quote(value: str) -> str:
+    """A SOQL string literal for ``value``."""
+    return "'" + "".join(_ESCAPES.get(ch, ch) for ch in str(value)) + "'"
+
+
+def in_list(values: Iterable[str]) -> str:
+    """``('a', 'b')`` for ``IN``; raises on an empty list (SOQL has no empty IN)."""
+    items = sorted({str(v) for v in values})
+    if not items:
+        raise ValueError("IN needs at least one value")
+    return "(" + ", ".join(quote(v) for v in items) + ")"
+
+
+def chunks(values: Iterable[str], size: int = 200) -> Iterable[list[str]]:
+    """Batches for ``IN (...)`` and sObject collections (200 records a call)."""
+    batch: list[str] = []
+    for v in values:
+        batch.append(v)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
