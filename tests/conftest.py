@@ -36,9 +36,6 @@ def md_schema():
     tree = etree.parse(str(WSDL), etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True))
     xsd_ns = "http://www.w3.org/2001/XMLSchema"
     schema_el = tree.find(f".//{{{xsd_ns}}}schema")
-    for prefix, uri in tree.getroot().nsmap.items():
-        if prefix and prefix not in (schema_el.nsmap or {}):
-            pass
     src = etree.tostring(schema_el)
     # re-root the schema so the WSDL's namespace declarations apply
     new = etree.fromstring(src)

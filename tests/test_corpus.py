@@ -59,7 +59,7 @@ def test_schema_checker_agrees_with_the_xsd(corpus, md_schema):
     agree = 0
     for e in _files(corpus):
         doc = xml.parse((CORPUS / e["path"]).read_bytes(), e["path"])
-        ours = [p for p in schema.check(doc.root, doc.type_name) if p.kind != "bad-value" or True]
+        ours = schema.check(doc.root, doc.type_name)
         xsd_ok = md_schema.validate(doc.root.getroottree())
         assert (not ours) == xsd_ok, (e["path"], ours[:2], md_schema.error_log.last_error)
         agree += 1
