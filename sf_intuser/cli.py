@@ -252,13 +252,13 @@ def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
 
     checks: list[dict] = []
     warnings: list[str] = []
+    actions: list[str] = []
     try:
         runner = SfRunner(sf=sf_path)
         checks.append({"check": "sf found", "ok": True, "detail": runner.sf})
         ver = commands.version(runner)
-        ok = ver is not None and ver[0] == TESTED_VERSION[0]
         detail = ".".join(map(str, ver)) if ver else "unknown"
-        checks.append({"check": "sf version", "ok": ok, "detail": detail})
+        checks.append({"check": "sf version", "ok": ver is not None and ver[0] == TESTED_VERSION[0], "detail": detail})
         if ver and ver < TESTED_VERSION:
             warnings.append(f"sf {detail} is older than {'.'.join(map(str, TESTED_VERSION))}, the version "
                             "sf-intuser is tested against; `make setup` installs that one")
@@ -268,15 +268,12 @@ def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
                            "detail": f"{info.username} ({info.org_id}) API v{info.api_version}"})
     except SfError as exc:
         checks.append({"check": "sf", "ok": False, "detail": exc.message})
-        status = EXIT_FAILURE
-        emit(as_json, {"checks": checks}, lambda: table([(c["check"], "ok" if c["ok"] else "FAILED", c["detail"])
-                                                          for c in checks], ["check", "status", "detail"])
-             + "".join(f"\nTry this: {a}" for a in exc.actions), status=status, warnings=warnings)
-        return
+        actions = exc.actions
     status = EXIT_OK if all(c["ok"] for c in checks) else EXIT_FAILURE
     emit(as_json, {"checks": checks},
          lambda: table([(c["check"], "ok" if c["ok"] else "FAILED", c["detail"]) for c in checks],
-                       ["check", "status", "detail"]), status=status, warnings=warnings)
+                       ["check", "status", "detail"]) + "".join(f"\nTry this: {a}" for a in actions),
+         status=status, warnings=warnings)
 
 
 # --- demo -------------------------------------------------------------------------------------

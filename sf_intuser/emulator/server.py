@@ -125,14 +125,14 @@ def _project(state: OrgState, obj: str, rec: dict[str, Any], fields: list[str]) 
     out: dict[str, Any] = {"attributes": _attrs(obj, rec)}
     for f in fields:
         parts = f.split(".")
-        cur_out, cur_rec, cur_obj = out, rec, obj
+        cur_out, cur_rec = out, rec
         for rel in parts[:-1]:
             rel_name, parent = _parent(state, cur_rec, rel)
             if parent is None:
                 cur_out[rel_name] = None
                 break
             node = cur_out.setdefault(rel_name, {"attributes": _attrs(rel_name, parent)})
-            cur_out, cur_rec, cur_obj = node, parent, rel_name
+            cur_out, cur_rec = node, parent
         else:
             key = next((k for k in cur_rec if k.lower() == parts[-1].lower()), parts[-1])
             cur_out[key] = cur_rec.get(key)

@@ -79,7 +79,7 @@ def lint(
             sev = "warning" if p.kind == "out-of-order" else "error"
             fix = {
                 "unknown-element": "Remove the element or re-retrieve the file with a current API version",
-                "out-of-order": f"Reorder the elements as the Metadata API schema does (sf-intuser convert writes them in order)",
+                "out-of-order": "Reorder the elements as the Metadata API schema does (sf-intuser convert writes them in order)",
                 "bad-value": "Use a value the schema allows",
             }[p.kind]
             out.append(Finding(sev, item.file, p.path, p.message, fix, "schema-" + p.kind))

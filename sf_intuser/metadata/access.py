@@ -9,8 +9,6 @@ grant nothing that the input did not.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Iterable
-
 from lxml import etree
 
 from sf_intuser.metadata import schema
@@ -136,10 +134,3 @@ def grants(root: etree._Element, type_name: str | None = None) -> set[Grant]:
         if section in SECTION_KEYS and section != "layoutAssignments":
             out.update(entry_grants(section_el, type_name, section))
     return out
-
-
-def summarize(changes: Iterable[Change]) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for c in changes:
-        totals[c.action] = totals.get(c.action, 0) + c.count
-    return totals

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sf_intuser.metadata.xml import Document, child, children, flag, parse, text
+from sf_intuser.metadata.permission_set import as_doc
+from sf_intuser.metadata.xml import Document, child, children, flag, text
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class ConnectedAppAccess:
 
 
 def read(data: bytes | Document, name: str) -> ConnectedAppAccess:
-    doc = data if isinstance(data, Document) else parse(data, name)
+    doc = as_doc(data, name)
     root = doc.root
     oauth = child(root, "oauthConfig")
     policy = child(root, "oauthPolicy")

@@ -76,7 +76,7 @@ class Classification:
         return {k: v for k, v in self.__dict__.items() if v not in ("", None)}
 
 
-def _as_doc(data: bytes | Document, source: str) -> Document:
+def as_doc(data: bytes | Document, source: str) -> Document:
     return data if isinstance(data, Document) else parse(data, source)
 
 
@@ -91,7 +91,7 @@ def classify(
     user_licenses: frozenset[str] | None = None,
     psl_available: Mapping[str, bool] | None = None,
 ) -> Classification:
-    doc = _as_doc(data, name)
+    doc = as_doc(data, name)
     lic = license_of(doc.root)
     v = rules.classify_license(lic, name, user_licenses=user_licenses, psl_available=psl_available)
     return Classification("PermissionSet", name, v.verdict, v.reason, lic, v.source, v.status)
@@ -105,7 +105,7 @@ def classify_group(
     Muting permission sets only remove access and carry no license, so they never block.
     Components not in ``components`` are unknown and reported as blocking until classified.
     """
-    doc = _as_doc(data, name)
+    doc = as_doc(data, name)
     members = [c.text or "" for c in children(doc.root, "permissionSets")]
     worst = "assignable"
     reasons = []
@@ -172,17 +172,14 @@ def build_permission_set(
 
     standard_objects = 0
     for section, entries in by_section.items():
-        if section in _HEADER or (src_type == "Profile" and section in rules.PROFILE_ONLY_SECTIONS):
-            if section in ("label", "license", "userLicense", "description", "fullName", "module",
-                           "hasActivationRequired"):
-                continue
+        if section in _HEADER or section == "userLicense":
+            continue  # the header is written anew; a license change is reported above
+        if src_type == "Profile" and section in rules.PROFILE_ONLY_SECTIONS:
             changes.append(Change("dropped", section, "*", rules.PROFILE_ONLY_SECTIONS.get(section, "profile-only"),
                                   "profile-only", count=len(entries), file=file))
             continue
         target = "tabSettings" if (src_type == "Profile" and section == "tabVisibilities") else section
         if target not in ps_fields or target not in SECTION_KEYS:
-            if section == "userLicense":
-                continue
             changes.append(Change("warning", section, "*",
                                   f"<{section}> is not a PermissionSet element (Metadata API v{schema.api_version()}); left out",
                                   "unknown-element", count=len(entries), file=file))
@@ -302,7 +299,6 @@ def _fast_copy(entries: list[etree._Element], src_type: str, section: str,
     if not etype or not src_etype or schema.fields(src_etype) != schema.fields(etype) or section not in SECTION_KEYS:
         return None
     fdefs = schema.fields(etype)
-    names = [f.name for f in fdefs]
     bools = [f.name for f in fdefs if f.type == "xsd:boolean"]
     grant = [b for b in bools if b not in NON_GRANT_FLAGS]
     if not grant:
@@ -329,7 +325,7 @@ def license_less_copy(
     license: str | None = None,
 ) -> Rewrite:
     """A license-less (or PSL-bound) copy of a permission set bound to another user license."""
-    doc = _as_doc(data, name)
+    doc = as_doc(data, name)
     src_label = text(doc.root, "label") or name
     new_name = new_name or api_name(name, "_Intuser")
     root, changes = build_permission_set(

@@ -21,7 +21,7 @@ from lxml import etree
 from sf_intuser.metadata import license_rules as rules
 from sf_intuser.metadata import schema
 from sf_intuser.metadata.access import Change
-from sf_intuser.metadata.permission_set import MARKER, Rewrite, api_name, build_permission_set
+from sf_intuser.metadata.permission_set import MARKER, Rewrite, api_name, as_doc, build_permission_set
 from sf_intuser.metadata.xml import (
     DEFAULT_STYLE,
     Document,
@@ -31,7 +31,6 @@ from sf_intuser.metadata.xml import (
     flag,
     local,
     new_root,
-    parse,
     serialize,
     text,
 )
@@ -40,16 +39,8 @@ API_PROFILE_PERMISSIONS = ("ApiEnabled", "ApiUserOnly", "ChatterInternalUser")
 """userPermissions of the standard API-only profile (retrieved copies in shared/corpus)."""
 
 
-def _as_doc(data: bytes | Document, source: str) -> Document:
-    return data if isinstance(data, Document) else parse(data, source)
-
-
 def user_license(data: bytes | Document, name: str = "") -> str | None:
-    return text(_as_doc(data, name).root, "userLicense")
-
-
-def is_integration_profile(root: etree._Element) -> bool:
-    return text(root, "userLicense") == rules.INTEGRATION_USER_LICENSE
+    return text(as_doc(data, name).root, "userLicense")
 
 
 def enabled_user_permissions(root: etree._Element) -> set[str]:
@@ -65,7 +56,7 @@ def to_permission_set(
     license: str | None = None,
 ) -> Rewrite:
     """The license-less permission set holding what ``profile_name`` grants (``license`` may be the PSL)."""
-    doc = _as_doc(data, profile_name)
+    doc = as_doc(data, profile_name)
     if license not in (None, rules.INTEGRATION_PSL):
         raise ValueError(f"a converted profile's permission set is license-less or {rules.INTEGRATION_PSL}")
     root, changes = build_permission_set(
@@ -162,7 +153,7 @@ def plan_api_profiles(profiles: Mapping[str, bytes | Document], prefix: str = "A
     perms: dict[str, set[str]] = {}
     docs: dict[str, Document] = {}
     for name, data in profiles.items():
-        doc = _as_doc(data, name)
+        doc = as_doc(data, name)
         docs[name] = doc
         groups.setdefault(login_policy(doc.root), []).append(name)
         perms[name] = enabled_user_permissions(doc.root)

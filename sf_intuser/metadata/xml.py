@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from lxml import etree
 
@@ -196,16 +196,3 @@ def add(parent: etree._Element, name: str, value: str | None = None) -> etree._E
     if value is not None:
         el.text = value
     return el
-
-
-def add_entry(parent: etree._Element, name: str, fields: Iterable[tuple[str, str | None]]) -> etree._Element:
-    """Append ``<name>`` with leaf children in the given order (callers pass schema order)."""
-    el = add(parent, name)
-    for key, value in fields:
-        if value is not None:
-            add(el, key, value)
-    return el
-
-
-def bool_text(value: bool) -> str:
-    return "true" if value else "false"
