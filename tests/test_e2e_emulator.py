@@ -1,63 +1,381 @@
-"""End to end: the real, pinned sf CLI against the emulated org on 127.0.0.1."""
+"""End to end: the real, pinned sf CLI against the emulated org on 127.0.0.1.
+
+One emulator and one login serve the module; each test gets a freshly seeded org state and no
+faults, so tests assert on the org itself and do not leak into each other.
+"""
 
 from __future__ import annotations
 
 import os
+import zipfile
 
 import pytest
 
+from sf_intuser.emulator import faults, seed
 from sf_intuser.emulator.server import EmulatedOrg
+from sf_intuser.metadata import package_xml
 from sf_intuser.sf import commands, soql
-from sf_intuser.sf.runner import SfAuthError, SfError, SfRunner
+from sf_intuser.sf.runner import SfAuthError, SfConnectionError, SfError, SfRunner
 from tests.conftest import ROOT
 
 SHIM = ROOT / ".venv" / "bin" / "sf"
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not SHIM.exists(), reason="the pinned sf CLI is not installed (run `make setup`)")]
+ORG = "emu"
 
 
-@pytest.fixture()
-def org(tmp_path):
-    emu = EmulatedOrg(max_seconds=300).start()
-    home = tmp_path / "home"
-    home.mkdir()
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    emu = EmulatedOrg(max_seconds=900).start()
+    home = tmp_path_factory.mktemp("home")
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "SF_USE_GENERIC_UNIX_KEYCHAIN": "true",
            "SF_ACCESS_TOKEN": emu.access_token()}
     runner = SfRunner(sf=str(SHIM), env=env, timeout=120)
-    login = runner.run(["org", "login", "access-token", "--instance-url", emu.url, "--no-prompt", "--alias", "emu"])
+    login = runner.run(["org", "login", "access-token", "--instance-url", emu.url, "--no-prompt", "--alias", ORG])
     assert login.result["username"] == emu.state.username
     yield emu, runner
     emu.stop()
 
 
+@pytest.fixture()
+def org(server):
+    emu, runner = server
+    emu.state = seed.load()
+    emu.faults.clear()
+    return emu, runner
+
+
+def user(emu, username):
+    return emu.state.one("User", Username=username)
+
+
+def assigned(emu, username):
+    uid = user(emu, username)["Id"]
+    return sorted(emu.state.get(a["PermissionSetId"])["Name"]
+                  for a in emu.state.find("PermissionSetAssignment", AssigneeId=uid))
+
+
+def psl_assigned(emu, username):
+    uid = user(emu, username)["Id"]
+    return sorted(emu.state.get(a["PermissionSetLicenseId"])["DeveloperName"]
+                  for a in emu.state.find("PermissionSetLicenseAssign", AssigneeId=uid))
+
+
+# --- login and query ----------------------------------------------------------------------------
+
+
 def test_login_display_and_paginated_query(org):
     emu, runner = org
-    info = commands.org_display(runner, "emu")
-    assert info.username == "admin@emulated.example" and info.instance_url.startswith(emu.url)
-    emu.state.page_size = 2
-    rows = commands.query(runner, "SELECT Id, Username, Profile.Name FROM User WHERE IsActive = true", "emu")
-    assert [r["Username"] for r in rows] == ["admin@emulated.example", "middleware@emulated.example",
-                                             "etl@emulated.example"]
-    assert rows[1]["Profile"]["Name"] == "Integration Middleware"
+    info = commands.org_display(runner, ORG)
+    assert info.username == "admin@acme.emulated" and info.instance_url.startswith(emu.url)
+    emu.state.page_size = 4
+    rows = commands.query(runner, "SELECT Id, Username, Profile.Name, Profile.UserLicense.Name FROM User "
+                          "WHERE IsActive = true ORDER BY Username", ORG)
+    names = [r["Username"] for r in rows]
+    assert len(names) == 11 and names == sorted(names)
+    mw = next(r for r in rows if r["Username"] == "middleware@acme.emulated")
+    assert mw["Profile"]["Name"] == "Integration Middleware"
+    assert mw["Profile"]["UserLicense"]["Name"] == "Salesforce"
     assert any("/query/01g" in path for _, path in emu.state.requests)  # the CLI followed nextRecordsUrl
 
 
 def test_quoted_username_cannot_change_the_query(org):
     _, runner = org
     rows = commands.query(runner, f"SELECT Id FROM User WHERE Username = {soql.quote(chr(39) + ' OR Id != ' + chr(39))}",
-                          "emu")
+                          ORG)
     assert rows == []
+
+
+def test_grouped_login_history_with_date_literal(org):
+    _, runner = org
+    rows = commands.query(runner, "SELECT UserId, LoginType, COUNT(Id) n FROM LoginHistory "
+                          "WHERE LoginTime = LAST_N_DAYS:30 AND UserId IN (SELECT Id FROM User WHERE "
+                          "Username LIKE 'raj%') GROUP BY UserId, LoginType ORDER BY LoginType", ORG)
+    assert [(r["LoginType"], r["n"] > 0) for r in rows] == [("Application", True), ("Remote Access 2.0", True)]
 
 
 def test_unsupported_query_fails_loudly(org):
     _, runner = org
     with pytest.raises(SfError) as err:
-        commands.query(runner, "SELECT COUNT() FROM User GROUP BY ProfileId", "emu")
+        commands.query(runner, "SELECT Id, (SELECT Id FROM Assignments) FROM PermissionSet", ORG)
     assert err.value.name == "MALFORMED_QUERY"
+    with pytest.raises(SfError) as err:
+        commands.query(runner, "SELECT Id FROM User WHERE IsActive = true OR Username = 'a' AND Alias = 'b'", ORG)
+    assert err.value.name == "MALFORMED_QUERY"
+
+
+def test_unknown_field_is_invalid_field(org):
+    _, runner = org
+    with pytest.raises(SfError) as err:
+        commands.query(runner, "SELECT Id, Nope__c FROM User", ORG)
+    assert err.value.name == "INVALID_FIELD" and "Nope__c" in err.value.message
 
 
 def test_revoked_session_is_an_auth_error(org):
     emu, runner = org
     emu.state.token_prefix = "00DREVOKED00000!"
     with pytest.raises(SfAuthError):
-        commands.org_display(runner, "emu")
+        commands.org_display(runner, ORG)
+
+
+# --- retrieve and deploy ------------------------------------------------------------------------
+
+
+def test_retrieve_by_manifest_scopes_profile_sections_and_reports_missing(org, tmp_path):
+    _, runner = org
+    manifest = tmp_path / "package.xml"
+    manifest.write_bytes(package_xml.build({"Profile": ["Integration Middleware"], "PermissionSet": ["Sync_Reader"],
+                                            "ApexClass": ["OrderSyncService", "NoSuchClass"]}, "62.0"))
+    res = commands.retrieve(runner, manifest, ORG, tmp_path / "out")
+    names = sorted(p.relative_to(res.root).as_posix() for p in res.files)
+    assert names == ["classes/OrderSyncService.cls", "classes/OrderSyncService.cls-meta.xml", "package.xml",
+                     "permissionsets/Sync_Reader.permissionset", "profiles/Integration Middleware.profile"]
+    assert res.missing == ["Entity of type 'ApexClass' named 'NoSuchClass' cannot be found"]
+    profile = (res.root / "profiles" / "Integration Middleware.profile").read_text()
+    # sections of the companion types in the request, plus those that always come back (A4)
+    assert "<apexClass>OrderSyncService</apexClass>" in profile and "<loginIpRanges>" in profile
+    assert "UnusedHelper" not in profile and "<objectPermissions>" not in profile
+
+
+def _mdapi(tmp_path, files):
+    root = tmp_path / "deploy"
+    members = {}
+    for (mtype, name, folder, suffix), body in files.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / f"{name}.{suffix}").write_text(body)
+        members.setdefault(mtype, []).append(name)
+    (root / "package.xml").write_bytes(package_xml.build(members, "62.0"))
+    return root
+
+
+PS_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<PermissionSet xmlns="http://soap.sforce.com/2006/04/metadata">
+    <label>Sync Reader</label>
+    <userPermissions>
+        <enabled>true</enabled>
+        <name>{perm}</name>
+    </userPermissions>
+</PermissionSet>
+"""
+
+PROFILE_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<Profile xmlns="http://soap.sforce.com/2006/04/metadata">
+    <userLicense>{lic}</userLicense>
+    <userPermissions>
+        <enabled>true</enabled>
+        <name>RunReports</name>
+    </userPermissions>
+</Profile>
+"""
+
+
+def test_deploy_replaces_permission_sets_and_overlays_profiles(org, tmp_path):
+    emu, runner = org
+    root = _mdapi(tmp_path, {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
+                             PS_XML.format(perm="RunReports"),
+                             ("Profile", "Marketing Sync", "profiles", "profile"): PROFILE_XML.format(lic="Salesforce")})
+    res = commands.deploy(runner, root, ORG)
+    assert res.success and not res.failures
+    assert sorted(res.deployed) == [("PermissionSet", "Sync_Reader"), ("Profile", "Marketing Sync")]
+    ps = emu.state.components[("PermissionSet", "Sync_Reader")].body.decode()
+    assert "RunReports" in ps and "Product2" not in ps           # replaced: the old object access is gone
+    prof = emu.state.components[("Profile", "Marketing Sync")].body.decode()
+    assert "RunReports" in prof and "<object>Lead</object>" in prof  # overlaid: the old entries stay
+
+
+def test_deploy_component_failure_rolls_back_and_is_parsed(org, tmp_path):
+    emu, runner = org
+    before = dict(emu.state.components)
+    root = _mdapi(tmp_path, {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
+                             PS_XML.format(perm="RunReports"),
+                             ("Profile", "Marketing Sync", "profiles", "profile"):
+                             PROFILE_XML.format(lic="Salesforce Integration")})
+    res = commands.deploy(runner, root, ORG)
+    assert res.status == "Failed" and not res.success
+    assert [(f.type, f.name) for f in res.failures] == [("Profile", "Marketing Sync")]
+    assert "Cannot change the user license" in res.failures[0].problem
+    assert emu.state.components == before   # rollbackOnError: nothing saved
+
+
+def test_deploy_dry_run_saves_nothing(org, tmp_path):
+    emu, runner = org
+    before = emu.state.components[("PermissionSet", "Sync_Reader")].body
+    root = _mdapi(tmp_path, {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
+                             PS_XML.format(perm="RunReports")})
+    res = commands.deploy(runner, root, ORG, dry_run=True)
+    assert res.success and res.check_only
+    assert emu.state.components[("PermissionSet", "Sync_Reader")].body == before
+
+
+def test_new_profile_by_deploy_is_behind_a_switch(org, tmp_path):
+    emu, runner = org
+    files = {("Profile", "API Only - Middleware", "profiles", "profile"): PROFILE_XML.format(lic="Salesforce Integration")}
+    res = commands.deploy(runner, _mdapi(tmp_path / "a", files), ORG)
+    assert res.status == "Failed" and "Create it first as a Profile record" in res.failures[0].problem
+    emu.state.options.new_profile_by_deploy = True
+    res = commands.deploy(runner, _mdapi(tmp_path / "b", files), ORG)
+    assert res.success
+    prof = emu.state.one("Profile", Name="API Only - Middleware")
+    assert emu.state.get(prof["UserLicenseId"])["Name"] == "Salesforce Integration"
+
+
+# --- assignments and the license rules ------------------------------------------------------------
+
+
+def test_assign_permset_then_again_is_already_done(org):
+    emu, runner = org
+    res = commands.assign_permsets(runner, ["Sync_Reader"], ["jane.doe@acme.emulated"], ORG)
+    assert res.ok and res.done == [("jane.doe@acme.emulated", "Sync_Reader")]
+    again = commands.assign_permsets(runner, ["Sync_Reader"], ["jane.doe@acme.emulated"], ORG)
+    assert again.ok and again.already == [("jane.doe@acme.emulated", "Sync_Reader")] and not again.done
+    assert assigned(emu, "jane.doe@acme.emulated") == ["Sync_Reader"]
+
+
+def test_permset_bound_to_another_user_license_is_refused(org):
+    emu, runner = org
+    res = commands.assign_permsets(runner, ["Order_Sync_Access"], ["erp.int@acme.emulated"], ORG)
+    assert not res.ok and "doesn't match the user's license" in res.failures[0][1]
+    assert "Order_Sync_Access" not in assigned(emu, "erp.int@acme.emulated")
+
+
+def test_permission_the_license_does_not_allow_is_refused(org, tmp_path):
+    emu, runner = org
+    root = _mdapi(tmp_path, {("PermissionSet", "Freezer", "permissionsets", "permissionset"):
+                             PS_XML.format(perm="FreezeUsers").replace("Sync Reader", "Freezer")})
+    assert commands.deploy(runner, root, ORG).success
+    res = commands.assign_permsets(runner, ["Freezer"], ["erp.int@acme.emulated"], ORG)
+    assert res.failures == [("erp.int@acme.emulated", "Can't assign permission set Freezer to user "
+                             "erp.int@acme.emulated. The user license doesn't allow the permission: FreezeUsers")]
+
+
+def test_psl_bound_permset_assigns_its_license_on_the_way(org, tmp_path):
+    emu, runner = org
+    uid = user(emu, "erp.int@acme.emulated")["Id"]
+    for a in emu.state.find("PermissionSetAssignment", AssigneeId=uid):
+        emu.state.delete("PermissionSetAssignment", a["Id"])
+    for a in emu.state.find("PermissionSetLicenseAssign", AssigneeId=uid):
+        emu.state.delete("PermissionSetLicenseAssign", a["Id"])
+    res = commands.assign_permsets(runner, ["Api_Integration_Base"], ["erp.int@acme.emulated"], ORG)
+    assert res.ok
+    assert psl_assigned(emu, "erp.int@acme.emulated") == ["SalesforceAPIIntegrationPsl"]
+
+
+def test_assign_permset_license_duplicates_seats_and_integration_rule(org):
+    emu, runner = org
+    res = commands.assign_permset_licenses(runner, ["SalesforceAPIIntegrationPsl"], ["jane.doe@acme.emulated"], ORG)
+    assert res.ok and res.done == [("jane.doe@acme.emulated", "SalesforceAPIIntegrationPsl")]
+    again = commands.assign_permset_licenses(runner, ["SalesforceAPIIntegrationPsl"], ["jane.doe@acme.emulated"], ORG)
+    assert again.ok and again.already == [("jane.doe@acme.emulated", "SalesforceAPIIntegrationPsl")]
+    emu.state.one("PermissionSetLicense", DeveloperName="SalesforceAPIIntegrationPsl")["TotalLicenses"] = 2
+    full = commands.assign_permset_licenses(runner, ["SalesforceAPIIntegrationPsl"], ["lee.wong@acme.emulated"], ORG)
+    assert full.failures == [("lee.wong@acme.emulated", "License Limit Exceeded")]
+    blocked = commands.assign_permset_licenses(runner, ["SalesforceCPQ_CPQStandardPerm"], ["erp.int@acme.emulated"], ORG)
+    assert "Integration User's user license doesn't support it" in blocked.failures[0][1]
+
+
+def test_license_change_strips_assignments(org):
+    emu, runner = org
+    mw = user(emu, "middleware@acme.emulated")
+    assert assigned(emu, "middleware@acme.emulated") == ["Order_Sync_Access", "Sync_Reader"]
+    api = emu.state.one("Profile", Name="Minimum Access - API Only Integrations")
+    commands.update_record(runner, "User", mw["Id"], {"ProfileId": api["Id"]}, ORG)
+    assert mw["ProfileId"] == api["Id"] and assigned(emu, "middleware@acme.emulated") == []
+    lic = emu.state.one("UserLicense", Name="Salesforce Integration")
+    assert emu.state.view("UserLicense", lic)["UsedLicenses"] == 2
+
+
+def test_license_change_refused_behind_switch_and_seat_limit(org):
+    emu, runner = org
+    api = emu.state.one("Profile", Name="Minimum Access - API Only Integrations")
+    emu.state.options.profile_change_across_licenses = "refuse"
+    with pytest.raises(SfError) as err:
+        commands.update_record(runner, "User", user(emu, "etl@acme.emulated")["Id"], {"ProfileId": api["Id"]}, ORG)
+    assert err.value.name == "FIELD_INTEGRITY_EXCEPTION"
+    assert "only reassign this user to a profile of the current license" in err.value.message
+    emu.state.options.profile_change_across_licenses = "strip"
+    emu.state.one("UserLicense", Name="Salesforce Integration")["TotalLicenses"] = 1
+    with pytest.raises(SfError) as err:
+        commands.update_record(runner, "User", user(emu, "etl@acme.emulated")["Id"], {"ProfileId": api["Id"]}, ORG)
+    assert err.value.name == "LICENSE_LIMIT_EXCEEDED"
+    assert assigned(emu, "etl@acme.emulated") == ["Integration_Bundle"]   # nothing lost on a refusal
+
+
+def test_collections_create_profile_and_assignments_with_per_record_errors(org):
+    emu, runner = org
+    lic = emu.state.one("UserLicense", Name="Salesforce Integration")
+    res = commands.collection(runner, "POST", [{"attributes": {"type": "Profile"}, "Name": "API Only - Backup 'B'",
+                                                "UserLicenseId": lic["Id"]}], ORG, "62.0")
+    assert res[0].success and emu.state.get(res[0].id)["Name"] == "API Only - Backup 'B'"
+    jane = user(emu, "jane.doe@acme.emulated")["Id"]
+    sync = emu.state.one("PermissionSet", Name="Sync_Reader")["Id"]
+    records = [{"attributes": {"type": "PermissionSetAssignment"}, "AssigneeId": jane, "PermissionSetId": sync}] * 2
+    res = commands.collection(runner, "POST", records, ORG, "62.0")
+    assert [r.success for r in res] == [True, False] and res[1].code == "DUPLICATE_VALUE"
+    res = commands.collection(runner, "DELETE", [{"Id": res[0].id}], ORG, "62.0")
+    assert res[0].success and assigned(emu, "jane.doe@acme.emulated") == []
+    res = commands.collection(runner, "POST", records, ORG, "62.0", all_or_none=True)
+    assert [r.code for r in res] == ["ALL_OR_NONE_OPERATION_ROLLED_BACK", "DUPLICATE_VALUE"]
+    assert assigned(emu, "jane.doe@acme.emulated") == []
+
+
+# --- faults -------------------------------------------------------------------------------------
+
+
+def test_injected_rest_error_becomes_a_typed_error(org):
+    emu, runner = org
+    emu.inject("PATCH .*/sobjects/User/@1=400:LICENSE_LIMIT_EXCEEDED:License Limit Exceeded")
+    with pytest.raises(SfError) as err:
+        commands.update_record(runner, "User", user(emu, "etl@acme.emulated")["Id"], {"IsActive": True}, ORG)
+    assert (err.value.name, err.value.message) == ("LICENSE_LIMIT_EXCEEDED", "License Limit Exceeded")
+
+
+def test_gack_exits_20_and_a_single_500_is_retried_by_the_cli(org):
+    emu, runner = org
+    emu.inject(f"GET .*/query@1=400:UNKNOWN_EXCEPTION:{faults.GACK}")
+    with pytest.raises(SfError) as err:
+        commands.query(runner, "SELECT Id FROM User", ORG)
+    assert err.value.exit_code == 20
+    # observed: jsforce retries a 5xx answer, so one server error costs a retry, not the command
+    once = emu.inject("GET .*/query\\?q=SELECT%20Id%20FROM%20Organization@1=500:UNKNOWN_EXCEPTION")
+    assert len(commands.query(runner, "SELECT Id FROM Organization", ORG)) == 1
+    assert once.fired == 1 and once.seen == 3   # the failed try, the retry, then the columns=true call
+
+
+def test_injected_soap_fault_and_dropped_connections(org, tmp_path):
+    emu, runner = org
+    root = _mdapi(tmp_path, {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
+                             PS_XML.format(perm="RunReports")})
+    emu.inject(r"Soap/m/.* deploy$@1=500:INVALID_SESSION_ID:Invalid Session ID found in SessionHeader")
+    with pytest.raises(SfAuthError):
+        commands.deploy(runner, root, ORG)
+    emu.inject("PATCH .*/sobjects/User/@1=drop")
+    with pytest.raises(SfConnectionError) as err:
+        commands.update_record(runner, "User", user(emu, "etl@acme.emulated")["Id"], {"IsActive": True}, ORG)
+    assert err.value.exit_code == 10
+    emu.inject("/composite/sobjects@1+=drop")
+    with pytest.raises(SfConnectionError):
+        commands.collection(runner, "DELETE", [{"Id": "0Pa000000000001AAA"}], ORG, "62.0")
+    assert emu.state.find("PermissionSetAssignment", Id="0Pa000000000001AAA")   # nothing deleted
+
+
+def test_delay_is_served_late_but_served(org):
+    emu, runner = org
+    f = emu.inject("GET .*/query\\?q=SELECT@1=delay:1.5")
+    rows = commands.query(runner, "SELECT Id FROM Organization", ORG)
+    assert len(rows) == 1 and f.fired == 1
+
+
+def test_zip_from_a_retrieve_is_a_real_zip(org, tmp_path):
+    """The mdapi retrieve leaves unpackaged.zip? The CLI deletes it after --unzip; the files it wrote
+    came out of the emulator's zip, so re-zip and read them to prove they are intact XML."""
+    _, runner = org
+    manifest = tmp_path / "package.xml"
+    manifest.write_bytes(package_xml.build({"PermissionSet": ["*"]}, "62.0"))
+    res = commands.retrieve(runner, manifest, ORG, tmp_path / "out")
+    names = sorted(p.name for p in res.files if p.suffix == ".permissionset")
+    assert names == ["Api_Integration_Base.permissionset", "CPQ_Quote_Sync.permissionset",
+                     "Order_Sync_Access.permissionset", "Sync_Reader.permissionset"]
+    with zipfile.ZipFile(tmp_path / "z.zip", "w") as z:
+        for p in res.files:
+            z.write(p, p.name)
+    assert len(zipfile.ZipFile(tmp_path / "z.zip").namelist()) == len(res.files)

@@ -1,150 +1,41 @@
-"""A first slice of the emulated org: what the real ``sf`` CLI needs to log in, display the org and query.
+"""The emulated org's HTTP server: what the real ``sf`` CLI calls (shared/spec/sf-wire.md section 3).
 
-Endpoints and shapes follow shared/spec/sf-wire.md section 3 (rows 1-11): identity (``userinfo``,
-the v51.0 User GET), the version list and version root, and REST/Tooling query with pagination and
-the undocumented ``columns=true`` call. SOQL is a deliberately small subset (``SELECT`` fields and
-parent paths ``FROM`` one object, ``WHERE`` equalities joined by ``AND``, ``LIMIT``); anything else
-fails loudly with ``MALFORMED_QUERY``, never with a wrong answer. Metadata SOAP, writes and the
-license rules are not built yet.
+Identity (``userinfo``, the v51.0 User GET), the version list and root, sObject REST (GET, POST,
+PATCH, DELETE, describe), REST and Tooling query with pagination and the ``columns=true`` call,
+composite sObject collections, and the SOAP Metadata API (:mod:`.mdapi`). Rules live in
+:mod:`.org`, SOQL in :mod:`.soql`, faults in :mod:`.faults`.
 
-The server binds 127.0.0.1 only and stops by itself after ``max_seconds``.
+The server binds 127.0.0.1 only and stops by itself after ``max_seconds``. Requests are served
+one at a time under the state's lock, so tests can read ``state`` between CLI calls safely.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-ORG_ID = "00D000000000001AAA"
-API_VERSIONS = ("60.0", "61.0", "62.0")
+from sf_intuser.emulator import faults as faults_mod
+from sf_intuser.emulator import mdapi, objects, seed
+from sf_intuser.emulator.org import ApiError, OrgState
+from sf_intuser.emulator.soql import QueryError
+
+NOT_FOUND = "The requested resource does not exist"
+COLLECTION_LIMIT = 200
 
 
-@dataclass
-class OrgState:
-    username: str = "admin@emulated.example"
-    org_id: str = ORG_ID
-    token_prefix: str = ORG_ID[:15] + "!"
-    page_size: int = 2000
-    records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)
-
-    def add(self, sobject: str, record: dict[str, Any]) -> None:
-        self.records.setdefault(sobject, {})[record["Id"]] = dict(record)
-
-    @property
-    def admin_id(self) -> str:
-        return "005000000000001AAA"
-
-
-def default_state() -> OrgState:
-    s = OrgState()
-    s.add("Organization", {"Id": ORG_ID, "Name": "Emulated Org", "InstanceName": "EMU1", "IsSandbox": False,
-                           "TrialExpirationDate": None, "NamespacePrefix": None,
-                           "OrganizationType": "Enterprise Edition"})
-    s.add("UserLicense", {"Id": "100000000000001AAA", "Name": "Salesforce"})
-    s.add("UserLicense", {"Id": "100000000000002AAA", "Name": "Salesforce Integration"})
-    s.add("Profile", {"Id": "00e000000000001AAA", "Name": "System Administrator", "UserLicenseId": "100000000000001AAA"})
-    s.add("Profile", {"Id": "00e000000000002AAA", "Name": "Integration Middleware", "UserLicenseId": "100000000000001AAA"})
-    users = [("005000000000001AAA", s.username, "00e000000000001AAA"),
-             ("005000000000002AAA", "middleware@emulated.example", "00e000000000002AAA"),
-             ("005000000000003AAA", "etl@emulated.example", "00e000000000002AAA")]
-    for uid, name, prof in users:
-        s.add("User", {"Id": uid, "Username": name, "IsActive": True, "ProfileId": prof, "UserType": "Standard"})
-    return s
-
-
-class QueryError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-_QUERY = re.compile(r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<obj>\w+)"
-                    r"(?:\s+WHERE\s+(?P<where>.+?))?(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$", re.IGNORECASE | re.DOTALL)
-_COND = re.compile(r"^\s*(?P<field>[\w.]+)\s*=\s*(?:'(?P<str>(?:[^'\\]|\\.)*)'|(?P<bool>true|false))\s*$", re.IGNORECASE)
-
-
-def run_soql(state: OrgState, soql: str) -> tuple[str, list[str], list[dict[str, Any]]]:
-    m = _QUERY.match(soql)
-    if not m:
-        raise QueryError("MALFORMED_QUERY", f"sf-intuser emulator does not support this query: {soql}")
-    obj = m.group("obj")
-    table = next((v for k, v in state.records.items() if k.lower() == obj.lower()), None)
-    if table is None:
-        raise QueryError("INVALID_TYPE", f"sObject type '{obj}' is not supported.")
-    fields = [f.strip() for f in m.group("fields").split(",")]
-    if any(not re.fullmatch(r"[A-Za-z]\w*(\.[A-Za-z]\w*)*", f) for f in fields):
-        raise QueryError("MALFORMED_QUERY", f"sf-intuser emulator supports plain field lists only: {soql}")
-    conds = []
-    if m.group("where"):
-        for part in re.split(r"\s+AND\s+", m.group("where"), flags=re.IGNORECASE):
-            c = _COND.match(part)
-            if not c:
-                raise QueryError("MALFORMED_QUERY", f"sf-intuser emulator supports '=' conditions joined by AND: {part}")
-            value: Any = c.group("str")
-            if value is not None:
-                value = re.sub(r"\\(.)", r"\1", value)
-            else:
-                value = c.group("bool").lower() == "true"
-            conds.append((c.group("field"), value))
-    rows = []
-    for rec in table.values():
-        if all(_path(state, rec, f) == v for f, v in conds):
-            rows.append(rec)
-    if m.group("limit"):
-        rows = rows[: int(m.group("limit"))]
-    return obj, fields, [_project(state, obj, r, fields) for r in rows]
-
-
-def _parent(state: OrgState, rec: dict[str, Any], rel: str) -> tuple[str, dict[str, Any] | None]:
-    ref = rec.get(rel + "Id")
-    return rel, state.records.get(rel, {}).get(ref) if ref else None
-
-
-def _path(state: OrgState, rec: dict[str, Any], path: str) -> Any:
-    parts = path.split(".")
-    cur: dict[str, Any] | None = rec
-    for rel in parts[:-1]:
-        if cur is None:
-            return None
-        _, cur = _parent(state, cur, rel)
-    return None if cur is None else next((v for k, v in cur.items() if k.lower() == parts[-1].lower()), None)
-
-
-def _attrs(obj: str, rec: dict[str, Any]) -> dict[str, str]:
-    return {"type": obj, "url": f"/services/data/v62.0/sobjects/{obj}/{rec['Id']}"}
-
-
-def _project(state: OrgState, obj: str, rec: dict[str, Any], fields: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"attributes": _attrs(obj, rec)}
-    for f in fields:
-        parts = f.split(".")
-        cur_out, cur_rec = out, rec
-        for rel in parts[:-1]:
-            rel_name, parent = _parent(state, cur_rec, rel)
-            if parent is None:
-                cur_out[rel_name] = None
-                break
-            node = cur_out.setdefault(rel_name, {"attributes": _attrs(rel_name, parent)})
-            cur_out, cur_rec = node, parent
-        else:
-            key = next((k for k in cur_rec if k.lower() == parts[-1].lower()), parts[-1])
-            cur_out[key] = cur_rec.get(key)
-    return out
-
-
-def column_metadata(obj: str, fields: list[str]) -> dict[str, Any]:
+def column_metadata(obj: str, fields: list[str], aggregate: bool) -> dict[str, Any]:
     """The ``columns=true`` answer the CLI requires after every non-empty query (sf-wire.md 4.3)."""
     def col(name: str, display: str, joins: list) -> dict[str, Any]:
-        return {"aggregate": False, "apexType": None if joins else "String", "booleanType": False, "columnName": name,
-                "custom": False, "displayName": display, "foreignKeyName": None, "insertable": False,
-                "joinColumns": joins, "numberType": False, "textType": not joins, "updatable": False}
+        return {"aggregate": aggregate, "apexType": None if joins else "String", "booleanType": False,
+                "columnName": name, "custom": False, "displayName": display, "foreignKeyName": None,
+                "insertable": False, "joinColumns": joins, "numberType": False, "textType": not joins,
+                "updatable": False}
 
     tree: dict[str, Any] = {}
     for f in fields:
@@ -155,8 +46,8 @@ def column_metadata(obj: str, fields: list[str]) -> dict[str, Any]:
     def build(node: dict, prefix: str) -> list:
         return [col(k, prefix + k, build(v, prefix + k + ".")) for k, v in node.items()]
 
-    return {"columnMetadata": build(tree, ""), "entityName": obj, "groupBy": False, "idSelected": "Id" in fields,
-            "keyPrefix": None}
+    return {"columnMetadata": build(tree, ""), "entityName": obj, "groupBy": aggregate, "idSelected": "Id" in fields,
+            "keyPrefix": objects.OBJECTS.get(obj, ("",))[0] or None}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -164,91 +55,250 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     @property
-    def state(self) -> OrgState:
-        return self.server.state  # type: ignore[attr-defined]
+    def emu(self) -> "EmulatedOrg":
+        return self.server.emulator  # type: ignore[attr-defined]
 
-    def log_message(self, fmt: str, *args: Any) -> None:  # quiet
+    @property
+    def state(self) -> OrgState:
+        return self.emu.state
+
+    def log_message(self, fmt: str, *args: Any) -> None:  # quiet; requests are in state.requests
         pass
 
-    def _send(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _send_bytes(self, status: int, data: bytes, ctype: str) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
-    def _error(self, status: int, code: str, message: str) -> None:
-        self._send(status, [{"message": message, "errorCode": code, "fields": []}])
+    def _send(self, status: int, body: Any = None) -> None:
+        if status == 204:
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self._send_bytes(status, json.dumps(body).encode(), "application/json;charset=UTF-8")
+
+    def _error(self, status: int, code: str, message: str, fields: list[str] | None = None) -> None:
+        self._send(status, [{"message": message, "errorCode": code, "fields": fields or []}])
+
+    def _body(self) -> bytes:
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def _json(self, raw: bytes) -> Any:
+        try:
+            return json.loads(raw or b"null")
+        except ValueError:
+            raise ApiError(400, "JSON_PARSER_ERROR", "Unexpected character: the request body is not JSON") from None
 
     def do_GET(self) -> None:  # noqa: N802
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        raw = self._body()
         url = urlsplit(self.path)
-        self.state.requests.append(("GET", self.path))
+        soap = url.path.startswith("/services/Soap/m/")
+        label = f"{method} {self.path}"
+        if soap:
+            m = re.search(rb"<(?:\w+:)?Body[^>]*>\s*<(?:\w+:)?(\w+)", raw)
+            label += " " + (m.group(1).decode() if m else "?")
+        fault = None
+        with self.state.lock:
+            self.state.requests.append((method, label[len(method) + 1:]))
+            for f in self.emu.faults:
+                if f.hit(label):
+                    fault = f
+                    break
+        if fault is not None:
+            if fault.action == "drop":
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            if fault.action == "delay":
+                time.sleep(fault.seconds)
+            elif soap:
+                return self._send_bytes(500, mdapi.fault(fault.code, fault.message), "text/xml;charset=UTF-8")
+            else:
+                return self._error(fault.status, fault.code, fault.message)
+        with self.state.lock:
+            try:
+                if soap:
+                    return self._soap(raw)
+                self._route(method, url, raw)
+            except ApiError as exc:
+                self._send(exc.status, [exc.body()])
+            except QueryError as exc:
+                self._error(400, exc.code, str(exc))
+
+    def _soap(self, raw: bytes) -> None:
+        try:
+            out = mdapi.handle(self.state, self.emu.jobs, raw)
+        except mdapi.SoapFault as exc:
+            return self._send_bytes(500, mdapi.fault(exc.code, str(exc)), "text/xml;charset=UTF-8")
+        self._send_bytes(200, out, "text/xml;charset=UTF-8")
+
+    # --- REST ----------------------------------------------------------------------------------
+
+    def _route(self, method: str, url: Any, raw: bytes) -> None:
         auth = self.headers.get("Authorization", "")
         if not auth.startswith("Bearer " + self.state.token_prefix):
             return self._error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         path = url.path.rstrip("/")
+        qs = parse_qs(url.query)
         if path == "/services/oauth2/userinfo":
             return self._send(200, {"user_id": self.state.admin_id, "organization_id": self.state.org_id,
                                     "preferred_username": self.state.username})
         if path == "/services/data":
             return self._send(200, [{"version": v, "label": "Emulated", "url": f"/services/data/v{v}"}
-                                    for v in API_VERSIONS])
+                                    for v in self.state.api_versions])
         m = re.fullmatch(r"/services/data/v(\d+\.\d)(/tooling)?(/.*)?", path)
         if not m:
-            return self._error(404, "NOT_FOUND", "The requested resource does not exist")
-        rest = m.group(3) or ""
+            return self._error(404, "NOT_FOUND", NOT_FOUND)
+        tooling, rest = bool(m.group(2)), m.group(3) or ""
         if rest == "":
-            return self._send(200, {})
-        um = re.fullmatch(r"/sobjects/(\w+)/(\w+)", rest)
-        if um:
-            rec = self.state.records.get(um.group(1), {}).get(um.group(2))
-            if rec is None:
-                return self._error(404, "NOT_FOUND", "The requested resource does not exist")
-            return self._send(200, {"attributes": _attrs(um.group(1), rec), **rec})
-        if rest == "/query":
-            qs = parse_qs(url.query)
-            soql = qs.get("q", [""])[0]
-            try:
-                obj, fields, rows = run_soql(self.state, soql)
-            except QueryError as exc:
-                return self._error(400, exc.code, str(exc))
-            if qs.get("columns", [""])[0] == "true":
-                return self._send(200, column_metadata(obj, fields))
-            return self._send(200, self._page(rows, 0, soql))
-        pm = re.fullmatch(r"/query/01g(\d+)-(\d+)", rest)
-        if pm:
-            soql = self.server.cursors.get(pm.group(1))  # type: ignore[attr-defined]
-            if soql is None:
-                return self._error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-            _, _, rows = run_soql(self.state, soql)
-            return self._send(200, self._page(rows, int(pm.group(2)), soql))
-        return self._error(404, "NOT_FOUND", "The requested resource does not exist")
+            return self._send(200, {"sobjects": f"/services/data/v{m.group(1)}/sobjects",
+                                    "query": f"/services/data/v{m.group(1)}/query"})
+        if rest == "/query" and method == "GET":
+            return self._query(qs.get("q", [""])[0], qs.get("columns", [""])[0] == "true", tooling)
+        pm = re.fullmatch(r"/query/01g(\w+)-(\d+)", rest)
+        if pm and method == "GET":
+            return self._next_page(pm.group(1), int(pm.group(2)))
+        if rest == "/composite/sobjects":
+            return self._collection(method, raw, qs)
+        sm = re.fullmatch(r"/sobjects/(\w+)(?:/(\w+))?", rest)
+        if sm:
+            return self._sobject(method, sm.group(1), sm.group(2), raw, tooling)
+        return self._error(404, "NOT_FOUND", NOT_FOUND)
 
-    def _page(self, rows: list, start: int, soql: str) -> dict[str, Any]:
+    def _sobject(self, method: str, type_name: str, rid: str | None, raw: bytes, tooling: bool) -> None:
+        obj = objects.canonical(type_name)
+        if rid == "describe" and method == "GET":
+            if obj is None:
+                # sf-wire.md row 12: exactly this 404 means "no source tracking"
+                return self._error(404, "NOT_FOUND", NOT_FOUND)
+            return self._send(200, {"name": obj, "keyPrefix": objects.OBJECTS[obj][0], "queryable": True,
+                                    "fields": [{"name": f, "type": "id" if f == "Id" else "string"}
+                                               for f in objects.OBJECTS[obj][1]]})
+        if obj is None:
+            return self._error(404, "NOT_FOUND", NOT_FOUND)
+        if method == "GET" and rid:
+            rec = self.state.get(rid)
+            if rec is None or objects.object_of_id(rec["Id"]) != obj:
+                return self._error(404, "NOT_FOUND", NOT_FOUND)
+            return self._send(200, {"attributes": self.state.attributes(obj, rec["Id"]), **self.state.view(obj, rec)})
+        if method == "POST" and not rid:
+            new = self.state.insert(obj, self._json(raw) or {})
+            return self._send(201, {"id": new, "success": True, "errors": []})
+        if method == "PATCH" and rid:
+            self.state.update(obj, rid, self._json(raw) or {})
+            return self._send(204)
+        if method == "DELETE" and rid:
+            self.state.delete(obj, rid)
+            return self._send(204)
+        return self._error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET")
+
+    def _query(self, soql: str, columns: bool, tooling: bool) -> None:
+        q, rows, total = self.state.query(soql)
+        if columns:
+            return self._send(200, column_metadata(objects.canonical(q.obj) or q.obj,
+                                                   [f.alias or f.path or "expr0" for f in q.fields], q.aggregate))
+        self._send(200, self._page(rows, total, 0, soql))
+
+    def _next_page(self, cursor: str, start: int) -> None:
+        soql = self.emu.cursors.get(cursor)
+        if soql is None:
+            return self._error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        _, rows, total = self.state.query(soql)
+        self._send(200, self._page(rows, total, start, soql))
+
+    def _page(self, rows: list, total: int, start: int, soql: str) -> dict[str, Any]:
         size = self.state.page_size
         page = rows[start:start + size]
-        body: dict[str, Any] = {"totalSize": len(rows), "done": start + size >= len(rows), "records": page}
+        body: dict[str, Any] = {"totalSize": total, "done": start + size >= len(rows), "records": page}
         if not body["done"]:
-            cursors = self.server.cursors  # type: ignore[attr-defined]
-            cid = f"{len(cursors) + 1:012d}"
-            cursors[cid] = soql
-            body["nextRecordsUrl"] = f"/services/data/v62.0/query/01g{cid}-{start + size}"
+            cid = f"{self.emu.cursor_base}{len(self.emu.cursors) + 1:06d}"
+            self.emu.cursors[cid] = soql
+            body["nextRecordsUrl"] = f"/services/data/v{self.state.api_versions[-1]}/query/01g{cid}-{start + size}"
         return body
+
+    def _collection(self, method: str, raw: bytes, qs: dict[str, list[str]]) -> None:
+        """sObject Collections (REST API Developer Guide): up to 200 records, one result per record, in
+        order; with allOrNone every record rolls back when one fails."""
+        if method == "DELETE":
+            ids = [i for i in ",".join(qs.get("ids", [""])).split(",") if i]
+            all_or_none = qs.get("allOrNone", ["false"])[0].lower() == "true"
+            items: list[Any] = ids
+        else:
+            body = self._json(raw) or {}
+            if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+                raise ApiError(400, "JSON_PARSER_ERROR", "the body must be {\"allOrNone\": ..., \"records\": [...]}")
+            items, all_or_none = body["records"], bool(body.get("allOrNone"))
+        if len(items) > COLLECTION_LIMIT:
+            raise ApiError(400, "EXCEEDED_ID_LIMIT",
+                           f"record limit reached. cannot submit more than {COLLECTION_LIMIT} records into this call")
+        results: list[dict[str, Any]] = []
+        snapshot = self.state.transaction().__enter__()
+        for item in items:
+            try:
+                if method == "POST":
+                    rid = self.state.insert(str((item.get("attributes") or {}).get("type", "")), item)
+                elif method == "PATCH":
+                    rid = str(item.get("Id") or item.get("id") or "")
+                    self.state.update(str((item.get("attributes") or {}).get("type", "")), rid,
+                                      {k: v for k, v in item.items() if k not in ("Id", "id")})
+                elif method == "DELETE":
+                    rid = str(item)
+                    obj = objects.object_of_id(rid) or ""
+                    self.state.delete(obj, rid)
+                else:
+                    raise ApiError(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed")
+                results.append({"id": rid, "success": True, "errors": []})
+            except ApiError as exc:
+                results.append({"id": item if method == "DELETE" else None, "success": False,
+                                "errors": [{"statusCode": exc.code, "message": exc.message, "fields": exc.fields}]})
+        if all_or_none and any(not r["success"] for r in results):
+            snapshot.__exit__(RuntimeError, None, None)
+            for r in results:
+                if r["success"]:
+                    r.update(success=False, id=None, errors=[{
+                        "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                        "message": "Record rolled back because not all records were valid and the request was "
+                                   "using AllOrNone header", "fields": []}])
+        self._send(200, results)
 
 
 class EmulatedOrg:
     """Start with :meth:`start`; ``url`` is the instance URL; stops itself after ``max_seconds``."""
 
     def __init__(self, state: OrgState | None = None, port: int = 0, max_seconds: float = 1800) -> None:
-        self.state = state or default_state()
+        self.state = state or seed.load()
+        self.faults: list[faults_mod.Fault] = []
+        self.jobs = mdapi.Jobs()
+        self.cursors: dict[str, str] = {}
+        self.cursor_base = f"{int(time.time()) % 10**9:09d}"
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.httpd.state = self.state  # type: ignore[attr-defined]
-        self.httpd.cursors = {}  # type: ignore[attr-defined]
+        self.httpd.emulator = self  # type: ignore[attr-defined]
         self.httpd.daemon_threads = True
         self.max_seconds = max_seconds
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
+        self.stopped = threading.Event()
 
     @property
     def url(self) -> str:
@@ -256,6 +306,11 @@ class EmulatedOrg:
 
     def access_token(self) -> str:
         return self.state.token_prefix + "AQ0AQEmulatedSessionToken" + str(int(time.time()))
+
+    def inject(self, fault: faults_mod.Fault | str) -> faults_mod.Fault:
+        f = faults_mod.parse(fault) if isinstance(fault, str) else fault
+        self.faults.append(f)
+        return f
 
     def start(self) -> "EmulatedOrg":
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -266,6 +321,9 @@ class EmulatedOrg:
         return self
 
     def stop(self) -> None:
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
         if self._timer:
             self._timer.cancel()
         self.httpd.shutdown()

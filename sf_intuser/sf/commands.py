@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from sf_intuser.sf.runner import SfAuthError, SfError, SfRunner, parse_version
+from sf_intuser.sf.runner import SfAuthError, SfConnectionError, SfError, SfRunner, parse_version
 
 
 @dataclass(frozen=True)
@@ -45,3 +48,252 @@ def query(runner: SfRunner, soql: str, target_org: str | None, tooling: bool = F
         args.append("--use-tooling-api")
     env = runner.run(args)
     return list((env.result or {}).get("records") or [])
+
+
+def _org(target_org: str | None) -> list[str]:
+    return ["--target-org", target_org] if target_org else []
+
+
+# --- metadata -----------------------------------------------------------------------------------
+
+
+@dataclass
+class RetrieveResult:
+    root: Path                     # the folder holding package.xml and the type folders (mdapi format)
+    files: list[Path]
+    missing: list[str]             # result.messages: components the org does not have
+
+
+def retrieve(runner: SfRunner, manifest: Path, target_org: str | None, output_dir: Path) -> RetrieveResult:
+    """Retrieve a manifest in mdapi format into ``output_dir``.
+
+    ``--target-metadata-dir`` needs no SFDX project and skips the SourceMember describe
+    (sf-wire.md section 5). The CLI unzips into ``<dir>/unpackaged/unpackaged/``. A component the
+    org lacks does not fail the command: it is only in ``result.messages``, surfaced as ``missing``."""
+    env = runner.run(["project", "retrieve", "start", "--manifest", str(manifest), "--target-metadata-dir",
+                      str(output_dir), "--unzip", "--wait", "30", *_org(target_org)])
+    r = env.result or {}
+    messages = r.get("messages") or []
+    if isinstance(messages, dict):
+        messages = [messages]
+    root = next((p.parent for p in sorted(output_dir.rglob("package.xml"))), output_dir)
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return RetrieveResult(root, files, [str(m.get("problem", m)) for m in messages])
+
+
+@dataclass(frozen=True)
+class ComponentFailure:
+    type: str
+    name: str
+    file: str
+    problem: str
+    line: int | None = None
+    column: int | None = None
+
+
+@dataclass
+class DeployResult:
+    id: str
+    status: str                    # Succeeded | SucceededPartial | Failed | Canceled
+    check_only: bool
+    deployed: list[tuple[str, str]]   # (type, name)
+    failures: list[ComponentFailure]
+
+    @property
+    def success(self) -> bool:
+        return self.status == "Succeeded"
+
+
+def _as_list(v: Any) -> list:
+    return v if isinstance(v, list) else [] if v is None else [v]
+
+
+def deploy(runner: SfRunner, metadata_dir: Path, target_org: str | None, dry_run: bool = False) -> DeployResult:
+    """Deploy an mdapi folder (``--dry-run`` validates without saving: ``checkOnly``).
+
+    A component failure makes sf exit 1 with a *success-style* envelope holding the full result
+    (sf-wire.md section 6); it is parsed into per-file :class:`ComponentFailure` records, and
+    only an envelope without a deploy result is raised as an :class:`SfError`."""
+    args = ["project", "deploy", "start", "--metadata-dir", str(metadata_dir), "--wait", "30",
+            *_org(target_org)] + (["--dry-run"] if dry_run else [])
+    try:
+        env = runner.run(args, ok=(0, 1, 68))
+        r = env.result
+    except SfError as exc:
+        r = exc.data if isinstance(exc.data, dict) and "details" in exc.data else None
+        if r is None:
+            raise
+    if not isinstance(r, dict) or "status" not in r:
+        raise SfError("SfBadOutput", f"sf project deploy start gave no deploy result: {str(r)[:300]}")
+    details = r.get("details") or {}
+    failures = [ComponentFailure(f.get("componentType", ""), f.get("fullName", ""), f.get("fileName", ""),
+                                 f.get("problem", ""), _int(f.get("lineNumber")), _int(f.get("columnNumber")))
+                for f in _as_list(details.get("componentFailures"))]
+    deployed = [(s.get("componentType", ""), s.get("fullName", "")) for s in _as_list(details.get("componentSuccesses"))
+                if s.get("componentType") not in ("Package", "", None)]
+    return DeployResult(str(r.get("id", "")), str(r.get("status", "")), bool(r.get("checkOnly")) is True or
+                        str(r.get("checkOnly")).lower() == "true", deployed, failures)
+
+
+def _int(v: Any) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+# --- assignments --------------------------------------------------------------------------------
+
+
+@dataclass
+class AssignResult:
+    done: list[tuple[str, str]] = field(default_factory=list)      # (username, name) newly assigned
+    already: list[tuple[str, str]] = field(default_factory=list)   # (username, name) that was there before
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (username, message)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def assign_permsets(runner: SfRunner, names: list[str], users: list[str], target_org: str | None) -> AssignResult:
+    """``sf org assign permset``: one call for many sets and users. An existing assignment makes sf
+    fail ("Duplicate PermissionSetAssignment", sf-wire.md section 8); that counts as done here."""
+    args = ["org", "assign", "permset", *[a for n in names for a in ("--name", n)],
+            *[a for u in users for a in ("--on-behalf-of", u)], *_org(target_org)]
+    return _assign(runner, args, names)
+
+
+def assign_permset_licenses(runner: SfRunner, names: list[str], users: list[str],
+                            target_org: str | None) -> AssignResult:
+    """``sf org assign permsetlicense``: an existing assignment is a success with a warning."""
+    args = ["org", "assign", "permsetlicense", *[a for n in names for a in ("--name", n)],
+            *[a for u in users for a in ("--on-behalf-of", u)], *_org(target_org)]
+    return _assign(runner, args, names)
+
+
+_ALREADY_WARNING = re.compile(r'The user "(?P<user>[^"]+)" already has the Permission Set License "(?P<name>[^"]+)"')
+
+
+def _assign(runner: SfRunner, args: list[str], names: list[str]) -> AssignResult:
+    try:
+        env = runner.run(args, ok=(0, 1, 68))
+        result, warnings = env.result, env.warnings
+    except SfError as exc:
+        if not (isinstance(exc.data, dict) and "failures" in exc.data):
+            raise
+        result, warnings = exc.data, []
+    out = AssignResult()
+    for s in (result or {}).get("successes") or []:
+        out.done.append((s.get("name", ""), s.get("value", "")))
+    for w in warnings:
+        m = _ALREADY_WARNING.search(str(w))
+        if m:
+            out.already.append((m.group("user"), m.group("name")))
+    for f in (result or {}).get("failures") or []:
+        msg = str(f.get("message", ""))
+        if msg.startswith("Duplicate PermissionSetAssignment"):
+            out.already.append((f.get("name", ""), next((n for n in names if len(names) == 1), "")))
+        else:
+            out.failures.append((f.get("name", ""), msg))
+    return out
+
+
+# --- records ------------------------------------------------------------------------------------
+
+_SAFE_VALUE = re.compile(r"^[\w.@:+-]*$")
+
+
+def _values(values: dict[str, Any]) -> str:
+    """sf's ``--values "A=x B='y z'"``. Only simple values go this way (ids, booleans, names);
+    anything with quotes or spaces inside must use :func:`collection`, which sends JSON."""
+    parts = []
+    for k, v in values.items():
+        text = "true" if v is True else "false" if v is False else str(v)
+        if not re.fullmatch(r"\w+", k) or not _SAFE_VALUE.match(text):
+            raise ValueError(f"value of {k} is not safe for --values; use commands.collection()")
+        parts.append(f"{k}={text}" if text else f"{k}=''")
+    return " ".join(parts)
+
+
+def create_record(runner: SfRunner, sobject: str, values: dict[str, Any], target_org: str | None) -> str:
+    env = runner.run(["data", "create", "record", "--sobject", sobject, "--values", _values(values),
+                      *_org(target_org)])
+    return str((env.result or {}).get("id", ""))
+
+
+def update_record(runner: SfRunner, sobject: str, record_id: str, values: dict[str, Any],
+                  target_org: str | None) -> None:
+    runner.run(["data", "update", "record", "--sobject", sobject, "--record-id", record_id, "--values",
+                _values(values), *_org(target_org)])
+
+
+def delete_record(runner: SfRunner, sobject: str, record_id: str, target_org: str | None) -> None:
+    runner.run(["data", "delete", "record", "--sobject", sobject, "--record-id", record_id, *_org(target_org)])
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    id: str | None
+    success: bool
+    code: str = ""
+    message: str = ""
+
+
+def collection(runner: SfRunner, method: str, records: list[dict[str, Any]], target_org: str | None,
+               api_version: str, all_or_none: bool = False) -> list[RecordResult]:
+    """sObject Collections through ``sf api request rest`` (beta; no ``--json``): up to 200 records a
+    call, in as many calls as needed. The command exits 0 on any 2xx even when records failed, so the
+    body is parsed per record (sf-wire.md section 8); an HTTP error (exit 1) raises :class:`SfError`.
+    ``method`` is POST (create), PATCH (update, records carry ``Id``) or DELETE (records are ``{"Id"}``)."""
+    from sf_intuser.sf.soql import chunks
+
+    out: list[RecordResult] = []
+    base = f"/services/data/v{api_version}/composite/sobjects"
+    for batch in chunks(records, 200):  # type: ignore[arg-type]
+        if method == "DELETE":
+            ids = ",".join(str(r["Id"]) for r in batch)
+            args = ["api", "request", "rest", f"{base}?ids={ids}&allOrNone={str(all_or_none).lower()}",
+                    "--method", "DELETE", "--body", "{}", *_org(target_org)]
+            # plugin-api 1.3.54 reads a request body for every method but GET and fails without one
+            body_file = None
+        else:
+            body_file = runner.temp_json({"allOrNone": all_or_none, "records": batch})
+            args = ["api", "request", "rest", base, "--method", method, "--body", f"@{body_file}", *_org(target_org)]
+        try:
+            code, stdout, stderr = runner.raw(args)
+        finally:
+            if body_file:
+                Path(body_file).unlink(missing_ok=True)
+        data = _json_body(stdout)
+        if code != 0 or not isinstance(data, list):
+            first = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+            if not first and ("ECONNRESET" in stderr or "ECONNREFUSED" in stderr or "fetch failed" in stderr):
+                raise SfConnectionError("SfConnectionError", _plain(stderr), code or 1,
+                                        actions=["Check that the org is reachable, then run the command again"])
+            raise SfError(str(first.get("errorCode") or "SfApiRequestFailed"),
+                          str(first.get("message") or _plain(stderr or stdout)), code or 1, data=data)
+        for item in data:
+            errs = item.get("errors") or []
+            e = errs[0] if errs else {}
+            out.append(RecordResult(item.get("id"), bool(item.get("success")), str(e.get("statusCode", "")),
+                                    str(e.get("message", ""))))
+    return out
+
+
+def _plain(text: str) -> str:
+    """Terminal text without colour codes and the beta warning, shortened."""
+    lines = [ln for ln in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()
+             if ln.strip() and "currently in beta" not in ln]
+    return " ".join(lines)[:500]
+
+
+def _json_body(stdout: str) -> Any:
+    text = stdout.strip()
+    start = min([i for i in (text.find("["), text.find("{")) if i >= 0], default=-1)
+    if start < 0:
+        return None
+    try:
+        return json.loads(text[start:])
+    except ValueError:
+        return None

@@ -69,6 +69,12 @@ class SfAuthError(SfError):
     """No usable session for the org (not logged in, expired or revoked)."""
 
 
+class SfConnectionError(SfError):
+    """The org did not answer: the connection failed or was dropped. sf reports it as exit 10,
+    ``TypeError: fetch failed`` (observed against the emulated org); jsforce itself retries 5xx answers
+    and got retries dropped connections a few times before this surfaces."""
+
+
 @dataclass
 class Envelope:
     status: int
@@ -169,9 +175,19 @@ class SfRunner:
         if env is None:
             raise SfError("SfBadOutput", f"sf {' '.join(args[:3])} printed no JSON envelope (exit {code}): "
                           f"{(err or out).strip()[:500]}", code or 1, argv=args)
-        if code in ok and env.get("status", code) in ok:
+        # an error envelope has no "result": whatever the exit code, it is an error
+        if code in ok and env.get("status", code) in ok and ("result" in env or code == 0):
             return Envelope(int(env.get("status", 0)), env.get("result"), list(env.get("warnings") or []), env)
         raise error_from(env, code, args)
+
+    def temp_json(self, data: Any) -> str:
+        """A private temporary file holding ``data`` as JSON, for ``--body @file``; the caller deletes it."""
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="sf-intuser-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        return path
 
     @property
     def seconds(self) -> float:
@@ -208,5 +224,9 @@ def error_from(env: dict, code: int, argv: Sequence[str]) -> SfError:
         failures = env["result"].get("failures") or []
         message = "; ".join(str(f.get("message", f)) for f in failures) or json.dumps(env["result"])[:500]
     exit_code = int(env.get("exitCode") or env.get("status") or code or 1)
-    cls = SfAuthError if name in _AUTH_NAMES else SfError
-    return cls(name, message, exit_code, env.get("actions") or [], env.get("data") or env.get("result"), argv)
+    actions = list(env.get("actions") or [])
+    cls: type[SfError] = SfAuthError if name in _AUTH_NAMES else SfError
+    if name == "TypeError" and "fetch failed" in message or "ECONNRESET" in message or "ECONNREFUSED" in message:
+        cls = SfConnectionError
+        actions = actions or ["Check that the org's instance URL is reachable, then run the command again"]
+    return cls(name, message, exit_code, actions, env.get("data") or env.get("result"), argv)

@@ -1,0 +1,109 @@
+"""The sObjects the emulated org knows: key prefixes and fields (Object Reference, salesforce-facts.md A5).
+
+A query naming a field that is not listed fails with ``INVALID_FIELD``, as in Salesforce, rather
+than quietly returning nothing. Relationship paths (``Profile.UserLicense.Name``) follow a field
+``<Name>Id`` to the record its id points at; the target object comes from the id's key prefix, which
+also serves polymorphic references such as ``PermissionSet.LicenseId`` (a UserLicense or a
+PermissionSetLicense).
+"""
+
+from __future__ import annotations
+
+#: object -> (key prefix, fields). Fields marked computed in ``COMPUTED`` are read-only.
+OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "Organization": ("00D", ("Id", "Name", "InstanceName", "IsSandbox", "TrialExpirationDate", "NamespacePrefix",
+                             "OrganizationType")),
+    "User": ("005", ("Id", "Username", "Name", "FirstName", "LastName", "Alias", "Email", "IsActive", "UserType",
+                     "ProfileId", "UserRoleId", "LastLoginDate", "CreatedDate", "TimeZoneSidKey", "LocaleSidKey",
+                     "EmailEncodingKey", "LanguageLocaleKey", "UserPermissionsMarketingUser")),
+    "Profile": ("00e", ("Id", "Name", "Description", "UserLicenseId", "UserType")),
+    "UserLicense": ("100", ("Id", "Name", "MasterLabel", "LicenseDefinitionKey", "Status", "TotalLicenses",
+                            "UsedLicenses")),
+    "PermissionSet": ("0PS", ("Id", "Name", "Label", "Description", "IsOwnedByProfile", "ProfileId", "LicenseId",
+                              "NamespacePrefix", "IsCustom", "Type", "PermissionSetGroupId", "HasActivationRequired")),
+    "PermissionSetAssignment": ("0Pa", ("Id", "AssigneeId", "PermissionSetId", "PermissionSetGroupId",
+                                        "ExpirationDate", "IsActive")),
+    "PermissionSetGroup": ("0PG", ("Id", "DeveloperName", "MasterLabel", "Status", "Description",
+                                   "NamespacePrefix")),
+    "PermissionSetGroupComponent": ("0PC", ("Id", "PermissionSetGroupId", "PermissionSetId")),
+    "PermissionSetLicense": ("0PL", ("Id", "DeveloperName", "MasterLabel", "PermissionSetLicenseKey", "Status",
+                                     "TotalLicenses", "UsedLicenses", "ExpirationDate",
+                                     "IsAvailableForIntegrations")),
+    "PermissionSetLicenseAssign": ("2LA", ("Id", "AssigneeId", "PermissionSetLicenseId")),
+    "LoginHistory": ("0Ya", ("Id", "UserId", "LoginTime", "LoginType", "Application", "ApiType", "ApiVersion",
+                             "Status", "SourceIp", "LoginSubType", "Browser", "Platform")),
+    "ConnectedApplication": ("0H4", ("Id", "Name", "OptionsAllowAdminApprovedUsersOnly")),
+    "SetupEntityAccess": ("0J0", ("Id", "ParentId", "SetupEntityId", "SetupEntityType")),
+    "ApexClass": ("01p", ("Id", "Name", "NamespacePrefix", "Status")),
+    "ApexPage": ("066", ("Id", "Name", "NamespacePrefix")),
+    "PackageLicense": ("050", ("Id", "NamespacePrefix", "AllowedLicenses", "UsedLicenses", "Status")),
+    "UserPackageLicense": ("051", ("Id", "PackageLicenseId", "UserId")),
+    "OauthToken": ("0CQ", ("Id", "AppName", "UserId", "LastUsedDate", "UseCount", "CreatedDate")),
+    # the login probe's Tooling query (sf-wire.md section 3, row 6): present, always empty
+    "SandboxProcess": ("0GR", ("Id", "Status", "SandboxName", "SandboxInfoId", "LicenseType", "CreatedDate",
+                               "CopyProgress", "SandboxOrganization", "SourceId", "Description", "EndDate",
+                               "Features")),
+    # job ids of the Metadata API (no fields queried)
+    "AsyncRetrieve": ("09S", ("Id",)),
+    "AsyncDeploy": ("0Af", ("Id",)),
+}
+
+#: Fields the org computes; an insert or update naming them fails with INVALID_FIELD_FOR_INSERT_UPDATE.
+COMPUTED = {("UserLicense", "UsedLicenses"), ("PermissionSetLicense", "UsedLicenses")}
+
+#: What the REST API may write here; other objects answer INVALID_TYPE_FOR_OPERATION.
+WRITABLE: dict[str, set[str]] = {
+    "User": {"create", "update"},
+    "Profile": {"create", "update"},
+    "PermissionSet": {"create", "update", "delete"},
+    "PermissionSetAssignment": {"create", "delete"},
+    "PermissionSetLicenseAssign": {"create", "delete"},
+    "SetupEntityAccess": {"create", "delete"},
+    "LoginHistory": set(),
+}
+
+PREFIXES = {prefix: name for name, (prefix, _) in OBJECTS.items()}
+
+
+def canonical(name: str) -> str | None:
+    """The object's proper name for any spelling, or None."""
+    low = name.lower()
+    return next((n for n in OBJECTS if n.lower() == low), None)
+
+
+def field_name(obj: str, name: str) -> str | None:
+    low = name.lower()
+    return next((f for f in OBJECTS[obj][1] if f.lower() == low), None)
+
+
+#: relationship name -> object, where the name is not the object's own
+REL_TARGETS = {"Assignee": "User", "Parent": "PermissionSet", "UserLicense": "UserLicense", "User": "User"}
+
+
+def check_path(obj: str, path: str) -> None:
+    """Raise INVALID_FIELD for a field or relationship the object does not have (polymorphic
+    relationships such as ``License`` and ``SetupEntity`` are checked up to the polymorphic step)."""
+    from sf_intuser.emulator.soql import QueryError
+
+    parts = path.split(".")
+    if len(parts) > 1 and parts[0].lower() == obj.lower():
+        parts = parts[1:]
+    cur: str | None = obj
+    for i, part in enumerate(parts):
+        if cur is None:
+            return
+        last = i == len(parts) - 1
+        name = field_name(cur, part if last else part + "Id")
+        if name is None:
+            what = f"No such column '{part}' on entity '{cur}'" if last else \
+                f"Didn't understand relationship '{part}' in field path. No such relationship on entity '{cur}'"
+            raise QueryError("INVALID_FIELD", what + ". If you are attempting to use a custom field, be sure to "
+                             "append the '__c' after the custom field name. Please reference your WSDL or the "
+                             "describe call for the appropriate names.")
+        if not last:
+            rel = name[:-2]
+            cur = REL_TARGETS.get(rel) or canonical(rel)
+
+
+def object_of_id(record_id: str | None) -> str | None:
+    return PREFIXES.get(record_id[:3]) if record_id else None

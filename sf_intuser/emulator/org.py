@@ -1,0 +1,722 @@
+"""The emulated org's state: records, metadata components, the platform rules on writes, and queries.
+
+Everything a test may want to assert on lives here and is plain data (``state.records``,
+``state.components``, ``state.requests``). Writes go through :meth:`OrgState.insert`,
+:meth:`OrgState.update` and :meth:`OrgState.delete`, which enforce the rules below and raise
+:class:`ApiError` with the status, ``errorCode`` and message Salesforce answers with. Each rule names
+its source; where the platform's behaviour is unknown ([U] in salesforce-facts.md) the emulator
+offers both behaviours behind an option in :class:`Options`.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import itertools
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from lxml import etree
+
+from sf_intuser.emulator import objects, soql
+from sf_intuser.metadata import xml
+
+INTEGRATION_LICENSE = "Salesforce Integration"
+
+
+class ApiError(Exception):
+    """A Salesforce REST error: HTTP status, errorCode, message (and the fields it concerns)."""
+
+    def __init__(self, status: int, code: str, message: str, fields: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = list(fields)
+
+    def body(self) -> dict[str, Any]:
+        return {"message": self.message, "errorCode": self.code, "fields": self.fields}
+
+
+@dataclass
+class Options:
+    """Switches for behaviour that is unknown or differs between orgs (salesforce-facts.md A3, A4, A7)."""
+
+    #: A3/A7 q2 [V, conflicting]: moving a user to a profile of another license either succeeds and
+    #: strips every permission set and permission set license assignment ("strip", the migration
+    #: article's account) or fails with FIELD_INTEGRITY_EXCEPTION (KB 000386999) ("refuse").
+    profile_change_across_licenses: str = "strip"
+    #: A4 [U]: whether a deploy of a brand-new Profile file creates the profile. Off: the deploy
+    #: fails and the profile must be created as a Profile record (Name, UserLicenseId), as Salesforce
+    #: recommends.
+    new_profile_by_deploy: bool = False
+    #: A3 [V-3P claim, U]: whether moving a user to an API-only profile assigns the
+    #: SalesforceAPIIntegrationPsl by itself (sfdx-hardis says so for "Salesforce API Only" profiles).
+    api_profile_assigns_psl: bool = False
+    #: Requests answered with InProgress before a Metadata API job reports done (sf-wire.md 10: each
+    #: InProgress poll costs the CLI one second, so the default is none).
+    metadata_polls_in_progress: int = 0
+
+
+@dataclass
+class Component:
+    """A metadata component as Salesforce stores it: ``body`` is the XML, or the source of a class or
+    page whose ``meta`` holds the -meta.xml."""
+
+    type: str
+    name: str
+    body: bytes
+    meta: bytes | None = None
+
+
+_SEQ = itertools.count(1)
+_SEQ_LOCK = threading.Lock()
+
+
+def new_id(prefix: str) -> str:
+    """An id unique across restarts of the emulator (the CLI caches deploy ids in ~/.sf, so a counter
+    that restarts would collide: sf-wire.md section 6): milliseconds since the epoch in base 36,
+    then a process counter."""
+    with _SEQ_LOCK:
+        n = next(_SEQ)
+    ms = int(time.time() * 1000)
+    digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    out = ""
+    for _ in range(8):
+        ms, r = divmod(ms, 62)
+        out = digits[r] + out
+    return f"{prefix}{out}{n % 62**4:04d}"[:15] + "AAA"
+
+
+@dataclass
+class OrgState:
+    org_id: str = "00D000000000001AAA"
+    username: str = "admin@emulated.example"
+    admin_id: str = "005000000000001AAA"
+    api_versions: tuple[str, ...] = ("60.0", "61.0", "62.0")
+    page_size: int = 2000
+    options: Options = field(default_factory=Options)
+    records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    components: dict[tuple[str, str], Component] = field(default_factory=dict)
+    #: forbidden user permissions per user license name (seed: ``forbiddenPermissions``)
+    forbidden: dict[str, set[str]] = field(default_factory=dict)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def __post_init__(self) -> None:
+        self.token_prefix = self.org_id[:15] + "!"
+        #: while seeding, ids are counted per key prefix so a seed always gives the same ids
+        self.seeding: dict[str, int] | None = None
+
+    def new_record_id(self, prefix: str) -> str:
+        if self.seeding is None:
+            return new_id(prefix)
+        self.seeding[prefix] = self.seeding.get(prefix, 0) + 1
+        return f"{prefix}{self.seeding[prefix]:012d}AAA"
+
+    # --- plain record access -------------------------------------------------------------------
+
+    def table(self, obj: str) -> dict[str, dict[str, Any]]:
+        return self.records.setdefault(obj, {})
+
+    def get(self, record_id: str | None) -> dict[str, Any] | None:
+        obj = objects.object_of_id(record_id)
+        if not obj or not record_id:
+            return None
+        table = self.records.get(obj, {})
+        return table.get(record_id) or next((r for k, r in table.items() if k[:15] == record_id[:15]), None)
+
+    def put(self, obj: str, values: dict[str, Any], record_id: str | None = None) -> dict[str, Any]:
+        rec = {f: None for f in objects.OBJECTS[obj][1]}
+        rec.update(values)
+        rec["Id"] = record_id or values.get("Id") or self.new_record_id(objects.OBJECTS[obj][0])
+        self.table(obj)[rec["Id"]] = rec
+        return rec
+
+    def find(self, obj: str, **where: Any) -> list[dict[str, Any]]:
+        def ok(r: dict[str, Any]) -> bool:
+            return all((str(r.get(k)).lower() == str(v).lower()) if isinstance(v, str) else r.get(k) == v
+                       for k, v in where.items())
+        return [r for r in self.records.get(obj, {}).values() if ok(r)]
+
+    def one(self, obj: str, **where: Any) -> dict[str, Any] | None:
+        found = self.find(obj, **where)
+        return found[0] if found else None
+
+    def view(self, obj: str, rec: dict[str, Any]) -> dict[str, Any]:
+        """A record with its computed fields filled in."""
+        if obj == "UserLicense":
+            return {**rec, "UsedLicenses": self.used_user_licenses(rec["Id"])}
+        if obj == "PermissionSetLicense":
+            return {**rec, "UsedLicenses": len(self.find("PermissionSetLicenseAssign",
+                                                         PermissionSetLicenseId=rec["Id"]))}
+        return rec
+
+    # --- licenses ------------------------------------------------------------------------------
+
+    def license_of_profile(self, profile_id: str | None) -> dict[str, Any] | None:
+        prof = self.get(profile_id)
+        return self.get(prof.get("UserLicenseId")) if prof else None
+
+    def license_of_user(self, user: dict[str, Any]) -> dict[str, Any] | None:
+        return self.license_of_profile(user.get("ProfileId"))
+
+    def used_user_licenses(self, license_id: str) -> int:
+        return sum(1 for u in self.records.get("User", {}).values()
+                   if u.get("IsActive") and (self.license_of_user(u) or {}).get("Id") == license_id)
+
+    def is_integration_user(self, user: dict[str, Any]) -> bool:
+        return (self.license_of_user(user) or {}).get("Name") == INTEGRATION_LICENSE
+
+    # --- queries -------------------------------------------------------------------------------
+
+    def resolve(self, obj: str, rec: dict[str, Any], path: str) -> Any:
+        parts = path.split(".")
+        cur: dict[str, Any] | None = rec
+        cur_obj = obj
+        if len(parts) > 1 and parts[0].lower() == obj.lower():  # SELECT User.Name FROM User
+            parts = parts[1:]
+        for rel in parts[:-1]:
+            if cur is None:
+                return None
+            ref_field = objects.field_name(cur_obj, rel + "Id")
+            if ref_field is None:
+                raise soql.QueryError("INVALID_FIELD", f"Didn't understand relationship '{rel}' in field path. "
+                                      f"No such relationship on entity '{cur_obj}'.")
+            cur = self.get(cur.get(ref_field))
+            cur_obj = objects.object_of_id(cur["Id"]) if cur else cur_obj
+        if cur is None:
+            return None
+        name = objects.field_name(cur_obj, parts[-1])
+        if name is None:
+            raise soql.QueryError("INVALID_FIELD", f"No such column '{parts[-1]}' on entity '{cur_obj}'. If you are "
+                                  "attempting to use a custom field, be sure to append the '__c' after the custom "
+                                  "field name. Please reference your WSDL or the describe call for the appropriate "
+                                  "names.")
+        return self.view(cur_obj, cur).get(name)
+
+    def query(self, text: str) -> tuple[soql.Query, list[dict[str, Any]], int]:
+        """Parse and run; returns the query, the result records (projected) and totalSize."""
+        q = soql.parse(text)
+        obj = objects.canonical(q.obj)
+        if obj is None:
+            raise soql.QueryError("INVALID_TYPE", f"sObject type '{q.obj}' is not supported. If you are attempting "
+                                  "to use a custom object, be sure to append the '__c' after the entity name. "
+                                  "Please reference your WSDL or the describe call for the appropriate names.")
+        rows = self._select(obj, q)
+        if q.aggregate:
+            return q, *self._aggregate(obj, q, rows)
+        rows = soql.sort_rows(rows, q.order_by, lambda r, p: self.resolve(obj, r, p))
+        rows = rows[q.offset:]
+        if q.limit is not None:
+            rows = rows[:q.limit]
+        return q, [self.project(obj, r, [f.path for f in q.fields]) for r in rows], len(rows)
+
+    def _select(self, obj: str, q: soql.Query) -> list[dict[str, Any]]:
+        for f in q.fields:
+            if f.path:
+                objects.check_path(obj, f.path)
+        for path, _, _ in q.order_by:
+            objects.check_path(obj, path)
+        now = self.now()
+
+        def semi(sub: soql.Query) -> set:
+            sub_obj = objects.canonical(sub.obj)
+            if sub_obj is None:
+                raise soql.QueryError("INVALID_TYPE", f"sObject type '{sub.obj}' is not supported.")
+            return {self.resolve(sub_obj, r, sub.fields[0].path) for r in self._select(sub_obj, sub)}
+
+        return [r for r in list(self.records.get(obj, {}).values())
+                if soql.matches(q.where, r, lambda rec, p: self.resolve(obj, rec, p), now, semi)]
+
+    def _aggregate(self, obj: str, q: soql.Query, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        plain = [f for f in q.fields if not f.func]
+        grouped = {g.lower() for g in q.group_by}
+        for f in plain:
+            if f.path.lower() not in grouped:
+                raise soql.QueryError("MALFORMED_QUERY", f"Field must be grouped or aggregated: {f.path}")
+        if not q.group_by:
+            if len(q.fields) == 1 and q.fields[0].func and not q.fields[0].path:
+                return [], len(rows)  # SELECT COUNT() FROM X: totalSize is the count, no records
+            groups: dict[tuple, list] = {(): rows}
+        else:
+            groups = {}
+            for r in rows:
+                groups.setdefault(tuple(self.resolve(obj, r, g) for g in q.group_by), []).append(r)
+        out = []
+        expr = 0
+        for key, members in groups.items():
+            rec: dict[str, Any] = {"attributes": {"type": "AggregateResult"}}
+            for g, v in zip(q.group_by, key):
+                rec[g.split(".")[-1]] = v
+            expr = 0
+            for f in q.fields:
+                if f.func:
+                    name = f.alias or f"expr{expr}"
+                    if not f.alias:
+                        expr += 1
+                    rec[name] = (len(members) if not f.path else
+                                 sum(1 for m in members if self.resolve(obj, m, f.path) is not None))
+            out.append(rec)
+        resolve = {g.split(".")[-1]: g for g in q.group_by}
+        out = soql.sort_rows(out, [(p.split(".")[-1], d, n) for p, d, n in q.order_by],
+                             lambda r, p: r.get(p if p in r else resolve.get(p, p)))
+        if q.limit is not None:
+            out = out[:q.limit]
+        return out, len(out)
+
+    def attributes(self, obj: str, rid: str) -> dict[str, str]:
+        return {"type": obj, "url": f"/services/data/v{self.api_versions[-1]}/sobjects/{obj}/{rid}"}
+
+    def project(self, obj: str, rec: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {"attributes": self.attributes(obj, rec["Id"])}
+        for f in fields:
+            parts = f.split(".")
+            if len(parts) > 1 and parts[0].lower() == obj.lower():
+                parts = parts[1:]
+            node, cur, cur_obj = out, rec, obj
+            for rel in parts[:-1]:
+                ref = objects.field_name(cur_obj, rel + "Id") or rel + "Id"
+                parent = self.get(cur.get(ref))
+                rel_name = ref[:-2]
+                if parent is None:
+                    node[rel_name] = None
+                    break
+                p_obj = objects.object_of_id(parent["Id"]) or rel_name
+                node = node.setdefault(rel_name, {"attributes": self.attributes(p_obj, parent["Id"])})
+                if node is None:
+                    break
+                cur, cur_obj = parent, p_obj
+            else:
+                name = objects.field_name(cur_obj, parts[-1]) or parts[-1]
+                node[name] = self.view(cur_obj, cur).get(name)
+        return out
+
+    # --- writes (the rules) --------------------------------------------------------------------
+
+    def _check_fields(self, obj: str, values: dict[str, Any], op: str) -> dict[str, Any]:
+        if op not in objects.WRITABLE.get(obj, set()):
+            raise ApiError(400, "INVALID_TYPE_FOR_OPERATION", f"entity type {obj} does not support {op}")
+        out = {}
+        for k, v in values.items():
+            if k == "attributes":
+                continue
+            name = objects.field_name(obj, k)
+            if name is None:
+                raise ApiError(400, "INVALID_FIELD", f"No such column '{k}' on sobject of type {obj}", [k])
+            if (obj, name) in objects.COMPUTED or name == "Id":
+                raise ApiError(400, "INVALID_FIELD_FOR_INSERT_UPDATE",
+                               f"Unable to create/update fields: {name}. Please check the security settings of "
+                               "this field and verify that it is read/write for your profile or permission set.",
+                               [name])
+            out[name] = v
+        return out
+
+    def _must(self, obj: str, record_id: Any, field_name: str) -> dict[str, Any]:
+        rec = self.get(str(record_id)) if record_id else None
+        if rec is None or objects.object_of_id(rec["Id"]) != obj:
+            raise ApiError(400, "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id", [field_name])
+        return rec
+
+    def insert(self, obj: str, values: dict[str, Any]) -> str:
+        obj = objects.canonical(obj) or obj
+        if obj not in objects.OBJECTS:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        vals = self._check_fields(obj, values, "create")
+        handler = getattr(self, f"_insert_{obj}", None)
+        if handler is not None:
+            return handler(vals)
+        return self.put(obj, vals)["Id"]
+
+    def update(self, obj: str, record_id: str, values: dict[str, Any]) -> None:
+        obj = objects.canonical(obj) or obj
+        vals = self._check_fields(obj, values, "update")
+        rec = self.get(record_id)
+        if rec is None or objects.object_of_id(rec["Id"]) != obj:
+            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+        handler = getattr(self, f"_update_{obj}", None)
+        if handler is not None:
+            handler(rec, vals)
+        else:
+            rec.update(vals)
+
+    def delete(self, obj: str, record_id: str) -> None:
+        obj = objects.canonical(obj) or obj
+        if "delete" not in objects.WRITABLE.get(obj, set()):
+            raise ApiError(400, "INVALID_TYPE_FOR_OPERATION", f"entity type {obj} does not support delete")
+        rec = self.get(record_id)
+        if rec is None or objects.object_of_id(rec["Id"]) != obj:
+            raise ApiError(404, "ENTITY_IS_DELETED", "entity is deleted")
+        handler = getattr(self, f"_delete_{obj}", None)
+        if handler is not None:
+            handler(rec)
+        del self.records[obj][rec["Id"]]
+
+    def transaction(self) -> "_Snapshot":
+        """``with state.transaction():`` restores records and metadata if the block raises (allOrNone)."""
+        return _Snapshot(self)
+
+    # User -------------------------------------------------------------------------------------
+
+    def _seat_check(self, license_rec: dict[str, Any] | None) -> None:
+        """Seat limits (salesforce-facts.md A1: five free Salesforce Integration seats, more are bought):
+        an active user beyond TotalLicenses is refused with LICENSE_LIMIT_EXCEEDED; the message is the
+        one sf-wire.md section 9 records."""
+        if license_rec and self.used_user_licenses(license_rec["Id"]) >= int(license_rec.get("TotalLicenses") or 0):
+            raise ApiError(400, "LICENSE_LIMIT_EXCEEDED", "License Limit Exceeded")
+
+    def _insert_User(self, vals: dict[str, Any]) -> str:
+        for req in ("Username", "LastName", "ProfileId"):
+            if not vals.get(req):
+                raise ApiError(400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{req}]", [req])
+        self._must("Profile", vals["ProfileId"], "ProfileId")
+        if self.one("User", Username=vals["Username"]):
+            raise ApiError(400, "DUPLICATE_USERNAME", "Duplicate Username.<br>The username already exists in this "
+                           "or another Salesforce organization. Usernames must be unique across all Salesforce "
+                           "organizations.", ["Username"])
+        vals.setdefault("IsActive", True)
+        if vals["IsActive"]:
+            self._seat_check(self.license_of_profile(vals["ProfileId"]))
+        vals.setdefault("UserType", "Standard")
+        vals.setdefault("CreatedDate", soql.format_datetime(self.now()))
+        vals.setdefault("Name", " ".join(x for x in (vals.get("FirstName"), vals["LastName"]) if x))
+        return self.put("User", vals)["Id"]
+
+    def _update_User(self, rec: dict[str, Any], vals: dict[str, Any]) -> None:
+        new_profile = vals.get("ProfileId")
+        old_license = self.license_of_user(rec)
+        new_license = old_license
+        if new_profile and new_profile != rec.get("ProfileId"):
+            self._must("Profile", new_profile, "ProfileId")
+            new_license = self.license_of_profile(new_profile)
+        activating = vals.get("IsActive") is True and not rec.get("IsActive")
+        license_changes = (new_license or {}).get("Id") != (old_license or {}).get("Id")
+        if license_changes and self.options.profile_change_across_licenses == "refuse":
+            # KB 000386999 (salesforce-facts.md A3)
+            raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
+                           "You can only reassign this user to a profile of the current license", ["ProfileId"])
+        if (license_changes and (vals.get("IsActive", rec.get("IsActive")))) or activating:
+            self._seat_check(new_license)
+        rec.update(vals)
+        if license_changes:
+            # The migration article and terrasky docs (salesforce-facts.md A3): every permission set
+            # assignment is removed when the license changes; permission set licenses go with them.
+            for psa in self.find("PermissionSetAssignment", AssigneeId=rec["Id"]):
+                ps = self.get(psa["PermissionSetId"])
+                if ps and not ps.get("IsOwnedByProfile"):
+                    del self.records["PermissionSetAssignment"][psa["Id"]]
+            for psla in self.find("PermissionSetLicenseAssign", AssigneeId=rec["Id"]):
+                del self.records["PermissionSetLicenseAssign"][psla["Id"]]
+            if (self.options.api_profile_assigns_psl and (new_license or {}).get("Name") == INTEGRATION_LICENSE):
+                psl = self.one("PermissionSetLicense", DeveloperName="SalesforceAPIIntegrationPsl")
+                if psl:
+                    self._insert_PermissionSetLicenseAssign({"AssigneeId": rec["Id"],
+                                                             "PermissionSetLicenseId": psl["Id"]})
+
+    # Profile ----------------------------------------------------------------------------------
+
+    def _insert_Profile(self, vals: dict[str, Any]) -> str:
+        """A new profile as a Profile record (Name, UserLicenseId), as Salesforce recommends (Metadata API
+        doc, Profile; CumulusCI create_blank_profile): it starts empty but for what the license requires."""
+        for req in ("Name", "UserLicenseId"):
+            if not vals.get(req):
+                raise ApiError(400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{req}]", [req])
+        lic = self._must("UserLicense", vals["UserLicenseId"], "UserLicenseId")
+        if self.one("Profile", Name=vals["Name"]):
+            raise ApiError(400, "DUPLICATE_VALUE", f"duplicate value found: Name duplicates value on record with "
+                           f"id: {self.one('Profile', Name=vals['Name'])['Id']}", ["Name"])
+        root = xml.new_root("Profile")
+        xml.add(root, "custom", "true")
+        if vals.get("Description"):
+            xml.add(root, "description", vals["Description"])
+        xml.add(root, "userLicense", lic["Name"])
+        for perm in ("ApiEnabled", "ApiUserOnly") if lic["Name"] == INTEGRATION_LICENSE else ():
+            up = xml.add(root, "userPermissions")
+            xml.add(up, "enabled", "true")
+            xml.add(up, "name", perm)
+        self.components[("Profile", vals["Name"])] = Component("Profile", vals["Name"], xml.serialize(root))
+        return self.sync_profile(vals["Name"], vals.get("Description"))["Id"]
+
+    def _update_Profile(self, rec: dict[str, Any], vals: dict[str, Any]) -> None:
+        if "UserLicenseId" in vals and vals["UserLicenseId"] != rec["UserLicenseId"]:
+            # IdeaExchange "Change User License of a Profile": not possible (salesforce-facts.md A3)
+            raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION", "You can't change the user license of a profile",
+                           ["UserLicenseId"])
+        if "Name" in vals and vals["Name"] != rec["Name"]:
+            comp = self.components.pop(("Profile", rec["Name"]))
+            self.components[("Profile", vals["Name"])] = Component("Profile", vals["Name"], comp.body)
+        rec.update(vals)
+
+    # PermissionSet ----------------------------------------------------------------------------
+
+    def _insert_PermissionSet(self, vals: dict[str, Any]) -> str:
+        for req in ("Name", "Label"):
+            if not vals.get(req):
+                raise ApiError(400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{req}]", [req])
+        if self.one("PermissionSet", Name=vals["Name"]):
+            raise ApiError(400, "DUPLICATE_DEVELOPER_NAME", "The API name you entered is already in use", ["Name"])
+        root = xml.new_root("PermissionSet")
+        if vals.get("Description"):
+            xml.add(root, "description", vals["Description"])
+        xml.add(root, "hasActivationRequired", "false")
+        xml.add(root, "label", vals["Label"])
+        lic = self.get(vals.get("LicenseId")) if vals.get("LicenseId") else None
+        if lic:
+            xml.add(root, "license", lic.get("DeveloperName") or lic.get("Name"))
+        self.components[("PermissionSet", vals["Name"])] = Component("PermissionSet", vals["Name"],
+                                                                      xml.serialize(root))
+        return self.sync_permission_set(vals["Name"])["Id"]
+
+    def _delete_PermissionSet(self, rec: dict[str, Any]) -> None:
+        if rec.get("IsOwnedByProfile"):
+            raise ApiError(400, "INVALID_OPERATION", "Cannot delete a permission set owned by a profile")
+        if self.find("PermissionSetAssignment", PermissionSetId=rec["Id"]):
+            raise ApiError(400, "DELETE_FAILED", "Your attempt to delete the permission set could not be completed "
+                           "because it is assigned to users.")
+        self.components.pop(("PermissionSet", rec["Name"]), None)
+
+    # PermissionSetAssignment ------------------------------------------------------------------
+
+    def _insert_PermissionSetAssignment(self, vals: dict[str, Any]) -> str:
+        user = self._must("User", vals.get("AssigneeId"), "AssigneeId")
+        if vals.get("PermissionSetGroupId") and not vals.get("PermissionSetId"):
+            psg = self._must("PermissionSetGroup", vals["PermissionSetGroupId"], "PermissionSetGroupId")
+            group_ps = self.one("PermissionSet", PermissionSetGroupId=psg["Id"])
+            vals["PermissionSetId"] = group_ps["Id"] if group_ps else None
+            for comp in self.find("PermissionSetGroupComponent", PermissionSetGroupId=psg["Id"]):
+                self._check_assignable(user, self.get(comp["PermissionSetId"]))
+        ps = self._must("PermissionSet", vals.get("PermissionSetId"), "PermissionSetId")
+        if ps.get("IsOwnedByProfile"):
+            raise ApiError(400, "INVALID_CROSS_REFERENCE_KEY",
+                           "Cannot assign a permission set that is owned by a profile", ["PermissionSetId"])
+        for existing in self.find("PermissionSetAssignment", AssigneeId=user["Id"]):
+            if existing["PermissionSetId"] == ps["Id"]:
+                # sf-wire.md section 8: the real org answers DUPLICATE_VALUE
+                raise ApiError(400, "DUPLICATE_VALUE", f"Duplicate PermissionSetAssignment. Assignee: {user['Id']}; "
+                               f"Permission Set: {ps['Id']}")
+        if not ps.get("PermissionSetGroupId"):
+            self._check_assignable(user, ps)
+        vals.setdefault("IsActive", True)
+        return self.put("PermissionSetAssignment", vals)["Id"]
+
+    def _check_assignable(self, user: dict[str, Any], ps: dict[str, Any] | None) -> None:
+        if ps is None:
+            return
+        user_license = self.license_of_user(user) or {}
+        bound = self.get(ps.get("LicenseId")) if ps.get("LicenseId") else None
+        kind = objects.object_of_id(bound["Id"]) if bound else None
+        if kind == "UserLicense" and bound["Id"] != user_license.get("Id"):
+            # PermissionSetAssignment object reference: "if the PermissionSet has a UserLicenseId, its
+            # UserLicenseId and the Profile UserLicenseId must match" [V]. Message text: the emulator's.
+            raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
+                           f"Can't assign permission set {ps['Label']} to user {user['Username']}. The permission set "
+                           f"license {bound['Name']} doesn't match the user's license "
+                           f"{user_license.get('Name')}.", ["PermissionSetId"])
+        if kind == "PermissionSetLicense":
+            if not self.find("PermissionSetLicenseAssign", AssigneeId=user["Id"], PermissionSetLicenseId=bound["Id"]):
+                # Help "Create a Permission Set Associated with a Permission Set License": assigning the
+                # permission set assigns its license on the way when a seat is free [V].
+                self._insert_PermissionSetLicenseAssign({"AssigneeId": user["Id"],
+                                                         "PermissionSetLicenseId": bound["Id"]})
+        forbidden = self.forbidden.get(user_license.get("Name", ""), set())
+        for perm in self.enabled_user_permissions(ps):
+            if perm in forbidden:
+                # Veeva KB 115003888654; waitingimpatiently.com (salesforce-facts.md A2) [V-3P]
+                raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
+                               f"Can't assign permission set {ps['Label']} to user {user['Username']}. The user "
+                               f"license doesn't allow the permission: {perm}", ["PermissionSetId"])
+
+    def enabled_user_permissions(self, ps: dict[str, Any]) -> list[str]:
+        comp = self.components.get(("PermissionSet", ps["Name"]))
+        if comp is None:
+            return []
+        root = xml.parse(comp.body, f"PermissionSet {ps['Name']}").root
+        return [xml.text(up, "name") or "" for up in xml.children(root, "userPermissions")
+                if (xml.text(up, "enabled") or "").lower() == "true"]
+
+    # PermissionSetLicenseAssign ---------------------------------------------------------------
+
+    def _insert_PermissionSetLicenseAssign(self, vals: dict[str, Any]) -> str:
+        user = self._must("User", vals.get("AssigneeId"), "AssigneeId")
+        psl = self._must("PermissionSetLicense", vals.get("PermissionSetLicenseId"), "PermissionSetLicenseId")
+        if self.find("PermissionSetLicenseAssign", AssigneeId=user["Id"], PermissionSetLicenseId=psl["Id"]):
+            # sf-wire.md section 8: the message must start with "duplicate value found"
+            raise ApiError(400, "DUPLICATE_VALUE",
+                           "duplicate value found: <unknown> duplicates value on record with id: <unknown>")
+        if self.is_integration_user(user) and not psl.get("IsAvailableForIntegrations"):
+            # KB 005385054 (salesforce-facts.md A2): the Health Cloud wording, generalised
+            raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
+                           f"Integration User can't be assigned the {psl['MasterLabel']} permission set license, "
+                           "because Integration User's user license doesn't support it", ["PermissionSetLicenseId"])
+        if len(self.find("PermissionSetLicenseAssign", PermissionSetLicenseId=psl["Id"])) >= int(
+                psl.get("TotalLicenses") or 0):
+            raise ApiError(400, "LICENSE_LIMIT_EXCEEDED", "License Limit Exceeded")
+        return self.put("PermissionSetLicenseAssign", vals)["Id"]
+
+    def _delete_PermissionSetLicenseAssign(self, rec: dict[str, Any]) -> None:
+        for psa in self.find("PermissionSetAssignment", AssigneeId=rec["AssigneeId"]):
+            ps = self.get(psa["PermissionSetId"]) or {}
+            if ps.get("LicenseId") and ps["LicenseId"][:15] == rec["PermissionSetLicenseId"][:15]:
+                raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
+                               f"Can't remove the permission set license: permission set {ps.get('Label')} "
+                               "assigned to this user requires it.")
+
+    # SetupEntityAccess ------------------------------------------------------------------------
+
+    def _insert_SetupEntityAccess(self, vals: dict[str, Any]) -> str:
+        self._must("PermissionSet", vals.get("ParentId"), "ParentId")
+        entity = self.get(vals.get("SetupEntityId"))
+        if entity is None:
+            raise ApiError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["SetupEntityId"])
+        vals["SetupEntityType"] = objects.object_of_id(entity["Id"])
+        for existing in self.find("SetupEntityAccess", ParentId=vals["ParentId"]):
+            if existing["SetupEntityId"][:15] == entity["Id"][:15]:
+                raise ApiError(400, "DUPLICATE_VALUE", "duplicate value found: SetupEntityId duplicates value on "
+                               f"record with id: {existing['Id']}")
+        return self.put("SetupEntityAccess", vals)["Id"]
+
+    # --- metadata components and the records derived from them ---------------------------------
+
+    def sync_profile(self, name: str, description: str | None = None) -> dict[str, Any]:
+        comp = self.components[("Profile", name)]
+        root = xml.parse(comp.body, f"Profile {name}").root
+        lic_name = xml.text(root, "userLicense") or "Salesforce"
+        lic = self.one("UserLicense", Name=lic_name)
+        prof = self.one("Profile", Name=name)
+        if prof is None:
+            prof = self.put("Profile", {"Name": name, "UserLicenseId": lic["Id"] if lic else None,
+                                        "UserType": "Standard", "Description": description})
+        owned = self.one("PermissionSet", ProfileId=prof["Id"])
+        if owned is None:
+            owned = self.put("PermissionSet", {"Name": "X" + prof["Id"][:15], "Label": "X" + prof["Id"][:15],
+                                               "IsOwnedByProfile": True, "ProfileId": prof["Id"],
+                                               "LicenseId": prof["UserLicenseId"], "IsCustom": False,
+                                               "Type": "Profile"})
+        self._sync_access(owned, root)
+        return prof
+
+    def sync_permission_set(self, name: str) -> dict[str, Any]:
+        comp = self.components[("PermissionSet", name)]
+        root = xml.parse(comp.body, f"PermissionSet {name}").root
+        lic_name = xml.text(root, "license")
+        lic = self.license_by_name(lic_name) if lic_name else None
+        fields = {"Name": name, "Label": xml.text(root, "label") or name, "Description": xml.text(root, "description"),
+                  "LicenseId": lic["Id"] if lic else None, "IsOwnedByProfile": False, "IsCustom": True,
+                  "Type": "Regular", "HasActivationRequired": (xml.text(root, "hasActivationRequired") == "true")}
+        ps = self.one("PermissionSet", Name=name, IsOwnedByProfile=False)
+        if ps is None:
+            ps = self.put("PermissionSet", fields)
+        else:
+            ps.update(fields)
+        self._sync_access(ps, root)
+        return ps
+
+    def license_by_name(self, name: str) -> dict[str, Any] | None:
+        return (self.one("UserLicense", Name=name) or self.one("PermissionSetLicense", DeveloperName=name)
+                or self.one("PermissionSetLicense", PermissionSetLicenseKey=name)
+                or self.one("PermissionSetLicense", MasterLabel=name))
+
+    def _sync_access(self, parent: dict[str, Any], root: etree._Element) -> None:
+        """SetupEntityAccess rows for the Apex classes and Visualforce pages a profile or permission set
+        enables (salesforce-facts.md A5: Apex/VF access lives there, for profiles through their owned
+        permission set)."""
+        table = self.table("SetupEntityAccess")
+        for rid in [k for k, r in table.items() if r["ParentId"] == parent["Id"]
+                    and r["SetupEntityType"] in ("ApexClass", "ApexPage")]:
+            del table[rid]
+        for section, key, obj in (("classAccesses", "apexClass", "ApexClass"), ("pageAccesses", "apexPage", "ApexPage")):
+            for entry in xml.children(root, section):
+                if (xml.text(entry, "enabled") or "").lower() != "true":
+                    continue
+                target = self.one(obj, Name=xml.text(entry, key) or "")
+                if target:
+                    self.put("SetupEntityAccess", {"ParentId": parent["Id"], "SetupEntityId": target["Id"],
+                                                   "SetupEntityType": obj})
+
+    def sync_connected_app(self, name: str) -> None:
+        comp = self.components[("ConnectedApp", name)]
+        root = xml.parse(comp.body, f"ConnectedApp {name}").root
+        label = xml.text(root, "label") or name
+        oauth = xml.child(root, "oauthConfig")
+        approved = oauth is not None and (xml.text(oauth, "isAdminApproved") or "") == "true"
+        app = self.one("ConnectedApplication", Name=label)
+        if app is None:
+            app = self.put("ConnectedApplication", {"Name": label})
+        app["OptionsAllowAdminApprovedUsersOnly"] = approved
+        table = self.table("SetupEntityAccess")
+        for rid in [k for k, r in table.items() if r["SetupEntityId"] == app["Id"]]:
+            del table[rid]
+        # metadata doc, ConnectedApp: profileName holds the profile's name, permissionSetName the
+        # permission set's label (salesforce-facts.md A4)
+        parents = [self.one("PermissionSet", ProfileId=(self.one("Profile", Name=(e.text or "").strip()) or {}).get("Id"))
+                   for e in xml.children(root, "profileName")]
+        parents += [self.one("PermissionSet", Label=(e.text or "").strip(), IsOwnedByProfile=False)
+                    for e in xml.children(root, "permissionSetName")]
+        for parent in parents:
+            if parent:
+                self.put("SetupEntityAccess", {"ParentId": parent["Id"], "SetupEntityId": app["Id"],
+                                               "SetupEntityType": "ConnectedApplication"})
+
+    def sync_group(self, name: str) -> None:
+        comp = self.components[("PermissionSetGroup", name)]
+        root = xml.parse(comp.body, f"PermissionSetGroup {name}").root
+        psg = self.one("PermissionSetGroup", DeveloperName=name)
+        fields = {"DeveloperName": name, "MasterLabel": xml.text(root, "label") or name,
+                  "Status": xml.text(root, "status") or "Updated", "Description": xml.text(root, "description")}
+        if psg is None:
+            psg = self.put("PermissionSetGroup", fields)
+            self.put("PermissionSet", {"Name": name, "Label": fields["MasterLabel"], "IsOwnedByProfile": False,
+                                       "IsCustom": False, "Type": "Group", "PermissionSetGroupId": psg["Id"]})
+        else:
+            psg.update(fields)
+        table = self.table("PermissionSetGroupComponent")
+        for rid in [k for k, r in table.items() if r["PermissionSetGroupId"] == psg["Id"]]:
+            del table[rid]
+        for e in xml.children(root, "permissionSets"):
+            ps = self.one("PermissionSet", Name=(e.text or "").strip(), IsOwnedByProfile=False)
+            if ps:
+                self.put("PermissionSetGroupComponent", {"PermissionSetGroupId": psg["Id"], "PermissionSetId": ps["Id"]})
+
+    def add_component(self, comp: Component) -> None:
+        """Store a component and refresh the records derived from it."""
+        self.components[(comp.type, comp.name)] = comp
+        if comp.type == "ApexClass" and not self.one("ApexClass", Name=comp.name):
+            self.put("ApexClass", {"Name": comp.name, "Status": "Active"})
+        elif comp.type == "ApexPage" and not self.one("ApexPage", Name=comp.name):
+            self.put("ApexPage", {"Name": comp.name})
+        elif comp.type == "Profile":
+            self.sync_profile(comp.name)
+        elif comp.type == "PermissionSet":
+            self.sync_permission_set(comp.name)
+        elif comp.type == "PermissionSetGroup":
+            self.sync_group(comp.name)
+        elif comp.type == "ConnectedApp":
+            self.sync_connected_app(comp.name)
+
+
+class _Snapshot:
+    def __init__(self, state: OrgState) -> None:
+        self.state = state
+
+    def __enter__(self) -> "_Snapshot":
+        self.records = copy.deepcopy(self.state.records)
+        self.components = dict(self.state.components)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.state.records = self.records
+            self.state.components = self.components
+
+
+def relative_time(value: str, now: dt.datetime) -> str:
+    """``-3d``, ``-12h`` or an ISO datetime -> a Salesforce datetime string."""
+    m = re.fullmatch(r"-(\d+)([dhm])", value.strip())
+    if not m:
+        return soql.format_datetime(soql.parse_datetime(value))
+    delta = {"d": dt.timedelta(days=1), "h": dt.timedelta(hours=1), "m": dt.timedelta(minutes=1)}[m.group(2)]
+    return soql.format_datetime(now - int(m.group(1)) * delta)

@@ -1,0 +1,148 @@
+"""Build an emulated org from a declarative seed file (JSON).
+
+A seed names the org, its user licenses and permission set licenses with their seats, folders of
+metadata (source or mdapi format: profiles, permission sets and groups, connected apps, Apex
+classes, Visualforce pages), the users with their profiles, assignments and login history, and the
+options for unknown platform behaviour. Profile, PermissionSet, ApexClass, ConnectedApplication and
+SetupEntityAccess records are derived from the metadata, so the records and a retrieve agree.
+
+Times are relative to now (``"-3d"``, ``"-12h"``) or ISO datetimes. See ``seeds/acme.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from sf_intuser.emulator import org as org_mod
+from sf_intuser.emulator.org import Component, OrgState, Options
+
+SEEDS = Path(__file__).resolve().parent / "seeds"
+DEFAULT_SEED = SEEDS / "acme.json"
+
+#: metadata type -> (folder, suffix, has a separate -meta.xml beside a source body)
+TYPES: dict[str, tuple[str, str, bool]] = {
+    "Profile": ("profiles", "profile", False),
+    "PermissionSet": ("permissionsets", "permissionset", False),
+    "PermissionSetGroup": ("permissionsetgroups", "permissionsetgroup", False),
+    "ConnectedApp": ("connectedApps", "connectedApp", False),
+    "ApexClass": ("classes", "cls", True),
+    "ApexPage": ("pages", "page", True),
+    "CustomObject": ("objects", "object", False),
+    "CustomTab": ("tabs", "tab", False),
+    "CustomApplication": ("applications", "app", False),
+    "CustomPermission": ("customPermissions", "customPermission", False),
+}
+FOLDERS = {folder: t for t, (folder, _, _) in TYPES.items()}
+#: the order components are loaded in: what others refer to comes first
+LOAD_ORDER = ["ApexClass", "ApexPage", "CustomObject", "CustomTab", "CustomApplication", "CustomPermission",
+              "Profile", "PermissionSet", "PermissionSetGroup", "ConnectedApp"]
+
+
+class SeedError(ValueError):
+    pass
+
+
+def read_components(folder: Path) -> list[Component]:
+    """Components from a metadata folder in source (``X.profile-meta.xml``) or mdapi (``X.profile``) form."""
+    found: dict[tuple[str, str], Component] = {}
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.parent.name not in FOLDERS:
+            continue
+        mtype = FOLDERS[path.parent.name]
+        _, suffix, has_body = TYPES[mtype]
+        name = path.name
+        is_meta = name.endswith("-meta.xml")
+        base = name[:-len("-meta.xml")] if is_meta else name
+        if not base.endswith("." + suffix):
+            continue
+        full = unquote(base[:-len(suffix) - 1])
+        comp = found.setdefault((mtype, full), Component(mtype, full, b""))
+        if has_body and is_meta:
+            comp.meta = path.read_bytes()
+        else:
+            comp.body = path.read_bytes()
+    return [c for c in found.values() if c.body or c.meta]
+
+
+def load(path: Path | str | None = None) -> OrgState:
+    path = Path(path) if path else DEFAULT_SEED
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SeedError(f"cannot read seed {path}: {exc}") from None
+    return build(spec, path.parent)
+
+
+def build(spec: dict[str, Any], base: Path) -> OrgState:
+    o = spec.get("org", {})
+    state = OrgState(org_id=o.get("id", "00D000000000001AAA"), username=spec["admin"]["username"],
+                     api_versions=tuple(o.get("apiVersions", ("60.0", "61.0", "62.0"))),
+                     options=Options(**spec.get("options", {})))
+    now = state.now()
+    state.seeding = {"005": len(spec.get("users", [])) + 1}   # users get 005...001, 002, ... below
+    state.put("Organization", {"Name": o.get("name", "Emulated Org"), "InstanceName": "EMU1",
+                               "IsSandbox": bool(o.get("isSandbox", False)), "TrialExpirationDate": None,
+                               "NamespacePrefix": None, "OrganizationType": o.get("edition", "Enterprise Edition")},
+              record_id=state.org_id)
+    for lic in spec.get("userLicenses", []):
+        state.put("UserLicense", {"Name": lic["name"], "MasterLabel": lic["name"],
+                                  "LicenseDefinitionKey": lic.get("key"), "Status": "Active",
+                                  "TotalLicenses": lic["total"]})
+        state.forbidden[lic["name"]] = set(lic.get("forbiddenPermissions", []))
+    for psl in spec.get("permissionSetLicenses", []):
+        state.put("PermissionSetLicense", {"DeveloperName": psl["developerName"], "MasterLabel": psl["label"],
+                                           "PermissionSetLicenseKey": psl.get("key", psl["developerName"]),
+                                           "Status": "Active", "TotalLicenses": psl["total"],
+                                           "IsAvailableForIntegrations": bool(psl.get("availableForIntegrations"))})
+    comps: dict[tuple[str, str], Component] = {}
+    for folder in spec.get("metadata", []):
+        for c in read_components((base / folder).resolve()):
+            comps[(c.type, c.name)] = c
+    for mtype in LOAD_ORDER:
+        for key in sorted(k for k in comps if k[0] == mtype):
+            state.add_component(comps[key])
+    users = [spec["admin"], *spec.get("users", [])]
+    for i, u in enumerate(users, start=1):
+        _add_user(state, u, f"005{i:012d}AAA", now)
+    state.seeding = None
+    return state
+
+
+def _add_user(state: OrgState, u: dict[str, Any], uid: str, now: Any) -> None:
+    prof = state.one("Profile", Name=u["profile"])
+    if prof is None:
+        raise SeedError(f"user {u['username']}: no profile named {u['profile']!r} in the seed's metadata")
+    first, _, last = u.get("name", u["username"].split("@")[0]).rpartition(" ")
+    state.put("User", {"Username": u["username"], "Name": u.get("name", last), "FirstName": first or None,
+                       "LastName": last, "Alias": u["username"][:8], "Email": u.get("email", u["username"]),
+                       "IsActive": u.get("active", True), "UserType": "Standard", "ProfileId": prof["Id"],
+                       "LastLoginDate": (org_mod.relative_time(u["lastLogin"], now) if u.get("lastLogin") else None),
+                       "CreatedDate": org_mod.relative_time(u.get("created", "-400d"), now),
+                       "TimeZoneSidKey": "America/Los_Angeles", "LocaleSidKey": "en_US",
+                       "EmailEncodingKey": "UTF-8", "LanguageLocaleKey": "en_US"}, record_id=uid)
+    for name in u.get("permissionSetLicenses", []):
+        psl = state.one("PermissionSetLicense", DeveloperName=name)
+        if psl is None:
+            raise SeedError(f"user {u['username']}: no permission set license {name!r}")
+        state.put("PermissionSetLicenseAssign", {"AssigneeId": uid, "PermissionSetLicenseId": psl["Id"]})
+    for name in u.get("permissionSets", []):
+        ps = state.one("PermissionSet", Name=name, IsOwnedByProfile=False)
+        if ps is None:
+            raise SeedError(f"user {u['username']}: no permission set {name!r} in the seed's metadata")
+        state.put("PermissionSetAssignment", {"AssigneeId": uid, "PermissionSetId": ps["Id"],
+                                              "PermissionSetGroupId": ps.get("PermissionSetGroupId"),
+                                              "IsActive": True})
+    for spec in u.get("logins", []):
+        # spread `count` logins evenly over the last `days` days
+        count, days = int(spec.get("count", 10)), int(spec.get("days", 30))
+        for k in range(count):
+            hours = int((k + 0.5) * days * 24 / count)
+            state.put("LoginHistory", {"UserId": uid, "LoginTime": org_mod.relative_time(f"-{hours}h", now),
+                                       "LoginType": spec["type"], "Application": spec.get("application"),
+                                       "ApiType": spec.get("apiType"), "ApiVersion": spec.get("apiVersion"),
+                                       "Status": spec.get("status", "Success"), "SourceIp": spec.get("ip"),
+                                       "LoginSubType": spec.get("subType"), "Browser": spec.get("browser"),
+                                       "Platform": spec.get("platform")})
