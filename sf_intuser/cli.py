@@ -68,7 +68,7 @@ def main() -> None:
 
     \b
     Offline:  convert, lint, demo
-    Tools:    doctor
+    Tools:    doctor, emulator serve
     """
 
 
@@ -240,7 +240,8 @@ def lint(paths: tuple[Path, ...], integration_permsets: tuple[str, ...], as_json
 @click.option("--sf-path", default=None, help="The sf executable (default: SF_INTUSER_SF, the setup's shim, PATH).")
 @json_option
 def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
-    """Check the tools: sf found and its version, Node, and (with -o) the org connection.
+    """Check the tools: sf and Node and their versions; with -o the org connection and the seats of the
+    Salesforce Integration license and of the SalesforceAPIIntegrationPsl permission set license.
 
     \b
     Examples:
@@ -256,9 +257,13 @@ def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
     try:
         runner = SfRunner(sf=sf_path)
         checks.append({"check": "sf found", "ok": True, "detail": runner.sf})
-        ver = commands.version(runner)
+        ver, node = commands.versions(runner)
         detail = ".".join(map(str, ver)) if ver else "unknown"
         checks.append({"check": "sf version", "ok": ver is not None and ver[0] == TESTED_VERSION[0], "detail": detail})
+        node_ok = node is not None and tuple(int(x) for x in node.split(".")) >= (22, 19, 0)
+        checks.append({"check": "node version", "ok": node_ok, "detail": node or "unknown"})
+        if not node_ok:
+            actions.append("sf needs Node 22.19 or later: run `make setup`, which brings one from PyPI")
         if ver and ver < TESTED_VERSION:
             warnings.append(f"sf {detail} is older than {'.'.join(map(str, TESTED_VERSION))}, the version "
                             "sf-intuser is tested against; `make setup` installs that one")
@@ -266,6 +271,20 @@ def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
             info = commands.org_display(runner, target_org)
             checks.append({"check": "org connected", "ok": True,
                            "detail": f"{info.username} ({info.org_id}) API v{info.api_version}"})
+            lic, psl = commands.seats(runner, target_org)
+            for label, s, missing in (
+                    ("Salesforce Integration seats", lic,
+                     "the org has no Salesforce Integration license (Enterprise, Unlimited, Performance and "
+                     "Developer editions include it)"),
+                    ("SalesforceAPIIntegrationPsl seats", psl,
+                     "the org has no Salesforce API Integration permission set license")):
+                if s is None:
+                    checks.append({"check": label, "ok": False, "detail": missing})
+                else:
+                    checks.append({"check": label, "ok": True,
+                                   "detail": f"{s.used} of {s.total} used, {s.free} free"})
+                    if s.free == 0:
+                        warnings.append(f"{label}: none free; buy more or free one before moving a user")
     except SfError as exc:
         checks.append({"check": "sf", "ok": False, "detail": exc.message})
         actions = exc.actions
@@ -274,6 +293,100 @@ def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
          lambda: table([(c["check"], "ok" if c["ok"] else "FAILED", c["detail"]) for c in checks],
                        ["check", "status", "detail"]) + "".join(f"\nTry this: {a}" for a in actions),
          status=status, warnings=warnings)
+
+
+# --- emulator ---------------------------------------------------------------------------------
+
+
+@main.group()
+def emulator() -> None:
+    """The bundled emulated org: a rehearsal stage the real sf CLI talks to on 127.0.0.1."""
+
+
+@emulator.command()
+@click.option("--port", type=int, default=0, show_default="a free port", help="Port on 127.0.0.1.")
+@click.option("--seed", "seed_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A seed file (JSON) describing the org (default: the bundled Acme org).")
+@click.option("-a", "--alias", default="intuser-emu", show_default=True, help="Alias to log the sf CLI in under.")
+@click.option("--fault", "fault_specs", multiple=True, metavar="PATTERN@N=ACTION",
+              help="Inject a fault, e.g. 'PATCH .*/sobjects/User/@1=400:LICENSE_LIMIT_EXCEEDED' "
+                   "(repeatable; ACTION is STATUS:CODE[:MESSAGE], drop or delay:SECONDS).")
+@click.option("--option", "options", multiple=True, metavar="NAME=VALUE",
+              help="Platform behaviour switch, e.g. profile_change_across_licenses=refuse, "
+                   "new_profile_by_deploy=true.")
+@click.option("--minutes", type=float, default=60, show_default=True, help="Stop by itself after this long.")
+@click.option("--no-login", is_flag=True, help="Start the org without logging the sf CLI in.")
+@click.option("--sf-path", default=None, help="The sf executable (default: SF_INTUSER_SF, the setup's shim, PATH).")
+@json_option
+def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str, ...], options: tuple[str, ...],
+          minutes: float, no_login: bool, sf_path: str | None, as_json: bool) -> None:
+    """Start the emulated org, log the sf CLI in under ALIAS, and print what to type next.
+
+    \b
+    Examples:
+      sf-intuser emulator serve
+      sf-intuser emulator serve --port 8099 --alias rehearsal --option profile_change_across_licenses=refuse
+      sf-intuser emulator serve --fault 'POST .*/sobjects/PermissionSetAssignment@2=400:LICENSE_LIMIT_EXCEEDED'
+    """
+    import dataclasses
+
+    from sf_intuser.emulator import faults, seed
+    from sf_intuser.emulator.server import EmulatedOrg
+    from sf_intuser.sf.runner import SfError, SfRunner
+
+    try:
+        state = seed.load(seed_file)
+    except (seed.SeedError, KeyError, TypeError) as exc:
+        raise CliError("InvalidSeed", f"The seed {seed_file} cannot be used: {exc}",
+                       actions=["Start from the bundled seed: sf_intuser/emulator/seeds/acme.json"]) from None
+    known = {f.name: f for f in dataclasses.fields(state.options)}
+    for opt in options:
+        name, _, value = opt.partition("=")
+        if name not in known:
+            raise CliError("UnknownOption", f"Unknown emulator option {name!r}", EXIT_USAGE,
+                           actions=[f"Use one of: {', '.join(sorted(known))}"])
+        current = getattr(state.options, name)
+        typed: Any = value.lower() == "true" if isinstance(current, bool) else (
+            int(value) if isinstance(current, int) else value)
+        setattr(state.options, name, typed)
+    try:
+        parsed = [faults.parse(f) for f in fault_specs]
+        org = EmulatedOrg(state, port=port, max_seconds=minutes * 60)
+    except ValueError as exc:
+        raise CliError("InvalidFault", str(exc), EXIT_USAGE) from None
+    except OSError as exc:
+        raise CliError("PortUnavailable", f"Cannot listen on 127.0.0.1:{port}: {exc}", actions=[
+            "Choose another --port, or leave it out for a free one"]) from None
+    for f in parsed:
+        org.inject(f)
+    org.start()
+    logged_in = False
+    try:
+        if not no_login:
+            runner = SfRunner(sf=sf_path, env={**os.environ, "SF_ACCESS_TOKEN": org.access_token()}, timeout=120)
+            runner.run(["org", "login", "access-token", "--instance-url", org.url, "--no-prompt", "--alias", alias])
+            logged_in = True
+    except SfError as exc:
+        org.stop()
+        raise CliError(exc.name, f"The emulated org started but sf could not log in: {exc.message}",
+                       actions=exc.actions or ["Run `sf-intuser doctor`"]) from None
+    result = {"instanceUrl": org.url, "username": state.username, "orgId": state.org_id,
+              "alias": alias if logged_in else None, "stopsAfterMinutes": minutes,
+              "faults": list(fault_specs), "options": dataclasses.asdict(state.options)}
+    if json_wanted(as_json):
+        click.echo(envelope(result))
+    else:
+        click.echo(f"Emulated org {state.records['Organization'][state.org_id]['Name']} is up at {org.url}")
+        if logged_in:
+            click.echo(f"The sf CLI is logged in as {state.username} under the alias {alias}. Try:\n"
+                       f"  sf data query -o {alias} -q \"SELECT Username, Profile.Name FROM User\"\n"
+                       f"  sf-intuser doctor -o {alias}\n")
+        click.echo(f"It stops by itself after {minutes:g} minutes; Ctrl-C stops it now.", err=True)
+    sys.stdout.flush()
+    try:
+        org.stopped.wait()
+    except KeyboardInterrupt:
+        org.stop()
 
 
 # --- demo -------------------------------------------------------------------------------------

@@ -379,3 +379,41 @@ def test_zip_from_a_retrieve_is_a_real_zip(org, tmp_path):
         for p in res.files:
             z.write(p, p.name)
     assert len(zipfile.ZipFile(tmp_path / "z.zip").namelist()) == len(res.files)
+
+
+def test_emulator_serve_logs_the_cli_in(tmp_path, monkeypatch):
+    """`sf-intuser emulator serve` starts an org, logs sf in under the alias and prints its URL."""
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from sf_intuser.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SF_USE_GENERIC_UNIX_KEYCHAIN", "true")
+    out = CliRunner().invoke(main, ["emulator", "serve", "--alias", "served", "--minutes", "0.15", "--json",
+                                    "--sf-path", str(SHIM), "--option", "profile_change_across_licenses=refuse"])
+    assert out.exit_code == 0, out.output
+    result = _json.loads(out.output)["result"]
+    assert result["alias"] == "served" and result["instanceUrl"].startswith("http://127.0.0.1:")
+    assert result["options"]["profile_change_across_licenses"] == "refuse"
+    aliases = _json.loads((tmp_path / ".sfdx" / "alias.json").read_text())
+    assert aliases["orgs"]["served"] == "admin@acme.emulated"
+
+
+def test_doctor_reports_seats(org, monkeypatch):
+    emu, runner = org
+    from click.testing import CliRunner
+
+    from sf_intuser.cli import main
+
+    monkeypatch.setenv("HOME", runner.env["HOME"])
+    monkeypatch.setenv("SF_USE_GENERIC_UNIX_KEYCHAIN", "true")
+    emu.state.one("UserLicense", Name="Salesforce Integration")["TotalLicenses"] = 1
+    out = CliRunner().invoke(main, ["doctor", "-o", ORG, "--json", "--sf-path", str(SHIM)])
+    import json as _json
+    env = _json.loads(out.output)
+    checks = {c["check"]: c for c in env["result"]["checks"]}
+    assert checks["Salesforce Integration seats"]["detail"] == "1 of 1 used, 0 free"
+    assert checks["SalesforceAPIIntegrationPsl seats"]["detail"] == "1 of 5 used, 4 free"
+    assert any("none free" in w for w in env["warnings"])

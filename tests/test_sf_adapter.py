@@ -154,3 +154,87 @@ def test_doctor_against_the_real_cli(tmp_path):
     out = subprocess.run([str(ROOT / ".venv/bin/sf-intuser"), "doctor", "-o", "nope", "--json"], capture_output=True,
                          text=True, env=env, timeout=120)
     assert out.returncode == 1 and json.loads(out.stdout)["status"] == 1
+
+
+# --- verbs over recorded envelopes (shapes from shared/spec/sf-wire.md sections 6 and 8) ---------
+
+
+def test_assign_permset_duplicate_counts_as_already_done():
+    r, ex = runner((1, {"status": 1, "result": {"successes": [{"name": "a@x.com", "value": "PS"}], "failures": [
+        {"name": "b@x.com", "message": "Duplicate PermissionSetAssignment. Assignee: 005; Permission Set: 0PS"},
+        {"name": "c@x.com", "message": "Can't assign permission set PS to user c@x.com. The user license doesn't "
+                                       "allow the permission: FreezeUsers"}]}, "warnings": []}))
+    res = commands.assign_permsets(r, ["PS"], ["a@x.com", "b@x.com", "c@x.com"], "emu")
+    assert res.done == [("a@x.com", "PS")] and res.already == [("b@x.com", "PS")]
+    assert res.failures == [("c@x.com", "Can't assign permission set PS to user c@x.com. The user license doesn't "
+                                        "allow the permission: FreezeUsers")]
+    assert ex.seen[0][0][1:] == ["org", "assign", "permset", "--name", "PS", "--on-behalf-of", "a@x.com",
+                                 "--on-behalf-of", "b@x.com", "--on-behalf-of", "c@x.com", "--target-org", "emu",
+                                 "--json"]
+
+
+def test_assign_permset_license_warning_means_already():
+    r, _ = runner((0, {"status": 0, "result": {"successes": [], "failures": []}, "warnings": [
+        'The user "a@x.com" already has the Permission Set License "SalesforceAPIIntegrationPsl"']}))
+    res = commands.assign_permset_licenses(r, ["SalesforceAPIIntegrationPsl"], ["a@x.com"], "emu")
+    assert res.ok and res.already == [("a@x.com", "SalesforceAPIIntegrationPsl")] and not res.done
+
+
+def test_assign_unknown_user_is_an_error():
+    r, _ = runner((1, {"name": "SingleRecordQuery_NoRecords", "message": "No record found for SELECT Id FROM User",
+                       "exitCode": 1, "status": 1}))
+    with pytest.raises(SfError) as err:
+        commands.assign_permsets(r, ["PS"], ["nobody@x.com"], "emu")
+    assert err.value.name == "SingleRecordQuery_NoRecords"
+
+
+def test_deploy_failure_is_parsed_per_file():
+    result = {"status": "Failed", "success": False, "checkOnly": False, "id": "0Af1", "details": {
+        "componentFailures": {"componentType": "Profile", "fullName": "Integration", "fileName":
+                              "profiles/Integration.profile", "problem": "In field: field - no CustomField",
+                              "lineNumber": "12", "columnNumber": "5"},
+        "componentSuccesses": [{"componentType": "Package", "fullName": "package.xml"},
+                               {"componentType": "ApexClass", "fullName": "Z"}]}}
+    r, _ = runner((1, {"status": 1, "result": result, "warnings": []}))
+    res = commands.deploy(r, ROOT, "emu")
+    assert res.status == "Failed" and res.deployed == [("ApexClass", "Z")]
+    assert res.failures == [commands.ComponentFailure("Profile", "Integration", "profiles/Integration.profile",
+                                                      "In field: field - no CustomField", 12, 5)]
+
+
+def test_deploy_error_envelope_without_result_is_raised():
+    r, _ = runner((1, {"name": "FailedValidationError", "message": "Failed to validate", "exitCode": 1,
+                       "status": 1, "data": {"deployId": "0Af1"}}))
+    with pytest.raises(SfError) as err:
+        commands.deploy(r, ROOT, "emu", dry_run=True)
+    assert err.value.name == "FailedValidationError"
+
+
+def test_collection_parses_per_record_errors_and_http_errors():
+    body = [{"id": "0Pa1", "success": True, "errors": []},
+            {"success": False, "errors": [{"statusCode": "DUPLICATE_VALUE", "message": "dup", "fields": []}]}]
+    r, ex = runner((0, json.dumps(body, indent=2)))
+    res = commands.collection(r, "POST", [{"attributes": {"type": "PermissionSetAssignment"}}] * 2, "emu", "62.0")
+    assert res == [commands.RecordResult("0Pa1", True), commands.RecordResult(None, False, "DUPLICATE_VALUE", "dup")]
+    argv = ex.seen[0][0]
+    assert argv[1:5] == ["api", "request", "rest", "/services/data/v62.0/composite/sobjects"]
+    assert "--json" not in argv    # the beta command has no --json flag
+    r, _ = runner((1, json.dumps([{"message": "License Limit Exceeded", "errorCode": "LICENSE_LIMIT_EXCEEDED"}])))
+    with pytest.raises(SfError) as err:
+        commands.collection(r, "POST", [{"attributes": {"type": "User"}}], "emu", "62.0")
+    assert err.value.name == "LICENSE_LIMIT_EXCEEDED"
+
+
+def test_collection_sends_200_records_a_call():
+    answers = [(0, json.dumps([{"id": f"0Pa{i}", "success": True, "errors": []} for i in range(n)]))
+               for n in (200, 200, 50)]
+    r, ex = runner(*answers)
+    res = commands.collection(r, "DELETE", [{"Id": f"0Pa{i}"} for i in range(450)], "emu", "62.0")
+    assert len(res) == 450 and len(ex.seen) == 3
+    assert ex.seen[2][0][4].count(",") == 49
+
+
+def test_record_values_refuse_what_would_need_quoting():
+    r, _ = runner()
+    with pytest.raises(ValueError):
+        commands.update_record(r, "User", "005", {"LastName": "O'Brien Smith"}, "emu")

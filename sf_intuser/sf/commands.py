@@ -21,10 +21,44 @@ class OrgInfo:
 
 
 def version(runner: SfRunner) -> tuple[int, int, int] | None:
+    return versions(runner)[0]
+
+
+def versions(runner: SfRunner) -> tuple[tuple[int, int, int] | None, str | None]:
+    """sf's version and the Node version it runs on (``@salesforce/cli/2.146.3 linux-x64 node-v22.20.0``)."""
     code, out, err = runner.raw(["--version"], timeout=60)
     if code != 0:
-        raise SfError("SfVersionFailed", f"`sf --version` exited {code}: {(err or out).strip()[:300]}", code)
-    return parse_version(out)
+        raise SfError("SfVersionFailed", f"`sf --version` exited {code}: {(err or out).strip()[:300]}", code,
+                      actions=["sf needs Node 22.19 or later; `make setup` brings one"])
+    node = re.search(r"node-v(\d+\.\d+\.\d+)", out)
+    return parse_version(out), node.group(1) if node else None
+
+
+@dataclass(frozen=True)
+class Seats:
+    name: str
+    total: int
+    used: int
+
+    @property
+    def free(self) -> int:
+        return max(self.total - self.used, 0)
+
+
+def seats(runner: SfRunner, target_org: str | None) -> tuple[Seats | None, Seats | None]:
+    """Seats of the Salesforce Integration user license and of ``SalesforceAPIIntegrationPsl``
+    (salesforce-facts.md A5 seat queries); None where the org has no such license."""
+    from sf_intuser.metadata.license_rules import INTEGRATION_PSL, INTEGRATION_USER_LICENSE
+    from sf_intuser.sf.soql import quote
+
+    lic = query(runner, "SELECT Name, TotalLicenses, UsedLicenses FROM UserLicense WHERE Name = "
+                + quote(INTEGRATION_USER_LICENSE), target_org)
+    psl = query(runner, "SELECT DeveloperName, TotalLicenses, UsedLicenses FROM PermissionSetLicense "
+                "WHERE DeveloperName = " + quote(INTEGRATION_PSL), target_org)
+    a = Seats(lic[0]["Name"], int(lic[0]["TotalLicenses"] or 0), int(lic[0]["UsedLicenses"] or 0)) if lic else None
+    b = Seats(psl[0]["DeveloperName"], int(psl[0]["TotalLicenses"] or 0),
+              int(psl[0]["UsedLicenses"] or 0)) if psl else None
+    return a, b
 
 
 def org_display(runner: SfRunner, target_org: str | None) -> OrgInfo:

@@ -1,0 +1,261 @@
+"""The emulated org in-process: its SOQL, its rules and its Metadata API, without the CLI."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import zipfile
+
+import pytest
+from lxml import etree
+
+from sf_intuser.emulator import faults, mdapi, seed, soql
+from sf_intuser.emulator.org import ApiError
+
+NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture()
+def org():
+    s = seed.load()
+    return s
+
+
+def q(org, text):
+    return org.query(text)[1]
+
+
+# --- SOQL ---------------------------------------------------------------------------------------
+
+
+def test_or_not_parentheses_in_and_like(org):
+    rows = q(org, "select Id, Username from User where (Username = 'jane.doe@acme.emulated' or Username LIKE "
+                  "'%etl%') and not IsActive = false order by Username desc")
+    assert [r["Username"] for r in rows] == ["jane.doe@acme.emulated", "etl@acme.emulated"]
+    rows = q(org, "SELECT Username FROM User WHERE Username IN ('etl@acme.emulated', 'nobody@x') AND "
+                  "Username NOT IN ('jane.doe@acme.emulated')")
+    assert [r["Username"] for r in rows] == ["etl@acme.emulated"]
+
+
+def test_semi_join_and_relationship_filter(org):
+    rows = q(org, "SELECT Username FROM User WHERE ProfileId IN (SELECT Id FROM Profile WHERE "
+                  "UserLicense.Name = 'Salesforce Integration')")
+    assert [r["Username"] for r in rows] == ["erp.int@acme.emulated"]
+
+
+def test_count_group_by_and_aliases(org):
+    total = org.query("SELECT COUNT() FROM User WHERE IsActive = true")
+    assert total[1] == [] and total[2] == 11
+    rows = q(org, "SELECT Profile.Name, COUNT(Id) FROM User GROUP BY Profile.Name ORDER BY Profile.Name LIMIT 2")
+    assert rows == [{"attributes": {"type": "AggregateResult"}, "Name": "Backup Service", "expr0": 1},
+                    {"attributes": {"type": "AggregateResult"}, "Name": "ETL Loader", "expr0": 1}]
+
+
+def test_date_literals_and_comparisons(org):
+    org.now = lambda: NOW
+    org.records["LoginHistory"] = {}
+    for t in ("2026-11-22T01:00:00.000+0000", "2026-11-21T23:00:00.000+0000", "2026-08-01T10:00:00.000+0000"):
+        org.put("LoginHistory", {"UserId": "005000000000002AAA", "LoginTime": t, "LoginType": "Application"})
+    where = "SELECT LoginTime FROM LoginHistory WHERE LoginTime "
+    assert [r["LoginTime"][:10] for r in q(org, where + "= TODAY")] == ["2026-11-22"]
+    assert [r["LoginTime"][:10] for r in q(org, where + "= YESTERDAY")] == ["2026-11-21"]
+    assert len(q(org, where + "= LAST_N_DAYS:90")) == 2
+    assert [r["LoginTime"][:10] for r in q(org, where + "< LAST_N_DAYS:90")] == ["2026-08-01"]
+    assert len(q(org, where + "> 2026-08-01T10:00:00Z")) == 2
+    assert len(q(org, where + ">= 2026-08-01T10:00:00Z")) == 3
+    assert len(q(org, where + "= N_DAYS_AGO:1")) == 1
+
+
+@pytest.mark.parametrize("text,code", [
+    ("SELECT Id FROM Nope", "INVALID_TYPE"),
+    ("SELECT Nope FROM User", "INVALID_FIELD"),
+    ("SELECT Profile.Nope FROM User", "INVALID_FIELD"),
+    ("SELECT Id FROM User WHERE", "MALFORMED_QUERY"),
+    ("SELECT Id FROM User WHERE A = 'x' AND B = 'y' OR C = 'z'", "MALFORMED_QUERY"),
+    ("SELECT Id, (SELECT Id FROM Assignments) FROM PermissionSet", "MALFORMED_QUERY"),
+    ("SELECT MAX(LoginTime) FROM LoginHistory", "MALFORMED_QUERY"),
+    ("SELECT Id FROM User WHERE Username = 'it\\'s", "MALFORMED_QUERY"),
+    ("SELECT Username, COUNT(Id) FROM User", "MALFORMED_QUERY"),
+])
+def test_what_it_cannot_answer_fails_loudly(org, text, code):
+    with pytest.raises(soql.QueryError) as err:
+        org.query(text)
+    assert err.value.code == code
+
+
+def test_escaped_literal_matches_exactly(org):
+    org.put("User", {"Username": "o'brien\\x@acme.emulated", "IsActive": True})
+    rows = q(org, "SELECT Username FROM User WHERE Username = 'o\\'brien\\\\x@acme.emulated'")
+    assert [r["Username"] for r in rows] == ["o'brien\\x@acme.emulated"]
+
+
+# --- rules --------------------------------------------------------------------------------------
+
+
+def uid(org, name):
+    return org.one("User", Username=name)["Id"]
+
+
+def test_seed_is_realistic(org):
+    lic = {r["Name"]: org.view("UserLicense", r)["UsedLicenses"] for r in org.records["UserLicense"].values()}
+    assert lic == {"Salesforce": 10, "Salesforce Platform": 0, "Salesforce Integration": 1}
+    ranges = {}
+    for name in ("Integration Middleware", "ETL Loader", "Backup Service"):
+        root = etree.fromstring(org.components[("Profile", name)].body)
+        ranges[name] = root.findtext(".//{*}loginIpRanges/{*}startAddress")
+    assert ranges["Integration Middleware"] == ranges["ETL Loader"] != ranges["Backup Service"]
+    types = sorted({r["SetupEntityType"] for r in org.records["SetupEntityAccess"].values()})
+    assert types == ["ApexClass", "ApexPage", "ConnectedApplication"]
+    assert org.one("PermissionSet", Name="Order_Sync_Access")["LicenseId"] == org.one("UserLicense", Name="Salesforce")["Id"]
+
+
+def test_seed_ids_are_stable_and_new_ids_unique(org):
+    again = seed.load()
+    assert sorted(org.records["Profile"]) == sorted(again.records["Profile"])
+    ids = {org.new_record_id("0Af") for _ in range(500)}
+    assert len(ids) == 500 and all(len(i) == 18 for i in ids)
+
+
+def test_profile_record_insert_starts_empty_for_its_license(org):
+    lic = org.one("UserLicense", Name="Salesforce Integration")["Id"]
+    pid = org.insert("Profile", {"Name": "API Only - Backup", "UserLicenseId": lic})
+    body = org.components[("Profile", "API Only - Backup")].body.decode()
+    assert "<userLicense>Salesforce Integration</userLicense>" in body and "ApiUserOnly" in body
+    assert org.one("PermissionSet", ProfileId=pid)["IsOwnedByProfile"] is True
+    with pytest.raises(ApiError) as err:
+        org.insert("Profile", {"Name": "API Only - Backup", "UserLicenseId": lic})
+    assert err.value.code == "DUPLICATE_VALUE"
+    with pytest.raises(ApiError) as err:
+        org.update("Profile", pid, {"UserLicenseId": org.one("UserLicense", Name="Salesforce")["Id"]})
+    assert err.value.code == "FIELD_INTEGRITY_EXCEPTION"
+
+
+def test_api_profile_assigns_psl_behind_switch(org):
+    org.options.api_profile_assigns_psl = True
+    api = org.one("Profile", Name="Minimum Access - API Only Integrations")["Id"]
+    org.update("User", uid(org, "backup@acme.emulated"), {"ProfileId": api})
+    psl = org.find("PermissionSetLicenseAssign", AssigneeId=uid(org, "backup@acme.emulated"))
+    assert [org.get(p["PermissionSetLicenseId"])["DeveloperName"] for p in psl] == ["SalesforceAPIIntegrationPsl"]
+
+
+def test_psl_cannot_go_while_a_permission_set_needs_it(org):
+    erp = uid(org, "erp.int@acme.emulated")
+    psla = org.one("PermissionSetLicenseAssign", AssigneeId=erp)
+    with pytest.raises(ApiError) as err:
+        org.delete("PermissionSetLicenseAssign", psla["Id"])
+    assert "requires it" in err.value.message
+
+
+def test_group_assignment_checks_each_member(org):
+    erp = uid(org, "erp.int@acme.emulated")
+    group = org.one("PermissionSetGroup", DeveloperName="Integration_Bundle")["Id"]
+    with pytest.raises(ApiError) as err:   # Order_Sync_Access is bound to the Salesforce license
+        org.insert("PermissionSetAssignment", {"AssigneeId": erp, "PermissionSetGroupId": group})
+    assert err.value.code == "FIELD_INTEGRITY_EXCEPTION"
+
+
+def test_transaction_restores_everything(org):
+    before = {k: dict(v) for k, v in org.records["PermissionSetAssignment"].items()}
+    with pytest.raises(ApiError):
+        with org.transaction():
+            org.delete("PermissionSetAssignment", next(iter(before)))
+            org.insert("PermissionSetAssignment", {"AssigneeId": "005000000000099AAA"})
+    assert org.records["PermissionSetAssignment"] == before
+
+
+def test_read_only_and_unknown_fields_are_refused(org):
+    lic = org.one("UserLicense", Name="Salesforce")["Id"]
+    with pytest.raises(ApiError) as err:
+        org.insert("Profile", {"Name": "X", "UserLicenseId": lic, "Bogus": 1})
+    assert err.value.code == "INVALID_FIELD"
+    with pytest.raises(ApiError) as err:
+        org.insert("LoginHistory", {"UserId": "005000000000001AAA"})
+    assert err.value.code == "INVALID_TYPE_FOR_OPERATION"
+
+
+# --- Metadata API -------------------------------------------------------------------------------
+
+
+def soap(op_xml, token):
+    return (f'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Header '
+            f'xmlns="http://soap.sforce.com/2006/04/metadata"><SessionHeader><sessionId>{token}</sessionId>'
+            f'</SessionHeader></soapenv:Header><soapenv:Body xmlns="http://soap.sforce.com/2006/04/metadata">'
+            f'{op_xml}</soapenv:Body></soapenv:Envelope>').encode()
+
+
+def call(org, jobs, op_xml):
+    out = mdapi.handle(org, jobs, soap(op_xml, org.token_prefix + "x"))
+    return etree.fromstring(out)
+
+
+def test_retrieve_polls_then_zips_under_unpackaged(org):
+    org.options.metadata_polls_in_progress = 1
+    jobs = mdapi.Jobs()
+    started = call(org, jobs, "<retrieve><request><apiVersion>62.0</apiVersion><unpackaged><types>"
+                              "<members>*</members><name>ApexClass</name></types><types><members>Backup Service"
+                              "</members><name>Profile</name></types></unpackaged></request></retrieve>")
+    job_id = started.findtext(".//{*}id")
+    poll = f"<checkRetrieveStatus><asyncProcessId>{job_id}</asyncProcessId></checkRetrieveStatus>"
+    assert call(org, jobs, poll).findtext(".//{*}status") == "InProgress"
+    done = call(org, jobs, poll)
+    assert done.findtext(".//{*}done") == "true"
+    z = zipfile.ZipFile(io.BytesIO(base64.b64decode(done.findtext(".//{*}zipFile"))))
+    assert "unpackaged/profiles/Backup Service.profile" in z.namelist()
+    profile = z.read("unpackaged/profiles/Backup Service.profile").decode()
+    assert "BackupRestService" in profile and "BackupStatus" not in profile   # no ApexPage in the request
+
+
+def test_soap_session_is_checked_and_doctype_refused(org):
+    with pytest.raises(mdapi.SoapFault) as err:
+        mdapi.handle(org, mdapi.Jobs(), soap("<retrieve/>", "00DWRONG"))
+    assert err.value.code == "INVALID_SESSION_ID"
+    with pytest.raises(mdapi.SoapFault):
+        mdapi.handle(org, mdapi.Jobs(), b'<!DOCTYPE x [<!ENTITY a "b">]>' + soap("<retrieve/>", "x"))
+
+
+def _deploy_zip(files):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_deploy_refuses_unsafe_zip_paths_and_bad_xml(org):
+    jobs = mdapi.Jobs()
+    with pytest.raises(mdapi.SoapFault):
+        call(org, jobs, f"<deploy><ZipFile>{_deploy_zip({'../evil': 'x'})}</ZipFile></deploy>")
+    bad = _deploy_zip({"package.xml": "<Package/>", "permissionsets/Sync_Reader.permissionset":
+                       '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><PermissionSet/>'})
+    started = call(org, jobs, f"<deploy><ZipFile>{bad}</ZipFile></deploy>")
+    res = call(org, jobs, f"<checkDeployStatus><asyncProcessId>{started.findtext('.//{*}id')}</asyncProcessId>"
+                          "</checkDeployStatus>")
+    assert res.findtext(".//{*}status") == "Failed"
+    assert "refused" in res.findtext(".//{*}componentFailures/{*}problem")
+
+
+def test_overlay_keeps_old_entries_and_empty_login_hours_removes_them(org):
+    old = etree.fromstring(org.components[("Profile", "Backup Service")].body)
+    new = etree.fromstring(b'<Profile xmlns="http://soap.sforce.com/2006/04/metadata"><loginHours/>'
+                           b'<userPermissions><enabled>false</enabled><name>ViewAllData</name></userPermissions>'
+                           b'</Profile>')
+    merged = mdapi.overlay(old, new)
+    text = etree.tostring(merged).decode()
+    assert "loginHours" not in text and "QueryAllFiles" in text
+    assert "<enabled>false</enabled><name>ViewAllData</name>" in text.replace("\n", "").replace(" ", "")
+
+
+# --- faults -------------------------------------------------------------------------------------
+
+
+def test_fault_specs_parse_and_count():
+    f = faults.parse("PATCH .*/sobjects/User/@2=400:LICENSE_LIMIT_EXCEEDED:License Limit Exceeded")
+    assert (f.nth, f.status, f.code, f.message) == (2, 400, "LICENSE_LIMIT_EXCEEDED", "License Limit Exceeded")
+    assert [f.hit("PATCH /services/data/v62.0/sobjects/User/005"), f.hit("GET /x"),
+            f.hit("PATCH /services/data/v62.0/sobjects/User/005"), f.hit("PATCH /services/data/v62.0/sobjects/User/005")
+            ] == [False, False, True, False]
+    assert faults.parse("x@1+=drop").repeat and faults.parse("x@3=delay:0.5").seconds == 0.5
+    for bad in ("nope", "x@a=drop", "x@1=teapot", "[@1=drop"):
+        with pytest.raises(ValueError):
+            faults.parse(bad)
