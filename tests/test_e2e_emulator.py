@@ -207,6 +207,20 @@ def test_deploy_dry_run_saves_nothing(org, tmp_path):
     assert emu.state.components[("PermissionSet", "Sync_Reader")].body == before
 
 
+def test_validate_reports_component_failures_and_saves_nothing(org, tmp_path):
+    emu, runner = org
+    before = dict(emu.state.components)
+    ok = _mdapi(tmp_path / "ok", {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
+                                 PS_XML.format(perm="RunReports")})
+    res = commands.deploy(runner, ok, ORG, validate=True)
+    assert res.success and res.check_only
+    bad = _mdapi(tmp_path / "bad", {("Profile", "Marketing Sync", "profiles", "profile"):
+                                   PROFILE_XML.format(lic="Salesforce Integration")})
+    res = commands.deploy(runner, bad, ORG, validate=True)
+    assert res.status == "Failed" and [f.name for f in res.failures] == ["Marketing Sync"]
+    assert emu.state.components == before
+
+
 def test_new_profile_by_deploy_is_behind_a_switch(org, tmp_path):
     emu, runner = org
     files = {("Profile", "API Only - Middleware", "profiles", "profile"): PROFILE_XML.format(lic="Salesforce Integration")}

@@ -202,12 +202,22 @@ def test_deploy_failure_is_parsed_per_file():
                                                       "In field: field - no CustomField", 12, 5)]
 
 
+def test_failed_validation_is_read_back_with_deploy_report():
+    failed = {"status": "Failed", "checkOnly": True, "id": "0Af1", "details": {"componentFailures": [
+        {"componentType": "Profile", "fullName": "P", "fileName": "profiles/P.profile", "problem": "bad"}]}}
+    r, ex = runner((1, {"name": "FailedValidationError", "message": "Failed to validate", "exitCode": 1,
+                        "status": 1, "data": {"deployId": "0Af1"}}),
+                   (1, {"status": 1, "result": failed, "warnings": []}))
+    res = commands.deploy(r, ROOT, "emu", validate=True)
+    assert res.check_only and [f.problem for f in res.failures] == ["bad"]
+    assert ex.seen[1][0][1:6] == ["project", "deploy", "report", "--job-id", "0Af1"]
+
+
 def test_deploy_error_envelope_without_result_is_raised():
-    r, _ = runner((1, {"name": "FailedValidationError", "message": "Failed to validate", "exitCode": 1,
-                       "status": 1, "data": {"deployId": "0Af1"}}))
-    with pytest.raises(SfError) as err:
+    r, _ = runner((1, {"name": "sf:INVALID_SESSION_ID", "message": "INVALID_SESSION_ID: Illegal Session",
+                       "exitCode": 1, "status": 1}))
+    with pytest.raises(SfAuthError):
         commands.deploy(r, ROOT, "emu", dry_run=True)
-    assert err.value.name == "FailedValidationError"
 
 
 def test_collection_parses_per_record_errors_and_http_errors():

@@ -142,31 +142,36 @@ def _as_list(v: Any) -> list:
     return v if isinstance(v, list) else [] if v is None else [v]
 
 
-def deploy(runner: SfRunner, metadata_dir: Path, target_org: str | None, dry_run: bool = False) -> DeployResult:
-    """Deploy an mdapi folder (``--dry-run`` validates without saving: ``checkOnly``).
+def deploy(runner: SfRunner, metadata_dir: Path, target_org: str | None, dry_run: bool = False,
+           validate: bool = False) -> DeployResult:
+    """Deploy an mdapi folder. ``dry_run`` (``--dry-run``) and ``validate`` (``sf project deploy
+    validate``, which also runs local tests) check everything and save nothing: ``checkOnly``.
 
-    A component failure makes sf exit 1 with a *success-style* envelope holding the full result
-    (sf-wire.md section 6); it is parsed into per-file :class:`ComponentFailure` records, and
-    only an envelope without a deploy result is raised as an :class:`SfError`."""
-    args = ["project", "deploy", "start", "--metadata-dir", str(metadata_dir), "--wait", "30",
-            *_org(target_org)] + (["--dry-run"] if dry_run else [])
+    A component failure makes ``deploy start`` exit 1 with a *success-style* envelope holding the
+    full result (sf-wire.md section 6); it is parsed into per-file :class:`ComponentFailure`
+    records. ``validate`` reports a failure as an error envelope carrying only the deploy id, so the
+    full result is then read with ``sf project deploy report``. Any other error is raised."""
+    verb = "validate" if validate else "start"
+    args = ["project", "deploy", verb, "--metadata-dir", str(metadata_dir), "--wait", "30", *_org(target_org)]
+    if dry_run and not validate:
+        args.append("--dry-run")
     try:
-        env = runner.run(args, ok=(0, 1, 68))
-        r = env.result
+        r = runner.run(args, ok=(0, 1, 68)).result
     except SfError as exc:
-        r = exc.data if isinstance(exc.data, dict) and "details" in exc.data else None
-        if r is None:
+        job = exc.data.get("deployId") if isinstance(exc.data, dict) else None
+        if exc.name != "FailedValidationError" or not job:
             raise
+        r = runner.run(["project", "deploy", "report", "--job-id", str(job), *_org(target_org)], ok=(0, 1, 68)).result
     if not isinstance(r, dict) or "status" not in r:
-        raise SfError("SfBadOutput", f"sf project deploy start gave no deploy result: {str(r)[:300]}")
+        raise SfError("SfBadOutput", f"sf project deploy {verb} gave no deploy result: {str(r)[:300]}")
     details = r.get("details") or {}
     failures = [ComponentFailure(f.get("componentType", ""), f.get("fullName", ""), f.get("fileName", ""),
                                  f.get("problem", ""), _int(f.get("lineNumber")), _int(f.get("columnNumber")))
                 for f in _as_list(details.get("componentFailures"))]
     deployed = [(s.get("componentType", ""), s.get("fullName", "")) for s in _as_list(details.get("componentSuccesses"))
                 if s.get("componentType") not in ("Package", "", None)]
-    return DeployResult(str(r.get("id", "")), str(r.get("status", "")), bool(r.get("checkOnly")) is True or
-                        str(r.get("checkOnly")).lower() == "true", deployed, failures)
+    return DeployResult(str(r.get("id", "")), str(r.get("status", "")), str(r.get("checkOnly")).lower() == "true",
+                        deployed, failures)
 
 
 def _int(v: Any) -> int | None:
