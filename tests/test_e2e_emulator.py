@@ -137,6 +137,27 @@ def test_retrieve_by_manifest_scopes_profile_sections_and_reports_missing(org, t
     assert "UnusedHelper" not in profile and "<objectPermissions>" not in profile
 
 
+def test_source_format_retrieve_and_deploy_in_a_project(org, tmp_path):
+    """In an SFDX project the CLI asks for SourceMember's describe; the exact 404 means no tracking
+    (sf-wire.md section 7), and the round trip works in source format."""
+    import dataclasses
+
+    emu, runner = org
+    (tmp_path / "force-app").mkdir()
+    (tmp_path / "sfdx-project.json").write_text('{"packageDirectories":[{"path":"force-app","default":true}],'
+                                                '"sourceApiVersion":"62.0"}')
+    (tmp_path / "package.xml").write_bytes(package_xml.build({"Profile": ["Backup Service"],
+                                                              "ApexClass": ["BackupRestService"]}, "62.0"))
+    in_project = dataclasses.replace(runner, cwd=str(tmp_path), calls=[])
+    env = in_project.run(["project", "retrieve", "start", "--manifest", "package.xml", "--target-org", ORG])
+    assert sorted(f["filePath"].split("default/")[1] for f in env.result["files"]) == [
+        "classes/BackupRestService.cls", "classes/BackupRestService.cls-meta.xml",
+        "profiles/Backup Service.profile-meta.xml"]
+    assert any(p.endswith("/tooling/sobjects/SourceMember/describe") for _, p in emu.state.requests)
+    env = in_project.run(["project", "deploy", "start", "--source-dir", "force-app", "--target-org", ORG])
+    assert env.result["status"] == "Succeeded" and env.result["numberComponentsDeployed"] == 2
+
+
 def _mdapi(tmp_path, files):
     root = tmp_path / "deploy"
     members = {}

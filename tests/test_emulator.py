@@ -155,6 +155,23 @@ def test_group_assignment_checks_each_member(org):
     assert err.value.code == "FIELD_INTEGRITY_EXCEPTION"
 
 
+def test_setup_entity_access_writes_show_in_the_metadata(org):
+    backup = org.one("Profile", Name="Backup Service")["Id"]
+    owned = org.one("PermissionSet", ProfileId=backup)["Id"]
+    helper = org.one("ApexClass", Name="UnusedHelper")["Id"]
+    sea = org.insert("SetupEntityAccess", {"ParentId": owned, "SetupEntityId": helper})
+    body = org.components[("Profile", "Backup Service")].body.decode()
+    assert body.index("<apexClass>BackupRestService</apexClass>") < body.index("<apexClass>UnusedHelper</apexClass>")
+    org.delete("SetupEntityAccess", sea)
+    flat = org.components[("Profile", "Backup Service")].body.decode().replace(" ", "").replace("\n", "")
+    assert "<apexClass>UnusedHelper</apexClass><enabled>false</enabled>" in flat
+    reader = org.one("PermissionSet", Name="Sync_Reader")["Id"]
+    sea = org.insert("SetupEntityAccess", {"ParentId": reader, "SetupEntityId": helper})
+    assert b"UnusedHelper" in org.components[("PermissionSet", "Sync_Reader")].body
+    org.delete("SetupEntityAccess", sea)
+    assert b"UnusedHelper" not in org.components[("PermissionSet", "Sync_Reader")].body
+
+
 def test_transaction_restores_everything(org):
     before = {k: dict(v) for k, v in org.records["PermissionSetAssignment"].items()}
     with pytest.raises(ApiError):

@@ -29,7 +29,7 @@ from urllib.parse import quote, unquote
 
 from lxml import etree
 
-from sf_intuser.emulator.org import Component, OrgState
+from sf_intuser.emulator.org import Component, OrgState, sort_entries
 from sf_intuser.emulator.seed import FOLDERS, LOAD_ORDER, TYPES
 from sf_intuser.metadata import schema, xml
 from sf_intuser.metadata.access import SECTION_KEYS
@@ -441,22 +441,9 @@ def overlay(old: etree._Element, new: etree._Element) -> etree._Element:
                 replaced_sections.add(section)
             if not (section == "loginHours" and len(el) == 0):
                 out.append(etree.fromstring(etree.tostring(el)))
-    _sort_entries(out)
+    sort_entries(out)
     schema.sort_children(out, "Profile")
     return out
-
-
-def _sort_entries(root: etree._Element) -> None:
-    by_section: dict[str, list[etree._Element]] = {}
-    for el in list(root):
-        by_section.setdefault(xml.local(el), []).append(el)
-    for section, els in by_section.items():
-        key_field = SECTION_KEYS.get(section)
-        if key_field and len(els) > 1:
-            for el in els:
-                root.remove(el)
-            for el in sorted(els, key=lambda e: xml.text(e, key_field) or ""):
-                root.append(el)
 
 
 def _deploy_permission_set(state: OrgState, comp: Component, doc: xml.Document,

@@ -22,7 +22,8 @@ from typing import Any, Callable, Iterable
 from lxml import etree
 
 from sf_intuser.emulator import objects, soql
-from sf_intuser.metadata import xml
+from sf_intuser.metadata import schema, xml
+from sf_intuser.metadata.access import SECTION_KEYS
 
 INTEGRATION_LICENSE = "Salesforce Integration"
 
@@ -577,7 +578,43 @@ class OrgState:
             if existing["SetupEntityId"][:15] == entity["Id"][:15]:
                 raise ApiError(400, "DUPLICATE_VALUE", "duplicate value found: SetupEntityId duplicates value on "
                                f"record with id: {existing['Id']}")
-        return self.put("SetupEntityAccess", vals)["Id"]
+        rec = self.put("SetupEntityAccess", vals)
+        self._patch_access(self.get(vals["ParentId"]), entity, True)
+        return rec["Id"]
+
+    def _delete_SetupEntityAccess(self, rec: dict[str, Any]) -> None:
+        self._patch_access(self.get(rec["ParentId"]), self.get(rec["SetupEntityId"]), False)
+
+    def _patch_access(self, parent: dict[str, Any] | None, entity: dict[str, Any] | None, enabled: bool) -> None:
+        """Keep the metadata in step with a SetupEntityAccess write, so a retrieve shows it: the
+        profile's or permission set's classAccesses/pageAccesses entry is enabled, or disabled
+        (profile) or removed (permission set)."""
+        kind = objects.object_of_id(entity["Id"]) if entity else None
+        if parent is None or entity is None or kind not in ("ApexClass", "ApexPage"):
+            return
+        section, key = ("classAccesses", "apexClass") if kind == "ApexClass" else ("pageAccesses", "apexPage")
+        if parent.get("IsOwnedByProfile"):
+            prof = self.get(parent["ProfileId"]) or {}
+            ckey = ("Profile", prof.get("Name", ""))
+        else:
+            ckey = ("PermissionSet", parent["Name"])
+        comp = self.components.get(ckey)
+        if comp is None:
+            return
+        doc = xml.parse(comp.body, f"{ckey[0]} {ckey[1]}")
+        entry = next((e for e in xml.children(doc.root, section) if xml.text(e, key) == entity["Name"]), None)
+        if entry is None and enabled:
+            entry = xml.add(doc.root, section)
+            xml.add(entry, key, entity["Name"])
+            xml.add(entry, "enabled", "true")
+        elif entry is not None and (enabled or ckey[0] == "Profile"):
+            for flag_el in xml.children(entry, "enabled"):
+                flag_el.text = "true" if enabled else "false"
+        elif entry is not None:
+            doc.root.remove(entry)
+        sort_entries(doc.root)
+        schema.sort_children(doc.root, ckey[0])
+        self.components[ckey] = Component(ckey[0], ckey[1], doc.to_bytes(), comp.meta)
 
     # --- metadata components and the records derived from them ---------------------------------
 
@@ -711,6 +748,20 @@ class _Snapshot:
         if exc_type is not None:
             self.state.records = self.records
             self.state.components = self.components
+
+
+def sort_entries(root: etree._Element) -> None:
+    """Entries of each repeated section in key order, as a retrieve writes them."""
+    by_section: dict[str, list[etree._Element]] = {}
+    for el in list(root):
+        by_section.setdefault(xml.local(el), []).append(el)
+    for section, els in by_section.items():
+        key_field = SECTION_KEYS.get(section)
+        if key_field and len(els) > 1:
+            for el in els:
+                root.remove(el)
+            for el in sorted(els, key=lambda e: xml.text(e, key_field) or ""):
+                root.append(el)
 
 
 def relative_time(value: str, now: dt.datetime) -> str:

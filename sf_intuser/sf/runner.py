@@ -94,12 +94,13 @@ class Call:
 Executor = Callable[[Sequence[str], Mapping[str, str], float], tuple[int, str, str]]
 
 
-def sh_executor(argv: Sequence[str], env: Mapping[str, str], timeout: float) -> tuple[int, str, str]:
+def sh_executor(argv: Sequence[str], env: Mapping[str, str], timeout: float,
+                cwd: str | None = None) -> tuple[int, str, str]:
     import sh  # the only import of sh in the project
 
     try:
         proc = sh.Command(argv[0])(*argv[1:], _env=dict(env), _timeout=timeout, _ok_code=list(range(256)),
-                                   _return_cmd=True, _in="")
+                                   _return_cmd=True, _in="", _cwd=cwd)
     except sh.TimeoutException:
         raise SfTimeout("SfTimeout", f"sf did not finish within {timeout:.0f} s", 1, argv=argv) from None
     except sh.CommandNotFound:
@@ -148,6 +149,8 @@ class SfRunner:
     timeout: float = 900.0
     executor: Executor = sh_executor
     calls: list[Call] = field(default_factory=list)
+    #: the folder sf runs in (an SFDX project for source-format retrieve and deploy); None: ours
+    cwd: str | None = None
 
     def __post_init__(self) -> None:
         if self.sf is None:
@@ -163,7 +166,8 @@ class SfRunner:
     def raw(self, args: Sequence[str], timeout: float | None = None) -> tuple[int, str, str]:
         argv = [str(self.sf), *args]
         t0 = time.perf_counter()
-        code, out, err = self.executor(argv, self.environment(), timeout or self.timeout)
+        extra = {"cwd": self.cwd} if self.cwd else {}
+        code, out, err = self.executor(argv, self.environment(), timeout or self.timeout, **extra)
         self.calls.append(Call([redact(a) for a in argv], code, time.perf_counter() - t0))
         return code, out, err
 
