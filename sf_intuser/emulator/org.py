@@ -320,7 +320,7 @@ class OrgState:
     def _must(self, obj: str, record_id: Any, field_name: str) -> dict[str, Any]:
         rec = self.get(str(record_id)) if record_id else None
         if rec is None or objects.object_of_id(rec["Id"]) != obj:
-            raise ApiError(400, "INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id", [field_name])
+            raise ApiError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [field_name])
         return rec
 
     def insert(self, obj: str, values: dict[str, Any]) -> str:
