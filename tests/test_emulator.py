@@ -147,6 +147,13 @@ def test_psl_cannot_go_while_a_permission_set_needs_it(org):
     assert "requires it" in err.value.message
 
 
+def test_removing_a_psl_bound_permission_set_removes_its_license(org):
+    erp = uid(org, "erp.int@acme.emulated")
+    psa = org.one("PermissionSetAssignment", AssigneeId=erp)
+    org.delete("PermissionSetAssignment", psa["Id"])
+    assert org.find("PermissionSetLicenseAssign", AssigneeId=erp) == []
+
+
 def test_group_assignment_checks_each_member(org):
     erp = uid(org, "erp.int@acme.emulated")
     group = org.one("PermissionSetGroup", DeveloperName="Integration_Bundle")["Id"]

@@ -504,6 +504,19 @@ class OrgState:
         vals.setdefault("IsActive", True)
         return self.put("PermissionSetAssignment", vals)["Id"]
 
+    def _delete_PermissionSetAssignment(self, rec: dict[str, Any]) -> None:
+        """Help "Remove a Permission Set License from a User" [V]: removing a permission set removes the
+        permission set license it needed, unless another assigned permission set still needs it."""
+        ps = self.get(rec["PermissionSetId"]) or {}
+        psl_id = ps.get("LicenseId")
+        if objects.object_of_id(psl_id) != "PermissionSetLicense":
+            return
+        for other in self.find("PermissionSetAssignment", AssigneeId=rec["AssigneeId"]):
+            if other["Id"] != rec["Id"] and (self.get(other["PermissionSetId"]) or {}).get("LicenseId") == psl_id:
+                return
+        for psla in self.find("PermissionSetLicenseAssign", AssigneeId=rec["AssigneeId"], PermissionSetLicenseId=psl_id):
+            del self.records["PermissionSetLicenseAssign"][psla["Id"]]
+
     def _check_assignable(self, user: dict[str, Any], ps: dict[str, Any] | None) -> None:
         if ps is None:
             return
