@@ -79,17 +79,20 @@ _SEQ_LOCK = threading.Lock()
 
 def new_id(prefix: str) -> str:
     """An id unique across restarts of the emulator (the CLI caches deploy ids in ~/.sf, so a counter
-    that restarts would collide: sf-wire.md section 6): milliseconds since the epoch in base 36,
-    then a process counter."""
+    that restarts would collide: sf-wire.md section 6): milliseconds since the epoch, then a process
+    counter, both in base 62."""
     with _SEQ_LOCK:
         n = next(_SEQ)
-    ms = int(time.time() * 1000)
+    return f"{prefix}{_base62(int(time.time() * 1000), 8)}{_base62(n, 4)}AAA"
+
+
+def _base62(value: int, width: int) -> str:
     digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
     out = ""
-    for _ in range(8):
-        ms, r = divmod(ms, 62)
+    for _ in range(width):
+        value, r = divmod(value, 62)
         out = digits[r] + out
-    return f"{prefix}{out}{n % 62**4:04d}"[:15] + "AAA"
+    return out
 
 
 @dataclass
