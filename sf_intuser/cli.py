@@ -339,21 +339,20 @@ def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str,
     except (seed.SeedError, KeyError, TypeError) as exc:
         raise CliError("InvalidSeed", f"The seed {seed_file} cannot be used: {exc}",
                        actions=["Start from the bundled seed: sf_intuser/emulator/seeds/acme.json"]) from None
-    known = {f.name: f for f in dataclasses.fields(state.options)}
     for opt in options:
         name, _, value = opt.partition("=")
-        if name not in known:
-            raise CliError("UnknownOption", f"Unknown emulator option {name!r}", EXIT_USAGE,
-                           actions=[f"Use one of: {', '.join(sorted(known))}"])
-        current = getattr(state.options, name)
-        typed: Any = value.lower() == "true" if isinstance(current, bool) else (
-            int(value) if isinstance(current, int) else value)
-        setattr(state.options, name, typed)
+        try:
+            state.options.set(name, value)
+        except ValueError as exc:
+            raise CliError("InvalidOption", f"--option {opt}: {exc}", EXIT_USAGE,
+                           actions=["See `sf-intuser emulator serve --help` and the README's option table"]) from None
     try:
         parsed = [faults.parse(f) for f in fault_specs]
         org = EmulatedOrg(state, port=port, max_seconds=minutes * 60)
     except ValueError as exc:
-        raise CliError("InvalidFault", str(exc), EXIT_USAGE) from None
+        raise CliError("InvalidFault", str(exc), EXIT_USAGE,
+                       actions=["Write it as PATTERN@N=STATUS:CODE[:MESSAGE], PATTERN@N=drop or "
+                                "PATTERN@N=delay:SECONDS"]) from None
     except OSError as exc:
         raise CliError("PortUnavailable", f"Cannot listen on 127.0.0.1:{port}: {exc}", actions=[
             "Choose another --port, or leave it out for a free one"]) from None

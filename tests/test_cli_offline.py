@@ -149,3 +149,13 @@ def test_discover_reads_both_formats_and_decodes_names(tmp_path):
     found = {(f.name, f.format) for f in workspace.discover([tmp_path])}
     assert found == {("EM's, CP", "mdapi"), ("Plain", "source")}
     assert workspace.file_name("Profile", "EM's, CP", "mdapi") == "profiles/EM%27s%2C CP.profile"
+
+
+@pytest.mark.parametrize("argv,name", [
+    (["--option", "profile_change_across_licenses=maybe"], "InvalidOption"),
+    (["--fault", "no-count-here"], "InvalidFault"),
+])
+def test_emulator_serve_refuses_bad_options_and_faults(capsys, argv, name):
+    code, out, _ = call(capsys, "emulator", "serve", "--no-login", "--json", *argv)
+    env = json.loads(out)
+    assert code == 2 and env["name"] == name and env["actions"]

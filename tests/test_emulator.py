@@ -283,3 +283,17 @@ def test_fault_specs_parse_and_count():
     for bad in ("nope", "x@a=drop", "x@1=teapot", "[@1=drop"):
         with pytest.raises(ValueError):
             faults.parse(bad)
+
+
+def test_options_from_text_name_the_valid_values(org):
+    org.options.set("profile_change_across_licenses", "refuse")
+    org.options.set("new_profile_by_deploy", "true")
+    org.options.set("metadata_polls_in_progress", "2")
+    assert (org.options.profile_change_across_licenses, org.options.new_profile_by_deploy,
+            org.options.metadata_polls_in_progress) == ("refuse", True, 2)
+    for name, value, says in (("profile_change_across_licenses", "maybe", "strip or refuse"),
+                              ("new_profile_by_deploy", "yes", "true or false"),
+                              ("metadata_polls_in_progress", "x", "whole number"),
+                              ("bogus", "1", "unknown option")):
+        with pytest.raises(ValueError, match=says):
+            org.options.set(name, value)

@@ -31,7 +31,7 @@ from lxml import etree
 
 from sf_intuser.emulator.org import Component, OrgState, sort_entries
 from sf_intuser.emulator.seed import FOLDERS, LOAD_ORDER, TYPES
-from sf_intuser.metadata import schema, xml
+from sf_intuser.metadata import package_xml, schema, xml
 from sf_intuser.metadata.access import SECTION_KEYS
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -210,7 +210,6 @@ def retrieve(state: OrgState, op: etree._Element) -> etree._Element:
                 files[prefix + path + "-meta.xml"] = comp.meta
             rec = _record_for(state, mtype, name)
             props.append((prefix + path, name, mtype, rec.get("Id", "") if rec else ""))
-    from sf_intuser.metadata import package_xml
     files[prefix + "package.xml"] = package_xml.build({t: sorted(set(m)) for t, m in wanted.items()}, version)
     props.append((prefix + "package.xml", "unpackaged", "Package", ""))
     now = _now(state)
@@ -318,18 +317,17 @@ def deploy(state: OrgState, op: etree._Element) -> etree._Element:
     comps = _components(files)
     outcomes: list[Outcome] = []
     with state.lock:
-        snapshot = state.transaction().__enter__()
+        snapshot = state.snapshot()
         try:
             for mtype in LOAD_ORDER + sorted(set(TYPES) - set(LOAD_ORDER)):
                 for (t, name), (comp, path) in sorted(comps.items()):
                     if t == mtype:
                         outcomes.append(_apply(state, comp, path))
-            failed = any(o.problem for o in outcomes)
-            if check_only or (failed and rollback):
-                snapshot.__exit__(RuntimeError, None, None)
-        except Exception:
-            snapshot.__exit__(RuntimeError, None, None)
+        except BaseException:
+            snapshot.restore()
             raise
+        if check_only or (rollback and any(o.problem for o in outcomes)):
+            snapshot.restore()
     return _deploy_result(state, outcomes, check_only, rollback, opts)
 
 

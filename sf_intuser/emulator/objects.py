@@ -9,6 +9,8 @@ PermissionSetLicense).
 
 from __future__ import annotations
 
+from sf_intuser.emulator.soql import QueryError
+
 #: object -> (key prefix, fields). Fields marked computed in ``COMPUTED`` are read-only.
 OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Organization": ("00D", ("Id", "Name", "InstanceName", "IsSandbox", "TrialExpirationDate", "NamespacePrefix",
@@ -83,8 +85,6 @@ REL_TARGETS = {"Assignee": "User", "Parent": "PermissionSet", "UserLicense": "Us
 def check_path(obj: str, path: str) -> None:
     """Raise INVALID_FIELD for a field or relationship the object does not have (polymorphic
     relationships such as ``License`` and ``SetupEntity`` are checked up to the polymorphic step)."""
-    from sf_intuser.emulator.soql import QueryError
-
     parts = path.split(".")
     if len(parts) > 1 and parts[0].lower() == obj.lower():
         parts = parts[1:]

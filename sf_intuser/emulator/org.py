@@ -10,6 +10,7 @@ offers both behaviours behind an option in :class:`Options`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import itertools
@@ -17,7 +18,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from lxml import etree
 
@@ -60,6 +61,28 @@ class Options:
     #: Requests answered with InProgress before a Metadata API job reports done (sf-wire.md 10: each
     #: InProgress poll costs the CLI one second, so the default is none).
     metadata_polls_in_progress: int = 0
+
+    #: the values a text option may take
+    CHOICES = {"profile_change_across_licenses": ("strip", "refuse")}
+
+    def set(self, name: str, value: str) -> None:
+        """Set an option from text (``--option NAME=VALUE``); raises ValueError naming the valid values."""
+        if name not in {f for f in self.__dataclass_fields__}:
+            raise ValueError(f"unknown option {name!r}; use one of {', '.join(sorted(self.__dataclass_fields__))}")
+        current = getattr(self, name)
+        if isinstance(current, bool):
+            if value.lower() not in ("true", "false"):
+                raise ValueError(f"{name} takes true or false, not {value!r}")
+            setattr(self, name, value.lower() == "true")
+        elif isinstance(current, int):
+            if not value.isdigit():
+                raise ValueError(f"{name} takes a whole number, not {value!r}")
+            setattr(self, name, int(value))
+        else:
+            allowed = self.CHOICES.get(name, ())
+            if allowed and value not in allowed:
+                raise ValueError(f"{name} takes {' or '.join(allowed)}, not {value!r}")
+            setattr(self, name, value)
 
 
 @dataclass
@@ -360,9 +383,19 @@ class OrgState:
             handler(rec)
         del self.records[obj][rec["Id"]]
 
-    def transaction(self) -> "_Snapshot":
-        """``with state.transaction():`` restores records and metadata if the block raises (allOrNone)."""
-        return _Snapshot(self)
+    def snapshot(self) -> "Snapshot":
+        """The records and metadata as they are now; ``.restore()`` puts them back (allOrNone, rollbackOnError)."""
+        return Snapshot(self)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """``with state.transaction():`` restores records and metadata if the block raises."""
+        snap = self.snapshot()
+        try:
+            yield
+        except BaseException:
+            snap.restore()
+            raise
 
     # User -------------------------------------------------------------------------------------
 
@@ -433,16 +466,8 @@ class OrgState:
         if self.one("Profile", Name=vals["Name"]):
             raise ApiError(400, "DUPLICATE_VALUE", f"duplicate value found: Name duplicates value on record with "
                            f"id: {self.one('Profile', Name=vals['Name'])['Id']}", ["Name"])
-        root = xml.new_root("Profile")
-        xml.add(root, "custom", "true")
-        if vals.get("Description"):
-            xml.add(root, "description", vals["Description"])
-        xml.add(root, "userLicense", lic["Name"])
-        for perm in ("ApiEnabled", "ApiUserOnly") if lic["Name"] == INTEGRATION_LICENSE else ():
-            up = xml.add(root, "userPermissions")
-            xml.add(up, "enabled", "true")
-            xml.add(up, "name", perm)
-        self.components[("Profile", vals["Name"])] = Component("Profile", vals["Name"], xml.serialize(root))
+        self.components[("Profile", vals["Name"])] = Component(
+            "Profile", vals["Name"], blank_profile(lic["Name"], custom=True, description=vals.get("Description")))
         return self.sync_profile(vals["Name"], vals.get("Description"))["Id"]
 
     def _update_Profile(self, rec: dict[str, Any], vals: dict[str, Any]) -> None:
@@ -751,19 +776,31 @@ class OrgState:
             self.sync_connected_app(comp.name)
 
 
-class _Snapshot:
+class Snapshot:
     def __init__(self, state: OrgState) -> None:
         self.state = state
+        self.records = copy.deepcopy(state.records)
+        self.components = dict(state.components)
 
-    def __enter__(self) -> "_Snapshot":
-        self.records = copy.deepcopy(self.state.records)
-        self.components = dict(self.state.components)
-        return self
+    def restore(self) -> None:
+        self.state.records = self.records
+        self.state.components = self.components
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None:
-            self.state.records = self.records
-            self.state.components = self.components
+
+def blank_profile(license_name: str, custom: bool, description: str | None = None) -> bytes:
+    """A profile that grants nothing but what its license requires: a new Profile record starts so
+    (Metadata API doc, Profile), and the standard API-only profile of the Salesforce Integration
+    license holds API Enabled and API Only User (salesforce-facts.md A1)."""
+    root = xml.new_root("Profile")
+    xml.add(root, "custom", "true" if custom else "false")
+    if description:
+        xml.add(root, "description", description)
+    xml.add(root, "userLicense", license_name)
+    for perm in ("ApiEnabled", "ApiUserOnly") if license_name == INTEGRATION_LICENSE else ():
+        up = xml.add(root, "userPermissions")
+        xml.add(up, "enabled", "true")
+        xml.add(up, "name", perm)
+    return xml.serialize(root)
 
 
 def sort_entries(root: etree._Element) -> None:

@@ -1,6 +1,7 @@
 """Build an emulated org from a declarative seed file (JSON).
 
-A seed names the org, its user licenses and permission set licenses with their seats, folders of
+A seed names the org, its user licenses and permission set licenses with their seats, its standard
+profiles (name and license; they grant only what the license requires), folders of
 metadata (source or mdapi format: profiles, permission sets and groups, connected apps, Apex
 classes, Visualforce pages), the users with their profiles, assignments and login history, and the
 options for unknown platform behaviour. Profile, PermissionSet, ApexClass, ConnectedApplication and
@@ -98,6 +99,10 @@ def build(spec: dict[str, Any], base: Path) -> OrgState:
                                            "Status": "Active", "TotalLicenses": psl["total"],
                                            "IsAvailableForIntegrations": bool(psl.get("availableForIntegrations"))})
     comps: dict[tuple[str, str], Component] = {}
+    for std in spec.get("standardProfiles", []):
+        # a standard profile holds only what its license requires (org_mod.blank_profile)
+        comps[("Profile", std["name"])] = Component("Profile", std["name"],
+                                                    org_mod.blank_profile(std["license"], custom=False))
     for folder in spec.get("metadata", []):
         for c in read_components((base / folder).resolve()):
             comps[(c.type, c.name)] = c

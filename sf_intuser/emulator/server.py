@@ -170,12 +170,12 @@ class Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"/services/data/v(\d+\.\d)(/tooling)?(/.*)?", path)
         if not m:
             return self._error(404, "NOT_FOUND", NOT_FOUND)
-        tooling, rest = bool(m.group(2)), m.group(3) or ""
+        rest = m.group(3) or ""   # REST and Tooling share one store: the same objects answer both
         if rest == "":
             return self._send(200, {"sobjects": f"/services/data/v{m.group(1)}/sobjects",
                                     "query": f"/services/data/v{m.group(1)}/query"})
         if rest == "/query" and method == "GET":
-            return self._query(qs.get("q", [""])[0], qs.get("columns", [""])[0] == "true", tooling)
+            return self._query(qs.get("q", [""])[0], qs.get("columns", [""])[0] == "true")
         pm = re.fullmatch(r"/query/01g(\w+)-(\d+)", rest)
         if pm and method == "GET":
             return self._next_page(pm.group(1), int(pm.group(2)))
@@ -183,10 +183,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._collection(method, raw, qs)
         sm = re.fullmatch(r"/sobjects/(\w+)(?:/(\w+))?", rest)
         if sm:
-            return self._sobject(method, sm.group(1), sm.group(2), raw, tooling)
+            return self._sobject(method, sm.group(1), sm.group(2), raw)
         return self._error(404, "NOT_FOUND", NOT_FOUND)
 
-    def _sobject(self, method: str, type_name: str, rid: str | None, raw: bytes, tooling: bool) -> None:
+    def _sobject(self, method: str, type_name: str, rid: str | None, raw: bytes) -> None:
         obj = objects.canonical(type_name)
         if rid == "describe" and method == "GET":
             if obj is None:
@@ -213,7 +213,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(204)
         return self._error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET")
 
-    def _query(self, soql: str, columns: bool, tooling: bool) -> None:
+    def _query(self, soql: str, columns: bool) -> None:
         q, rows, total = self.state.query(soql)
         if columns:
             return self._send(200, column_metadata(objects.canonical(q.obj) or q.obj,
@@ -253,7 +253,7 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "EXCEEDED_ID_LIMIT",
                            f"record limit reached. cannot submit more than {COLLECTION_LIMIT} records into this call")
         results: list[dict[str, Any]] = []
-        snapshot = self.state.transaction().__enter__()
+        snapshot = self.state.snapshot()
         for item in items:
             try:
                 if method == "POST":
@@ -273,7 +273,7 @@ class Handler(BaseHTTPRequestHandler):
                 results.append({"id": item if method == "DELETE" else None, "success": False,
                                 "errors": [{"statusCode": exc.code, "message": exc.message, "fields": exc.fields}]})
         if all_or_none and any(not r["success"] for r in results):
-            snapshot.__exit__(RuntimeError, None, None)
+            snapshot.restore()
             for r in results:
                 if r["success"]:
                     r.update(success=False, id=None, errors=[{

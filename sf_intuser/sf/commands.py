@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sf_intuser.metadata.license_rules import INTEGRATION_PSL, INTEGRATION_USER_LICENSE
 from sf_intuser.sf.runner import SfAuthError, SfConnectionError, SfError, SfRunner, parse_version
+from sf_intuser.sf.soql import chunks, quote
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,6 @@ class Seats:
 def seats(runner: SfRunner, target_org: str | None) -> tuple[Seats | None, Seats | None]:
     """Seats of the Salesforce Integration user license and of ``SalesforceAPIIntegrationPsl``
     (salesforce-facts.md A5 seat queries); None where the org has no such license."""
-    from sf_intuser.metadata.license_rules import INTEGRATION_PSL, INTEGRATION_USER_LICENSE
-    from sf_intuser.sf.soql import quote
-
     lic = query(runner, "SELECT Name, TotalLicenses, UsedLicenses FROM UserLicense WHERE Name = "
                 + quote(INTEGRATION_USER_LICENSE), target_org)
     psl = query(runner, "SELECT DeveloperName, TotalLicenses, UsedLicenses FROM PermissionSetLicense "
@@ -232,7 +231,8 @@ def _assign(runner: SfRunner, args: list[str], names: list[str]) -> AssignResult
     for f in (result or {}).get("failures") or []:
         msg = str(f.get("message", ""))
         if msg.startswith("Duplicate PermissionSetAssignment"):
-            out.already.append((f.get("name", ""), next((n for n in names if len(names) == 1), "")))
+            # sf does not say which set was the duplicate; with one name it can only be that one
+            out.already.append((f.get("name", ""), names[0] if len(names) == 1 else ""))
         else:
             out.failures.append((f.get("name", ""), msg))
     return out
@@ -285,8 +285,6 @@ def collection(runner: SfRunner, method: str, records: list[dict[str, Any]], tar
     call, in as many calls as needed. The command exits 0 on any 2xx even when records failed, so the
     body is parsed per record (sf-wire.md section 8); an HTTP error (exit 1) raises :class:`SfError`.
     ``method`` is POST (create), PATCH (update, records carry ``Id``) or DELETE (records are ``{"Id"}``)."""
-    from sf_intuser.sf.soql import chunks
-
     out: list[RecordResult] = []
     base = f"/services/data/v{api_version}/composite/sobjects"
     for batch in chunks(records, 200):  # type: ignore[arg-type]
