@@ -12,7 +12,8 @@ setup: $(VENV)/.installed $(SFCLI)/node_modules/.installed $(VENV)/bin/sf
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,cli]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,cli]' --config-settings editable_mode=compat
+	$(PY) -m compileall -q sf_intuser
 	@touch $@
 
 # The pinned Salesforce CLI, installed from its committed lockfile with a Node >= 22.19 from PyPI
