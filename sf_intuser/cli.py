@@ -7,16 +7,15 @@ errors, as sf's error envelope), ``SF_CONTENT_TYPE=JSON`` means ``--json``; exit
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-import tempfile
-from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import click
 
-from sf_intuser import __version__, workspace
+from sf_intuser import __version__
 from sf_intuser.report.output import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -24,6 +23,7 @@ from sf_intuser.report.output import (
     envelope,
     error_envelope,
     table,
+    warning_lines,
 )
 
 
@@ -60,6 +60,9 @@ def emit(as_json: bool, result: Any, human: Callable[[], str], status: int = EXI
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Format output as json (sf's envelope).")
 
+if TYPE_CHECKING:
+    from sf_intuser import workspace
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sf-intuser")
@@ -83,50 +86,80 @@ def main() -> None:
               help="source: *.permissionset-meta.xml; mdapi: *.permissionset plus package.xml.")
 @click.option("--psl", is_flag=True,
               help="Bind generated permission sets to SalesforceAPIIntegrationPsl instead of no license.")
+@click.option("--api-version", default=None, metavar="VERSION",
+              help="API version of the package.xml written with --format mdapi (default: the project's "
+                   "sourceApiVersion, else 66.0).")
 @click.option("--dry-run", is_flag=True, help="Report what would be written; write nothing.")
 @json_option
-def convert(paths: tuple[Path, ...], output_dir: Path, fmt: str, psl: bool, dry_run: bool, as_json: bool) -> None:
+def convert(paths: tuple[Path, ...], output_dir: Path, fmt: str, psl: bool, api_version: str | None,
+            dry_run: bool, as_json: bool) -> None:
     """Rewrite profiles and permission sets for the Salesforce Integration license.
 
     PATHS are files, folders or SFDX project roots (package directories from sfdx-project.json).
+    Every input is converted on its own: two files holding the same profile or permission set are
+    refused, and generated names never collide (a clash gets a stable suffix and a warning).
 
     \b
     Examples:
       sf-intuser convert force-app --output-dir intuser-out
       sf-intuser convert "force-app/main/default/profiles/ETL Loader.profile-meta.xml" --format mdapi --json
     """
-    from sf_intuser.metadata import package_xml
-    from sf_intuser.migrate.convert import Input, convert as run_convert
+    from sf_intuser import workspace
+    from sf_intuser.metadata import naming, package_xml, schema
+    from sf_intuser.metadata.xml import MetadataXmlError
+    from sf_intuser.migrate.convert import DuplicateInputs, Input, convert as run_convert
 
     files = _discover(paths)
     if not files:
         raise CliError("NoMetadataFound", f"No profiles or permission sets found in {', '.join(map(str, paths))}.",
                        actions=["Pass a folder holding profiles/ or permissionsets/, or an SFDX project root."])
-    inputs = [Input(f.type, f.name, _read(f), str(f.path)) for f in files]
-    res = run_convert(inputs, psl=psl)
-    if res.errors:
-        raise CliError("InvalidMetadata", "Nothing was written: " + "; ".join(str(e) for e in res.errors),
-                       actions=[e.fix for e in res.errors][:3],
-                       data=[{"file": e.source, "problem": e.problem} for e in res.errors])
-    out_files: dict[str, bytes] = {}
-    for rw in res.outputs:
-        out_files[workspace.file_name(rw.type, rw.name, fmt)] = rw.data
-    if fmt == "mdapi" and res.outputs:
-        members: dict[str, list[str]] = {}
-        for rw in res.outputs:
-            members.setdefault(rw.type, []).append(rw.name)
-        out_files["package.xml"] = package_xml.build(members)
-    written: list[str] = []
-    if not dry_run and out_files:
+    inputs = [Input(f.type, f.name, origin=str(f.path), load=f.read) for f in files]
+    projects = sorted({p for p in (workspace.find_project(x) for x in [*(f.path for f in files), output_dir]) if p})
+    found = workspace.existing_components([output_dir, *projects])
+
+    def existing(type_name: str, name: str) -> naming.Existing | None:
+        path = found.get((type_name, name.lower()))
+        if path is None:
+            return None
+        return naming.Existing(_shown(path), naming.source_of(workspace.description_of(path)))
+
+    stage = workspace.Staging(output_dir, protect=[f.path for f in files])
+    with stage:
         try:
-            written = [str(p) for p in workspace.write_atomic(output_dir, out_files, protect=[f.path for f in files])]
-        except workspace.WorkspaceError as exc:
-            raise CliError("OutputRefused", f"Nothing was written: {exc}") from None
-        except OSError as exc:
-            raise CliError("OutputFailed", f"Nothing was written to {output_dir}: {exc}",
-                           actions=["Check the folder is writable and has space, then run again"]) from None
-    warnings = sorted({f"{c.file}: {c.section} {c.name}: {c.reason}" for c in res.changes
-                       if c.action == "warning" and c.rule != "unknown"})
+            res = run_convert(inputs, psl=psl, existing=existing,
+                              sink=(lambda _k, _d: None) if dry_run else stage.put)
+        except DuplicateInputs as exc:
+            raise CliError("DuplicateInput", f"Nothing was written: {exc}. Converting them together would merge "
+                           "different profiles into one permission set.",
+                           actions=["Convert each copy in its own call, into its own --output-dir",
+                                    "Or leave out the copy that is not the org's"],
+                           data=[{"type": t, "name": n, "files": fs} for t, n, fs in exc.groups]) from None
+        except (workspace.WorkspaceError, MetadataXmlError) as exc:
+            raise CliError("InvalidMetadata", f"Nothing was written: {exc}") from None
+        if res.errors:
+            raise CliError("InvalidMetadata", "Nothing was written: " + "; ".join(str(e) for e in res.errors),
+                           actions=[e.fix for e in res.errors][:3],
+                           data=[{"file": e.source, "problem": e.problem} for e in res.errors])
+        placement = {o.key: workspace.file_name(o.type, o.name, fmt) for o in res.outputs}
+        if fmt == "mdapi" and res.outputs:
+            members: dict[str, list[str]] = {}
+            for o in res.outputs:
+                members.setdefault(o.type, []).append(o.name)
+            version = api_version or workspace.source_api_version(projects[0] if projects else None) \
+                or schema.api_version()
+            if not dry_run:
+                stage.put("package.xml", package_xml.build(members, version))
+            placement["package.xml"] = "package.xml"
+        written: list[str] = []
+        if not dry_run and placement:
+            try:
+                written = [str(p) for p in stage.commit(placement)]
+            except workspace.WorkspaceError as exc:
+                raise CliError("OutputRefused", f"Nothing was written: {exc}") from None
+            except OSError as exc:
+                raise CliError("OutputFailed", f"Nothing was written to {output_dir}: {exc}",
+                               actions=["Check the folder is writable and has space, then run again"]) from None
+    warnings = list(res.warnings) + warning_lines(res.changes, _shown)
     unknown = [c for c in res.changes if c.rule == "unknown"]
     if unknown:
         warnings.append(f"{len(unknown)} user permission(s) are not in sf-intuser's rules table and were kept; "
@@ -136,8 +169,8 @@ def convert(paths: tuple[Path, ...], output_dir: Path, fmt: str, psl: bool, dry_
         "outputDir": str(output_dir),
         "format": fmt,
         "inputs": [{"type": f.type, "name": f.name, "path": str(f.path), "format": f.format} for f in files],
-        "outputs": [{"type": rw.type, "name": rw.name, "path": str(output_dir / workspace.file_name(rw.type, rw.name, fmt)),
-                     "sources": rw.sources} for rw in res.outputs],
+        "outputs": [{"type": o.type, "name": o.name, "path": str(output_dir / workspace.file_name(o.type, o.name, fmt)),
+                     "sources": o.sources} for o in res.outputs],
         "written": written,
         "profiles": res.profile_targets,
         "classifications": [c.to_dict() for c in res.classifications],
@@ -149,38 +182,45 @@ def convert(paths: tuple[Path, ...], output_dir: Path, fmt: str, psl: bool, dry_
     def human() -> str:
         per_file: dict[str, dict[str, int]] = {}
         for c in res.changes:
-            d = per_file.setdefault(c.file, {})
+            d = per_file.setdefault(_shown(c.file), {})
             d[c.action] = d.get(c.action, 0) + c.count
         rows = [(f, d.get("kept", 0), d.get("mapped", 0), d.get("dropped", 0), d.get("added", 0), d.get("warning", 0))
                 for f, d in sorted(per_file.items())]
-        parts = [table(rows, ["file", "kept", "mapped", "dropped", "added", "warnings"])]
+        parts = [table(rows, ["file", "kept", "mapped", "dropped", "added", "warnings"])] if rows else []
         if res.classifications:
             parts.append(table([(c.kind, c.name, c.verdict, c.reason) for c in res.classifications],
                                ["type", "name", "verdict", "reason"]))
         if res.profile_targets:
-            parts.append(table([(p, t["apiOnlyProfile"], t["permissionSet"]) for p, t in sorted(res.profile_targets.items())],
+            parts.append(table([(p, t["apiOnlyProfile"], t["permissionSet"])
+                                for p, t in sorted(res.profile_targets.items())],
                                ["profile", "users move to", "access kept in permission set"]))
+        if res.skipped:
+            parts.append(table([(s["type"], s["name"], _shown(s["file"]), s["reason"]) for s in res.skipped],
+                               ["skipped", "name", "file", "reason"]))
         verb = "Would write" if dry_run else "Wrote"
-        parts.append(f"{verb} {len(out_files)} file(s) to {output_dir}" + (" (dry run)" if dry_run else ""))
+        parts.append(f"{verb} {len(placement)} file(s) to {output_dir}" + (" (dry run)" if dry_run else ""))
         return "\n\n".join(parts)
 
     emit(as_json, result, human, warnings=warnings)
 
 
-def _discover(paths: Sequence[Path]) -> list[workspace.MetadataFile]:
+@functools.lru_cache(maxsize=4096)
+def _shown(path: str | Path) -> str:
+    """A path as the user would type it: relative to the working folder when it is below it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def _discover(paths: Sequence[Path]) -> list["workspace.MetadataFile"]:
+    from sf_intuser import workspace
+
     try:
         return workspace.discover(paths)
     except workspace.WorkspaceError as exc:
         raise CliError("PathNotFound", str(exc)) from None
-
-
-def _read(f: workspace.MetadataFile) -> bytes:
-    from sf_intuser.metadata.xml import MetadataXmlError
-
-    try:
-        return f.read()
-    except (workspace.WorkspaceError, MetadataXmlError) as exc:
-        raise CliError("InvalidMetadata", f"Nothing was written: {exc}") from None
 
 
 # --- lint -------------------------------------------------------------------------------------
@@ -202,11 +242,17 @@ def lint(paths: tuple[Path, ...], integration_permsets: tuple[str, ...], as_json
       sf-intuser lint force-app
       sf-intuser lint force-app --integration-permset Order_Sync_Access --json
     """
+    from sf_intuser import workspace
     from sf_intuser.hooks.git import committed_bytes
     from sf_intuser.hooks.lint import LintInput, lint as run_lint
     from sf_intuser.metadata.xml import MetadataXmlError
 
     files = _discover(paths)
+    if not files:
+        # in CI a pass on nothing is a false pass
+        raise CliError("NoMetadataFound", f"No profiles or permission sets found in {', '.join(map(str, paths))}: "
+                       "nothing to check.",
+                       actions=["Pass a folder holding profiles/ or permissionsets/, or an SFDX project root."])
     items = []
     pre: list = []
     for f in files:
@@ -403,6 +449,9 @@ def demo(ctx: click.Context, output_dir: Path | None, as_json: bool) -> None:
     Example:
       sf-intuser demo
     """
+    import tempfile
+    from importlib import resources
+
     example = resources.files("sf_intuser").joinpath("examples/acme")
     out = output_dir or Path(tempfile.mkdtemp(prefix="sf-intuser-demo-"))
     if not as_json:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -109,38 +108,121 @@ def file_name(type_name: str, name: str, fmt: str) -> str:
     return f"{folder}/{safe}.{ext}-meta.xml" if fmt == "source" else f"{folder}/{safe}.{ext}"
 
 
-def write_atomic(out_dir: Path, files: dict[str, bytes], protect: Iterable[Path] = ()) -> list[Path]:
-    """Write ``files`` (relative path -> bytes) under ``out_dir``; all or nothing, never over ``protect``.
+class Staging:
+    """Files written one at a time into a private folder beside ``out_dir`` (each fsynced), then
+    moved into place all at once by :meth:`commit` (``os.replace`` is atomic per file). Until the
+    commit nothing under ``out_dir`` changes; :meth:`discard`, or leaving a ``with`` block by an
+    exception, removes the staging folder and leaves ``out_dir`` as it was. A file is never written
+    over one of ``protect`` (the inputs)."""
 
-    Every file is first written to a temporary folder beside ``out_dir`` and fsynced; only when all
-    are written are they moved into place (``os.replace`` is atomic per file). On any error the
-    temporary folder is removed and ``out_dir`` is left as it was.
-    """
-    out_dir = out_dir.resolve()
-    protected = {p.resolve() for p in protect}
-    targets = {rel: out_dir / rel for rel in files}
-    clash = sorted(str(t) for t in targets.values() if t in protected)
-    if clash:
-        raise WorkspaceError(f"{clash[0]}: the output would overwrite an input file. Choose another --output-dir")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        for rel, data in files.items():
-            dest = tmp / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with dest.open("wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+    def __init__(self, out_dir: Path, protect: Iterable[Path] = ()) -> None:
+        self.out_dir = Path(out_dir).resolve()
+        self.protected = {Path(p).resolve() for p in protect}
+        self.tmp: Path | None = None
+        self.staged: set[str] = set()
+
+    def put(self, key: str, data: bytes) -> None:
+        if self.tmp is None:
+            import tempfile
+
+            self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out_dir.name}.tmp-", dir=self.out_dir.parent))
+        dest = self.tmp / key
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with dest.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.staged.add(key)
+
+    def commit(self, placement: dict[str, str]) -> list[Path]:
+        """Move staged ``key`` -> ``out_dir / relative path`` for every entry of ``placement``."""
+        targets = {key: self.out_dir / rel for key, rel in placement.items()}
+        clash = sorted(str(t) for t in targets.values() if t in self.protected)
+        if clash:
+            raise WorkspaceError(f"{clash[0]}: the output would overwrite an input file. Choose another --output-dir")
         written = []
-        for rel in files:
-            final = targets[rel]
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp / rel, final)
-            written.append(final)
-        return written
-    finally:
-        for dirpath, _dirs, fnames in os.walk(tmp, topdown=False):
+        try:
+            for key, final in targets.items():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                assert self.tmp is not None
+                os.replace(self.tmp / key, final)
+                written.append(final)
+            return written
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        if self.tmp is None:
+            return
+        for dirpath, _dirs, fnames in os.walk(self.tmp, topdown=False):
             for fn in fnames:
                 os.unlink(os.path.join(dirpath, fn))
             os.rmdir(dirpath)
+        self.tmp = None
+
+    def __enter__(self) -> "Staging":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+
+def write_atomic(out_dir: Path, files: dict[str, bytes], protect: Iterable[Path] = ()) -> list[Path]:
+    """Write ``files`` (relative path -> bytes) under ``out_dir``; all or nothing, never over ``protect``."""
+    with Staging(out_dir, protect) as stage:
+        protected = stage.protected
+        clash = sorted(str(stage.out_dir / rel) for rel in files if (stage.out_dir / rel) in protected)
+        if clash:
+            raise WorkspaceError(f"{clash[0]}: the output would overwrite an input file. Choose another --output-dir")
+        for rel, data in files.items():
+            stage.put(rel, data)
+        return stage.commit({rel: rel for rel in files})
+
+
+# --- what already exists: the project around the inputs, and names taken ------------------------
+
+
+def find_project(path: Path) -> Path | None:
+    """The SFDX project (the folder holding ``sfdx-project.json``) that ``path`` is in, if any."""
+    p = Path(path).resolve()
+    for folder in (p, *p.parents) if p.is_dir() else p.parents:
+        if (folder / "sfdx-project.json").is_file():
+            return folder
+    return None
+
+
+def source_api_version(project: Path | None) -> str | None:
+    """``sourceApiVersion`` of the project's ``sfdx-project.json``, if it says one."""
+    if project is None:
+        return None
+    try:
+        value = json.loads((project / "sfdx-project.json").read_text(encoding="utf-8")).get("sourceApiVersion")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(value) if value else None
+
+
+def existing_components(folders: Iterable[Path], types: Iterable[str] = ("PermissionSet", "Profile")
+                        ) -> dict[tuple[str, str], Path]:
+    """``{(type, lower-case name): file}`` for the components of ``types`` under ``folders`` (either
+    format; an SFDX project root stands for its package directories). Missing folders are skipped."""
+    wanted = set(types)
+    found: dict[tuple[str, str], Path] = {}
+    for folder in folders:
+        if not Path(folder).is_dir():
+            continue
+        for mf in discover([folder]):
+            if mf.type in wanted:
+                found.setdefault((mf.type, mf.name.lower()), mf.path)
+    return found
+
+
+def description_of(path: Path) -> str | None:
+    """The ``<description>`` of a metadata file, or None when it has none or cannot be read."""
+    from sf_intuser.metadata.xml import parse, text
+
+    try:
+        return text(parse(read_bytes(path), str(path), comments=False).root, "description")
+    except (WorkspaceError, MetadataXmlError):
+        return None
