@@ -8,7 +8,9 @@ grant nothing that the input did not.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Mapping
+
 from lxml import etree
 
 from sf_intuser.metadata import schema
@@ -69,7 +71,10 @@ class Change:
     file: str = ""
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v not in ("", None)}
+        return {k: v for k in _CHANGE_FIELDS if (v := getattr(self, k)) not in ("", None)}
+
+
+_CHANGE_FIELDS = ("action", "section", "name", "reason", "rule", "source", "status", "count", "file")
 
 
 def is_true(value: str | None) -> bool:
@@ -134,3 +139,47 @@ def grants(root: etree._Element, type_name: str | None = None) -> set[Grant]:
         if section in SECTION_KEYS and section != "layoutAssignments":
             out.update(entry_grants(section_el, type_name, section))
     return out
+
+
+#: One line for many record-type-default warnings of one file (see :func:`dropped_field_changes`).
+RECORD_TYPE_DEFAULTS_SUMMARY = (
+    "were the profile's default record types; a permission set can't carry a default, so API inserts of those "
+    "objects without a RecordTypeId will get the API-only profile's default record type instead (the master record "
+    "type unless set there)")
+
+
+def dropped_field_changes(section: str, key: str, dropped: Mapping[str, str | None], file: str) -> list[Change]:
+    """What leaving out an entry's fields that a permission set does not have means.
+
+    ``default`` and ``personAccountDefault`` choose a default (the Metadata API's PermissionSet
+    RecordTypeVisibility and ApplicationVisibility have no such field, WSDL v66): only a default
+    that was *on* is reported. A default record type matters to the API: an insert without a
+    RecordTypeId gets the user's default record type, which now comes from the API-only profile."""
+    out: list[Change] = []
+    other = sorted(n for n in dropped if n not in NON_GRANT_FLAGS)
+    for flag_name in sorted(n for n in dropped if n in NON_GRANT_FLAGS and is_true(dropped[n])):
+        if section == "recordTypeVisibilities":
+            obj = key.split(".")[0]
+            what = "person account" if flag_name == "personAccountDefault" else obj
+            out.append(Change(
+                "warning", section, key,
+                f"{key} was the profile's default record type for {what}; a permission set can't carry a default, "
+                f"so API inserts of {obj} without a RecordTypeId will get the API-only profile's default record "
+                "type instead (the master record type unless set there)",
+                "record-type-default", schema.WSDL_SOURCE, "V", file=file))
+        else:
+            out.append(Change("mapped", section, key, f"dropped {flag_name}=true: a default only chooses what the "
+                              "UI opens, and API-only users have no UI", "default-only", schema.WSDL_SOURCE, "V",
+                              file=file))
+    if other:
+        out.append(Change("mapped", section, key, f"dropped {', '.join(other)} (not a PermissionSet field)",
+                          "not-in-permission-set", schema.WSDL_SOURCE, "V", file=file))
+    return out
+
+
+def tab_map_changes(counts: Mapping[str, int], file: str) -> list[Change]:
+    """One change per tab visibility mapped to a tab setting, with how many tabs it concerned
+    (shane-sfdx-plugins permsetProfileMetadata.ts: DefaultOn -> Visible, DefaultOff -> Available)."""
+    return [Change("mapped", "tabVisibilities", "*", f"tabVisibilities {vis} -> tabSettings {TAB_VISIBILITY_MAP[vis]}",
+                   "tab-map", "shane-sfdx-plugins permsetProfileMetadata.ts", "V-3P", count=n, file=file)
+            for vis, n in sorted(counts.items()) if vis in TAB_VISIBILITY_MAP]

@@ -170,8 +170,10 @@ def user_permission_rule(name: str) -> Rule:
 #: skinnyProfileHelper.ts; salesforce-facts.md A4 "Profile -> PermissionSet mapping").
 PROFILE_ONLY_SECTIONS: Mapping[str, str] = {
     "layoutAssignments": "page layouts are assigned by profile only",
-    "loginIpRanges": "login IP ranges live on the profile: carried to the API-only profile",
-    "loginHours": "login hours live on the profile: carried to the API-only profile",
+    "loginIpRanges": "login IP ranges live on the profile, not in a permission set (see the API-only profile the "
+                     "users move to)",
+    "loginHours": "login hours live on the profile, not in a permission set (see the API-only profile the users "
+                  "move to)",
     "loginFlows": "login flows are assigned by profile only; API logins do not run them",
     "custom": "profile attribute",
     "userLicense": "the new profile is on the Salesforce Integration license; a license is never copied to a permission set",

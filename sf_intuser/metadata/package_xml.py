@@ -48,7 +48,7 @@ def build(members: Mapping[str, Iterable[str]], version: str | None = None) -> b
             add(t, "members", m)
         add(t, "name", type_name)
     add(root, "version", version or schema.api_version())
-    return serialize(root, DEFAULT_STYLE)
+    return serialize(root, DEFAULT_STYLE, fresh=True)
 
 
 def retrieve_manifest(

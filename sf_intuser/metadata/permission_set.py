@@ -12,7 +12,7 @@ copy carries all its content.
 from __future__ import annotations
 
 import copy
-import re
+import itertools
 from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -21,12 +21,15 @@ from lxml import etree
 
 from sf_intuser.metadata import license_rules as rules
 from sf_intuser.metadata import schema
+from sf_intuser.metadata.naming import api_name
 from sf_intuser.metadata.access import (
     NON_GRANT_FLAGS,
     SECTION_KEYS,
     TAB_VISIBILITY_MAP,
     Change,
+    dropped_field_changes,
     entry_grants,
+    tab_map_changes,
     entry_key,
     entry_type,
     is_true,
@@ -34,6 +37,7 @@ from sf_intuser.metadata.access import (
 from sf_intuser.metadata.xml import (
     DEFAULT_STYLE,
     MD_NS,
+    NS,
     Document,
     add,
     children,
@@ -124,16 +128,6 @@ def classify_group(
     return Classification("PermissionSetGroup", name, worst, reason)
 
 
-def api_name(text_value: str, suffix: str = "") -> str:
-    """A valid permission set API name: letters, digits, single underscores, a letter first, <= 80."""
-    s = re.sub(r"[^A-Za-z0-9]+", "_", text_value).strip("_")
-    s = re.sub(r"_+", "_", s)
-    if not s or not s[0].isalpha():
-        s = "X_" + s
-    s = s[: 80 - len(suffix)].rstrip("_") + suffix
-    return s
-
-
 def build_permission_set(
     src: etree._Element,
     src_type: str,
@@ -187,6 +181,7 @@ def build_permission_set(
         etype = entry_type("PermissionSet", target)
         kept: list[tuple[str, etree._Element]] = []
         nogrant = 0
+        tab_maps: dict[str, int] = {}
         fast = _fast_copy(entries, src_type, section, etype) if section != "userPermissions" else None
         if fast is not None:
             kept, nogrant = fast
@@ -215,17 +210,15 @@ def build_permission_set(
                 add(new, "tab", key)
                 vis = text(entry, "visibility") or ""
                 add(new, "visibility", TAB_VISIBILITY_MAP.get(vis, vis))
-                changes.append(Change("mapped", "tabVisibilities", key,
-                                      f"tabVisibilities {vis} -> tabSettings {TAB_VISIBILITY_MAP.get(vis, vis)}",
-                                      "tab-map", "shane-sfdx-plugins permsetProfileMetadata.ts", "V-3P", file=file))
+                tab_maps[vis] = tab_maps.get(vis, 0) + 1
             else:
                 fmap = schema.field_map(etype) if etype else {}
                 values: dict[str, str | None] = {}
-                dropped_fields = []
+                dropped_fields: dict[str, str | None] = {}
                 for c in entry.iterchildren(etree.Element):
                     name = local(c)
                     if fmap and name not in fmap:
-                        dropped_fields.append(name)
+                        dropped_fields[name] = c.text
                     else:
                         values[name] = c.text
                 missing = []
@@ -239,14 +232,12 @@ def build_permission_set(
                 if not fmap:
                     for name, v in values.items():
                         add(new, name, v)
-                if dropped_fields:
-                    changes.append(Change("mapped", section, key,
-                                          f"dropped {', '.join(sorted(set(dropped_fields)))} (profile-only defaults)",
-                                          "default-only", "salesforce-facts.md A4", "V-3P", file=file))
+                changes.extend(dropped_field_changes(section, key, dropped_fields, file))
                 if missing:
                     changes.append(Change("mapped", section, key, f"set missing {', '.join(missing)} to false",
                                           "schema-required", file=file))
             kept.append((key, new))
+        changes.extend(tab_map_changes(tab_maps, file))
         if nogrant:
             changes.append(Change("dropped", section, "*", "grants nothing (all false); a permission set only grants",
                                   "no-grant", count=nogrant, file=file))
@@ -325,7 +316,7 @@ def license_less_copy(
     license: str | None = None,
 ) -> Rewrite:
     """A license-less (or PSL-bound) copy of a permission set bound to another user license."""
-    doc = as_doc(data, name)
+    doc = data if isinstance(data, Document) else parse(data, name, comments=False)
     src_label = text(doc.root, "label") or name
     new_name = new_name or api_name(name, "_Intuser")
     root, changes = build_permission_set(
@@ -336,7 +327,9 @@ def license_less_copy(
         license=license,
         file=name,
     )
-    return Rewrite("PermissionSet", new_name, serialize(root, DEFAULT_STYLE), changes, [name])
+    # entries may move over from the source: the tree is fresh when the source had no whitespace
+    return Rewrite("PermissionSet", new_name, serialize(root, DEFAULT_STYLE, fresh=not doc.comments), changes,
+                   [name])
 
 
 def is_generated(root: etree._Element) -> bool:

@@ -18,12 +18,15 @@ from typing import Mapping
 
 from lxml import etree
 
+from sf_intuser.metadata import fastpath
 from sf_intuser.metadata import license_rules as rules
 from sf_intuser.metadata import schema
 from sf_intuser.metadata.access import Change
-from sf_intuser.metadata.permission_set import MARKER, Rewrite, api_name, as_doc, build_permission_set
+from sf_intuser.metadata.naming import api_name
+from sf_intuser.metadata.permission_set import MARKER, Rewrite, as_doc, build_permission_set
 from sf_intuser.metadata.xml import (
     DEFAULT_STYLE,
+    MD_NS,
     Document,
     add,
     child,
@@ -31,6 +34,7 @@ from sf_intuser.metadata.xml import (
     flag,
     local,
     new_root,
+    parse,
     serialize,
     text,
 )
@@ -43,8 +47,14 @@ def user_license(data: bytes | Document, name: str = "") -> str | None:
     return text(as_doc(data, name).root, "userLicense")
 
 
+_ENABLED_PERMISSIONS = etree.XPath(
+    "m:userPermissions[translate(normalize-space(m:enabled), 'TRUE', 'true')='true' or normalize-space(m:enabled)='1']"
+    "/m:name", namespaces={"m": MD_NS})
+
+
 def enabled_user_permissions(root: etree._Element) -> set[str]:
-    return {text(u, "name") or "" for u in children(root, "userPermissions") if flag(u, "enabled")}
+    """Names of the user permissions ``root`` enables (``true`` in any case, or ``1``, as :func:`xml.flag`)."""
+    return {el.text or "" for el in _ENABLED_PERMISSIONS(root)}
 
 
 def to_permission_set(
@@ -54,21 +64,45 @@ def to_permission_set(
     ps_name: str | None = None,
     label: str | None = None,
     license: str | None = None,
+    source: bytes | None = None,
+    prefiltered: Mapping[str, int] | None = None,
+    file: str | None = None,
+    fast: bool = True,
 ) -> Rewrite:
-    """The license-less permission set holding what ``profile_name`` grants (``license`` may be the PSL)."""
-    doc = as_doc(data, profile_name)
+    """The license-less permission set holding what ``profile_name`` grants (``license`` may be the PSL).
+
+    A retrieved profile converts in place (:mod:`fastpath`), at little more than the cost of parsing
+    and writing it. That uses the tree up: bytes are parsed here; a :class:`Document` is converted in
+    place only when ``source`` gives the bytes it came from (to start again on the general path if
+    the profile needs it), else it is left as it is; ``prefiltered`` counts what
+    :func:`fastpath.prefilter` took out before that Document was parsed. ``file`` names the source in the changes
+    (default: the profile name); ``fast=False`` forces the general path (tests compare the two)."""
     if license not in (None, rules.INTEGRATION_PSL):
         raise ValueError(f"a converted profile's permission set is license-less or {rules.INTEGRATION_PSL}")
-    root, changes = build_permission_set(
-        doc.root,
-        "Profile",
-        label=label or f"{profile_name} (Integration)"[:80],
-        description=f"{MARKER} from profile {profile_name} for the Salesforce Integration license",
-        license=license,
-        file=profile_name,
-    )
+    if isinstance(data, Document):
+        doc = data
+    else:
+        source = data
+        if fast:
+            data, prefiltered = fastpath.prefilter(data)
+        doc = parse(data, profile_name, comments=False)
+    label = label or f"{profile_name} (Integration)"[:80]
+    description = f"{MARKER} from profile {profile_name} for the Salesforce Integration license"
+    file = file or profile_name
+    changes = None
+    if fast and source is not None:
+        changes = fastpath.to_permission_set(doc.root, label=label, description=description, license=license,
+                                             file=file, comments_possible=doc.comments, prefiltered=prefiltered)
+        if changes is None:   # the fast path gave up, maybe after taking entries out: start again
+            doc = parse(source, profile_name, comments=False)
+    if changes is not None:
+        root, fresh = doc.root, not doc.comments   # parsed for a rewrite: no whitespace between elements
+    else:
+        root, changes = build_permission_set(doc.root, "Profile", label=label, description=description,
+                                             license=license, file=file)
+        fresh = not doc.comments   # entries may move over from the source with its whitespace
     return Rewrite("PermissionSet", ps_name or api_name(profile_name, "_Intuser"),
-                   serialize(root, DEFAULT_STYLE), changes, [profile_name])
+                   serialize(root, DEFAULT_STYLE, fresh=fresh), changes, [file])
 
 
 # --- login policy and API-only profiles -------------------------------------------------------
@@ -140,23 +174,31 @@ def api_only_profile(name: str, policy: LoginPolicy, permissions: set[str], sour
     if policy.hours:
         changes.append(Change("added", "loginHours", "*", "carried from the source profile", "login-policy",
                               count=len(policy.hours), file=name))
-    return Rewrite("Profile", name, serialize(root, DEFAULT_STYLE), changes, sources)
+    return Rewrite("Profile", name, serialize(root, DEFAULT_STYLE, fresh=True), changes, sources)
 
 
 def plan_api_profiles(profiles: Mapping[str, bytes | Document], prefix: str = "API Only - ") -> ApiProfilePlan:
-    """Group profiles by identical login policy; one API-only profile per non-empty group.
+    """Group profiles by identical login policy; one API-only profile per non-empty group."""
+    facts = {}
+    for name, data in profiles.items():
+        root = as_doc(data, name).root
+        facts[name] = (login_policy(root), enabled_user_permissions(root))
+    return plan_api_profiles_for(facts, prefix)
+
+
+def plan_api_profiles_for(profiles: Mapping[str, tuple[LoginPolicy, set[str]]],
+                          prefix: str = "API Only - ") -> ApiProfilePlan:
+    """Group profiles (name -> login policy and enabled user permissions) by identical login policy;
+    one API-only profile per non-empty group.
 
     A shared profile grants only the API permissions every one of its source profiles granted
     (``ApiUserOnly`` is a restriction and always set), so no user gains a permission.
     """
     groups: dict[LoginPolicy, list[str]] = {}
     perms: dict[str, set[str]] = {}
-    docs: dict[str, Document] = {}
-    for name, data in profiles.items():
-        doc = as_doc(data, name)
-        docs[name] = doc
-        groups.setdefault(login_policy(doc.root), []).append(name)
-        perms[name] = enabled_user_permissions(doc.root)
+    for name, (policy, enabled) in profiles.items():
+        groups.setdefault(policy, []).append(name)
+        perms[name] = enabled
     targets: dict[str, str] = {}
     out: list[Rewrite] = []
     changes: list[Change] = []

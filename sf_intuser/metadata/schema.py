@@ -30,6 +30,10 @@ class FieldDef:
         return self.max != "1"
 
 
+#: Where the element order and vocabulary come from, for change records.
+WSDL_SOURCE = "Metadata API WSDL v66 (forcedotcom/wsdl resources/metadata.wsdl)"
+
+
 @lru_cache(maxsize=1)
 def _data() -> dict:
     with resources.files("sf_intuser.metadata").joinpath("data/schema.json").open("rb") as fh:

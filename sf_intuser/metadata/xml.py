@@ -66,6 +66,8 @@ class Document:
     root: etree._Element
     style: Style = field(default_factory=Style)
     source: str = "<bytes>"
+    #: False when the file was parsed with its comments removed (conversions never carry them)
+    comments: bool = True
 
     @property
     def type_name(self) -> str:
@@ -75,21 +77,29 @@ class Document:
         return serialize(self.root, self.style)
 
 
-def _parser(max_bytes: int) -> etree.XMLParser:
+def _parser(max_bytes: int, comments: bool = True) -> etree.XMLParser:
+    # without comments the tree is for a rewrite, which re-indents what it writes: whitespace
+    # between elements is dropped too (about half the nodes of a retrieved file), which makes
+    # every later pass over the tree cheaper; whitespace inside a value is kept
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         dtd_validation=False,
         huge_tree=max_bytes > 10_000_000,
-        remove_comments=False,
+        remove_comments=not comments,
+        remove_blank_text=not comments,
         remove_pis=True,
         collect_ids=False,
     )
 
 
-def parse(data: bytes, source: str = "<bytes>", max_bytes: int = DEFAULT_MAX_BYTES) -> Document:
-    """Parse metadata XML safely. Raises :class:`MetadataXmlError` naming ``source``."""
+def parse(data: bytes, source: str = "<bytes>", max_bytes: int = DEFAULT_MAX_BYTES,
+          comments: bool = True) -> Document:
+    """Parse metadata XML safely. Raises :class:`MetadataXmlError` naming ``source``.
+
+    ``comments=False`` parses for a rewrite: comments and the whitespace between elements are
+    dropped (a rewrite carries neither; :func:`serialize` indents anew)."""
     if len(data) > max_bytes:
         raise MetadataXmlError(
             source,
@@ -105,7 +115,7 @@ def parse(data: bytes, source: str = "<bytes>", max_bytes: int = DEFAULT_MAX_BYT
                 "Salesforce metadata never contains a DTD; remove it or re-retrieve the file",
             )
     try:
-        root = etree.fromstring(data, _parser(max_bytes))
+        root = etree.fromstring(data, _parser(max_bytes, comments))
     except etree.XMLSyntaxError as exc:
         raise MetadataXmlError(
             source, f"not well-formed XML ({exc})", "Fix the XML or re-retrieve the file from the org"
@@ -118,7 +128,8 @@ def parse(data: bytes, source: str = "<bytes>", max_bytes: int = DEFAULT_MAX_BYT
             f'Add xmlns="{MD_NS}" to the root element or re-retrieve the file')
     eol = "\r\n" if b"\r\n" in head else "\n"
     stripped = data.rstrip(b" \t")
-    return Document(root=root, style=Style(eol=eol, final_newline=stripped.endswith(b"\n")), source=source)
+    return Document(root=root, style=Style(eol=eol, final_newline=stripped.endswith(b"\n")), source=source,
+                    comments=comments)
 
 
 _QUOTE_TEXT = re.compile(rb">([^<>]*[\"'][^<>]*)<")
@@ -128,15 +139,29 @@ def _escape_quotes(match: re.Match[bytes]) -> bytes:
     return b">" + match.group(1).replace(b'"', b"&quot;").replace(b"'", b"&apos;") + b"<"
 
 
-def serialize(root: etree._Element, style: Style = DEFAULT_STYLE) -> bytes:
+def serialize(root: etree._Element, style: Style = DEFAULT_STYLE, fresh: bool = False) -> bytes:
     """Write ``root`` as Salesforce writes metadata.
 
     Only whitespace-only text between elements is rewritten in ``root`` (indentation); content is
     untouched, so serializing twice gives the same bytes.
+
+    ``fresh`` says the tree holds no whitespace between elements (built anew, or parsed for a
+    rewrite): libxml2 then indents while writing, in one pass, and its two-space levels become four.
     """
-    etree.indent(root, space="    ")
-    body = etree.tostring(root, encoding="UTF-8", xml_declaration=False)
-    if b'"' in body or b"'" in body:
+    if fresh:
+        body = etree.tostring(root, encoding="UTF-8", xml_declaration=False, pretty_print=True).rstrip(b"\n")
+        depth = 1   # text never holds a raw "<", so "\n" + spaces + "<" only starts a line of markup
+        while b"\n" + b"  " * (depth + 1) + b"<" in body:
+            depth += 1
+        for level in range(depth, 0, -1):   # deepest first, so a converted line is never matched again
+            body = body.replace(b"\n" + b"  " * level + b"<", b"\n" + b"    " * level + b"<")
+    else:
+        etree.indent(root, space="    ")
+        body = etree.tostring(root, encoding="UTF-8", xml_declaration=False)
+    # quotes can only be in text after the root's start tag (whose xmlns="..." always has them);
+    # lxml writes them bare, Salesforce as entities. Most files have none, so the scan is skipped.
+    start = body.find(b">") + 1
+    if body.find(b'"', start) >= 0 or body.find(b"'", start) >= 0:
         body = _QUOTE_TEXT.sub(_escape_quotes, body)
     out = XML_DECL + b"\n" + body
     if style.final_newline:
