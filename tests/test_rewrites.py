@@ -218,13 +218,15 @@ def test_license_less_copy_drops_license_and_disallowed_permissions():
     src = _ps("Salesforce", "Sync").replace(
         b"</PermissionSet>",
         b"<userPermissions><enabled>true</enabled><name>FreezeUsers</name></userPermissions>"
-        b"<userPermissions><enabled>true</enabled><name>ViewAllData</name></userPermissions></PermissionSet>")
+        b"<userPermissions><enabled>true</enabled><name>ViewAllData</name></userPermissions>"
+        b"<userPermissions><enabled>true</enabled><name>ViewDataLeakageEvents</name></userPermissions>"
+        b"<userPermissions><enabled>true</enabled><name>ViewPlatformEvents</name></userPermissions></PermissionSet>")
     rw = permission_set.license_less_copy(src, "Sync")
     root = xml.parse(rw.data).root
     assert rw.name == "Sync_Intuser"
     assert xml.text(root, "license") is None
     assert xml.text(root, "label") == "Sync (Integration)"
-    assert profile.enabled_user_permissions(root) == {"ViewAllData"}
+    assert profile.enabled_user_permissions(root) == {"ViewAllData", "ViewDataLeakageEvents", "ViewPlatformEvents"}
     assert any(c.name == "FreezeUsers" and c.action == "dropped" and "FreezeUsers" in c.reason for c in rw.changes)
 
 
@@ -309,3 +311,36 @@ def test_generated_profiles_never_gain_access(data):
     again, _ = permission_set.build_permission_set(root, "PermissionSet", label=xml.text(root, "label"),
                                                    description=xml.text(root, "description"))
     assert xml.serialize(again) == rw.data
+
+
+def _perms(*names: str) -> bytes:
+    body = "".join(f"<userPermissions><enabled>true</enabled><name>{n}</name></userPermissions>" for n in sorted(names))
+    return HEAD + b"<Profile" + NS + b">" + b"<userLicense>Salesforce</userLicense>" + body.encode() + b"</Profile>"
+
+
+MAD = ("ConvertLeads", "CreateCustomizeReports", "EditEvent", "EditPublicDocuments", "EditPublicFilters",
+       "EditPublicTemplates", "EditTask", "ImportLeads", "ManageCategories", "RunReports", "SolutionImport",
+       "TransferAnyEntity", "TransferAnyLead", "UseTeamReassignWizards", "ViewAllData", "ViewSetup",
+       "ViewDataLeakageEvents", "ViewPlatformEvents")
+
+
+def test_dropping_a_permission_drops_what_depends_on_it():
+    data = _perms("ModifyAllData", *MAD, "FreezeUsers", "ManageUsers")
+    for fast in (True, False):
+        rw = profile.to_permission_set(data, "Admin", fast=fast)
+        kept = profile.enabled_user_permissions(xml.parse(rw.data).root)
+        by = {(c.action, c.name): c for c in rw.changes if c.section == "userPermissions"}
+        # FreezeUsers is refused by the license, so ManageUsers, which requires it, goes too
+        assert "FreezeUsers" not in kept and "ManageUsers" not in kept
+        assert by[("dropped", "ManageUsers")].rule == "dependency" and "FreezeUsers" in by[("dropped", "ManageUsers")].reason
+        # a UI-only permission that ModifyAllData requires is kept, with the reason
+        assert "ModifyAllData" in kept and "UseTeamReassignWizards" in kept
+        assert by[("kept", "UseTeamReassignWizards")].rule == "required"
+
+
+def test_a_permission_whose_requirement_was_never_granted_is_dropped():
+    rw = profile.to_permission_set(_perms("ViewAllData", "ViewSetup"), "P")
+    kept = profile.enabled_user_permissions(xml.parse(rw.data).root)
+    assert kept == {"ViewSetup"}
+    (c,) = [c for c in rw.changes if c.name == "ViewAllData"]
+    assert c.action == "dropped" and "not granted by the source" in c.reason

@@ -183,3 +183,11 @@ def tab_map_changes(counts: Mapping[str, int], file: str) -> list[Change]:
     return [Change("mapped", "tabVisibilities", "*", f"tabVisibilities {vis} -> tabSettings {TAB_VISIBILITY_MAP[vis]}",
                    "tab-map", "shane-sfdx-plugins permsetProfileMetadata.ts", "V-3P", count=n, file=file)
             for vis, n in sorted(counts.items()) if vis in TAB_VISIBILITY_MAP]
+
+
+def permission_changes(name: str, rule, file: str) -> list[Change]:
+    """What a user permission's rule (``license_rules.Rule``) means for the report: dropped, a
+    warning, kept because another permission requires it, or nothing to say."""
+    action = {"drop": "dropped", "warn": "warning"}.get(rule.action, "kept" if rule.id == "required" else "")
+    return [Change(action, "userPermissions", name, rule.reason, rule.id, rule.source, rule.status, file=file)] \
+        if action else []

@@ -32,6 +32,7 @@ from sf_intuser.metadata.access import (
     Change,
     dropped_field_changes,
     entry_type,
+    permission_changes,
     tab_map_changes,
 )
 from sf_intuser.metadata.xml import MD_NS, NS, q
@@ -235,7 +236,8 @@ def _plain(root: etree._Element, comments_possible: bool) -> bool:
 
 def to_permission_set(root: etree._Element, *, label: str, description: str, license: str | None,
                       file: str, comments_possible: bool = True,
-                      prefiltered: Mapping[str, int] | None = None) -> list[Change] | None:
+                      prefiltered: Mapping[str, int] | None = None,
+                      refused: Mapping[str, rules.Rule] | None = None) -> list[Change] | None:
     """Turn a Profile ``root`` into the permission set in place and return the changes, or None when
     the profile needs the general path (the tree may have been changed by then: parse it again).
 
@@ -319,20 +321,17 @@ def to_permission_set(root: etree._Element, *, label: str, description: str, lic
                 vis.text = mapped
             changes.extend(tab_map_changes(tab_maps, file))
         elif kind == "perms":
+            decisions = rules.plan_user_permissions([el[1].text for el in els if el[0].text == "true"], refused)
             for el in els:
                 enabled, name_el = el[0], el[1]
                 if enabled.text != "true":
                     root.remove(el)
                     nogrant += 1
                     continue
-                rule = rules.user_permission_rule(name_el.text)
+                rule = decisions[name_el.text]
                 if rule.action == "drop":
                     root.remove(el)
-                    changes.append(Change("dropped", section, name_el.text, rule.reason, rule.id, rule.source,
-                                          rule.status, file=file))
-                elif rule.action == "warn":
-                    changes.append(Change("warning", section, name_el.text, rule.reason, rule.id, rule.source,
-                                          rule.status, file=file))
+                changes.extend(permission_changes(name_el.text, rule, file))
         keys = _keys(target)(root)
         if keys != sorted(keys):
             _sort_section(root, target)

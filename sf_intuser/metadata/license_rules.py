@@ -13,8 +13,11 @@ available to integration users is treated as blocking until the org says otherwi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Mapping
+from functools import lru_cache
+from importlib import resources
+from typing import Iterable, Mapping
 
 INTEGRATION_USER_LICENSE = "Salesforce Integration"
 INTEGRATION_PSL = "SalesforceAPIIntegrationPsl"
@@ -162,6 +165,128 @@ UNKNOWN_PERMISSION = Rule(
 
 def user_permission_rule(name: str) -> Rule:
     return USER_PERMISSION_RULES.get(name, UNKNOWN_PERMISSION)
+
+
+# --- dependencies between user permissions -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dependency:
+    permission: str
+    requires: tuple[str, ...]
+    source: str
+    status: str
+
+
+def _data(name: str) -> dict:
+    with resources.files("sf_intuser.metadata").joinpath(f"data/{name}").open("rb") as fh:
+        return json.load(fh)
+
+
+@lru_cache(maxsize=1)
+def _dependencies() -> dict[str, Dependency]:
+    return {d["permission"]: Dependency(d["permission"], tuple(d["requires"]), d["source"], d["status"])
+            for d in _data("permission_dependencies.json")["dependencies"]}
+
+
+class _Lazy(dict):
+    """A mapping filled from package data on first use (keeps ``import`` cheap)."""
+
+    def __init__(self, load) -> None:
+        super().__init__()
+        self._load = load
+
+    def _fill(self) -> None:
+        if self._load is not None:
+            load, self._load = self._load, None
+            self.update(load())
+
+    def __getitem__(self, key):
+        self._fill()
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self._fill()
+        return super().get(key, default)
+
+    def __iter__(self):
+        self._fill()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._fill()
+        return super().__len__()
+
+    def __contains__(self, key) -> bool:
+        self._fill()
+        return super().__contains__(key)
+
+    def values(self):
+        self._fill()
+        return super().values()
+
+    def items(self):
+        self._fill()
+        return super().items()
+
+
+#: permission -> what Salesforce requires with it (data/permission_dependencies.json, each with its source)
+PERMISSION_DEPENDENCIES: Mapping[str, Dependency] = _Lazy(_dependencies)
+
+
+@lru_cache(maxsize=1)
+def object_dependencies() -> dict[str, tuple[str, ...]]:
+    """Object permission flag -> the flags of the same object it requires (ObjectPermissions reference)."""
+    return {k: tuple(v) for k, v in _data("permission_dependencies.json")["object_dependencies"]["requires"].items()}
+
+
+@lru_cache(maxsize=1)
+def known_user_permissions() -> frozenset[str]:
+    """User permission names known to exist (data/user_permissions.json)."""
+    return frozenset(_data("user_permissions.json")["names"])
+
+
+def plan_user_permissions(enabled: Iterable[str], refused: Mapping[str, Rule] | None = None) -> dict[str, Rule]:
+    """The rule for each of ``enabled``, decided together so the result deploys and widens nothing.
+
+    Each permission gets its rule (:func:`user_permission_rule`; ``refused`` overrides with what the
+    org refuses). Then, because Salesforce refuses a set that breaks a dependency
+    (:data:`PERMISSION_DEPENDENCIES`): a kept permission whose requirement is dropped or was never
+    granted is dropped too, repeatedly; and a permission dropped only for being UI-only comes back
+    when a kept permission requires it (harmless for an API user, and the alternative is losing the
+    permission that needs it). Nothing is ever added that was not granted."""
+    rules = {p: (refused or {}).get(p) or user_permission_rule(p) for p in enabled}
+    soft = {p for p, r in rules.items() if r.action == "drop" and r.id == _UI_ONLY.id}
+    available = {p for p, r in rules.items() if r.action != "drop"} | soft
+    changed = True
+    while changed:
+        changed = False
+        for p in sorted(available):
+            dep = PERMISSION_DEPENDENCIES.get(p)
+            missing = [r for r in dep.requires if r not in available] if dep else []
+            if missing:
+                held = [m for m in missing if m in rules]
+                why = (f"requires {', '.join(missing)}, which "
+                       + ("is" if len(missing) == 1 else "are")
+                       + (" dropped" if len(held) == len(missing) else " not granted by the source" if not held
+                          else " dropped or not granted")
+                       + "; Salesforce refuses a set that breaks a dependency")
+                rules[p] = Rule("dependency", "drop", why, dep.source, dep.status)
+                available.discard(p)
+                soft.discard(p)
+                changed = True
+    kept = available - soft
+    frontier = list(kept)
+    while frontier:   # UI-only permissions a kept one requires come back, transitively
+        p = frontier.pop()
+        dep = PERMISSION_DEPENDENCIES.get(p)
+        for r in dep.requires if dep else ():
+            if r in soft:
+                soft.discard(r)
+                rules[r] = Rule("required", "keep", f"only affects the UI, but {p} requires it", dep.source,
+                                dep.status)
+                frontier.append(r)
+    return rules
 
 
 # --- profile sections -------------------------------------------------------------------------

@@ -12,7 +12,6 @@ copy carries all its content.
 from __future__ import annotations
 
 import copy
-import itertools
 from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -33,6 +32,7 @@ from sf_intuser.metadata.access import (
     entry_key,
     entry_type,
     is_true,
+    permission_changes,
 )
 from sf_intuser.metadata.xml import (
     DEFAULT_STYLE,
@@ -136,6 +136,7 @@ def build_permission_set(
     description: str,
     license: str | None = None,
     file: str = "",
+    refused: Mapping[str, rules.Rule] | None = None,
 ) -> tuple[etree._Element, list[Change]]:
     """A permission set granting what ``src`` (a Profile or PermissionSet) grants, within the license.
 
@@ -158,6 +159,10 @@ def build_permission_set(
             "the copy is license-less" if not license else f"the copy is bound to {license}",
             "license-less", rules.PSA_DOC, "V", file=file))
 
+    # user permissions are decided together: dropping one drops what depends on it
+    decisions = rules.plan_user_permissions(
+        {entry_key(u, "userPermissions") for u in children(src, "userPermissions")
+         if entry_grants(u, src_type, "userPermissions")}, refused)
     work = copy.deepcopy(src)  # fast-path entries are moved out of this copy, never out of src
     by_tag: dict[str, list[etree._Element]] = {}
     for el in work.iterchildren(etree.Element):
@@ -197,12 +202,10 @@ def build_permission_set(
                                       "schema-required", file=file))
                 continue
             if section == "userPermissions":
-                rule = rules.user_permission_rule(key)
+                rule = decisions[key]
+                changes.extend(permission_changes(key, rule, file))
                 if rule.action == "drop":
-                    changes.append(Change("dropped", section, key, rule.reason, rule.id, rule.source, rule.status, file=file))
                     continue
-                if rule.action == "warn":
-                    changes.append(Change("warning", section, key, rule.reason, rule.id, rule.source, rule.status, file=file))
             if section == "objectPermissions" and "__" not in key:
                 standard_objects += 1
             new = etree.Element(q(target))
@@ -314,8 +317,10 @@ def license_less_copy(
     new_name: str | None = None,
     label: str | None = None,
     license: str | None = None,
+    refused: Mapping[str, rules.Rule] | None = None,
 ) -> Rewrite:
-    """A license-less (or PSL-bound) copy of a permission set bound to another user license."""
+    """A license-less (or PSL-bound) copy of a permission set bound to another user license
+    (``refused``: user permissions the org refuses, with the rule to report)."""
     doc = data if isinstance(data, Document) else parse(data, name, comments=False)
     src_label = text(doc.root, "label") or name
     new_name = new_name or api_name(name, "_Intuser")
@@ -326,6 +331,7 @@ def license_less_copy(
         description=f"{MARKER} from permission set {name} for the Salesforce Integration license",
         license=license,
         file=name,
+        refused=refused,
     )
     # entries may move over from the source: the tree is fresh when the source had no whitespace
     return Rewrite("PermissionSet", new_name, serialize(root, DEFAULT_STYLE, fresh=not doc.comments), changes,

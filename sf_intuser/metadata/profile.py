@@ -68,6 +68,7 @@ def to_permission_set(
     prefiltered: Mapping[str, int] | None = None,
     file: str | None = None,
     fast: bool = True,
+    refused: Mapping[str, rules.Rule] | None = None,
 ) -> Rewrite:
     """The license-less permission set holding what ``profile_name`` grants (``license`` may be the PSL).
 
@@ -76,7 +77,8 @@ def to_permission_set(
     place only when ``source`` gives the bytes it came from (to start again on the general path if
     the profile needs it), else it is left as it is; ``prefiltered`` counts what
     :func:`fastpath.prefilter` took out before that Document was parsed. ``file`` names the source in the changes
-    (default: the profile name); ``fast=False`` forces the general path (tests compare the two)."""
+    (default: the profile name); ``fast=False`` forces the general path (tests compare the two);
+    ``refused`` names user permissions the org refuses, with the rule to report."""
     if license not in (None, rules.INTEGRATION_PSL):
         raise ValueError(f"a converted profile's permission set is license-less or {rules.INTEGRATION_PSL}")
     if isinstance(data, Document):
@@ -92,14 +94,15 @@ def to_permission_set(
     changes = None
     if fast and source is not None:
         changes = fastpath.to_permission_set(doc.root, label=label, description=description, license=license,
-                                             file=file, comments_possible=doc.comments, prefiltered=prefiltered)
+                                             file=file, comments_possible=doc.comments, prefiltered=prefiltered,
+                                             refused=refused)
         if changes is None:   # the fast path gave up, maybe after taking entries out: start again
             doc = parse(source, profile_name, comments=False)
     if changes is not None:
         root, fresh = doc.root, not doc.comments   # parsed for a rewrite: no whitespace between elements
     else:
         root, changes = build_permission_set(doc.root, "Profile", label=label, description=description,
-                                             license=license, file=file)
+                                             license=license, file=file, refused=refused)
         fresh = not doc.comments   # entries may move over from the source with its whitespace
     return Rewrite("PermissionSet", ps_name or api_name(profile_name, "_Intuser"),
                    serialize(root, DEFAULT_STYLE, fresh=fresh), changes, [file])
