@@ -9,10 +9,12 @@ Platform rules, each with its source:
 - A profile deploy is an overlay: what the file names changes, the rest stays (Profile doc).
 - A permission set deploy replaces the whole set (PermissionSet doc, API 40+).
 - A deploy that changes an existing profile's userLicense fails (salesforce-facts.md A3, ebikes-lwc
-  PR 55; the problem text is the emulator's).
+  PR 55; the problem text is not public).
 - A new profile by deploy: unknown ([U], A4); refused unless ``Options.new_profile_by_deploy``.
-- A permission the license does not allow fails the component ("The user license doesn't allow the
-  permission: X", salesforce-facts.md A2).
+- User permissions (:mod:`.permissions`): an unknown name, a broken dependency (user or object
+  permissions) or a permission the license does not allow fails the component.
+- A profile of the Salesforce Integration license stays API only and grants no standard object;
+  the standard one takes login IP ranges only if ``Options.ip_ranges_on_standard_profile`` [U].
 - ``rollbackOnError`` (the CLI's default) applies nothing when any component fails; ``checkOnly``
   (``--dry-run``, ``validate``) applies nothing at all.
 """
@@ -29,7 +31,7 @@ from urllib.parse import quote, unquote
 
 from lxml import etree
 
-from sf_intuser.emulator.org import Component, OrgState, sort_entries
+from sf_intuser.emulator.org import INTEGRATION_LICENSE, STANDARD_API_PROFILE, Component, OrgState, sort_entries
 from sf_intuser.emulator.seed import FOLDERS, LOAD_ORDER, TYPES
 from sf_intuser.metadata import package_xml, schema, xml
 from sf_intuser.metadata.access import SECTION_KEYS
@@ -148,7 +150,7 @@ def handle(state: OrgState, jobs: Jobs, body: bytes) -> bytes:
         _sub(r, "done", True)
         _sub(r, "id", op.findtext(_q("String")) or "")
         return envelope(resp)
-    raise SoapFault("UNSUPPORTED_OPERATION", f"the emulated org does not support the Metadata API call {name}")
+    raise SoapFault("UNSUPPORTED_OPERATION", f"The Metadata API call {name} is not supported here")
 
 
 def _start(state: OrgState, jobs: Jobs, kind: str, result: etree._Element) -> Job:
@@ -381,11 +383,44 @@ def _apply(state: OrgState, comp: Component, path: str) -> Outcome:
     return o
 
 
-def _forbidden(state: OrgState, license_name: str, root: etree._Element) -> str | None:
-    banned = state.forbidden.get(license_name, set())
-    for up in xml.children(root, "userPermissions"):
-        if (xml.text(up, "name") or "") in banned and (xml.text(up, "enabled") or "") == "true":
-            return f"The user license doesn't allow the permission: {xml.text(up, 'name')}"
+def _permission_problem(state: OrgState, sent: etree._Element, content: etree._Element,
+                        allowed: frozenset[str] | None) -> str | None:
+    """What the permission model refuses in a profile or permission set deploy: a name it does not
+    know (in the file sent), a broken dependency or a permission the license does not allow (in
+    what the component holds once deployed: for a profile, the overlay)."""
+    model = state.perms
+    problem = model.unknown(model.user_permissions(sent))
+    if problem:
+        return problem
+    enabled = {n for n, on in model.user_permissions(content).items() if on}
+    return (model.broken_dependency(enabled) or model.broken_object_dependency(content)
+            or model.not_allowed(enabled, allowed))
+
+
+def _integration_profile_problem(state: OrgState, name: str, merged: etree._Element) -> str | None:
+    """A profile of the Salesforce Integration license stays API only, grants no standard object,
+    and (the standard one) may not hold login IP ranges unless the option says so."""
+    perms = state.perms.user_permissions(merged)
+    if not perms.get("ApiUserOnly"):
+        # Help "Give Integration Users API Only Access": API Only can't be turned off on this
+        # license's profile [V]; the error text is not public [U]
+        return "API Only User can't be disabled on a profile of the Salesforce Integration user license"
+    for op in xml.children(merged, "objectPermissions"):
+        obj = xml.text(op, "object") or ""
+        if "__" in obj:
+            continue   # custom objects may be granted
+        for flag, word in (("allowRead", "Read"), ("allowCreate", "Create"), ("allowEdit", "Edit"),
+                           ("allowDelete", "Delete"), ("viewAllRecords", "View All"),
+                           ("modifyAllRecords", "Modify All")):
+            if (xml.text(op, flag) or "").strip().lower() == "true":
+                # salesforce-facts.md A2: the license offers no standard objects on the profile; the
+                # text is the one Salesforce gives for object access a license lacks (DLRS issue 967)
+                return f"The user license doesn't allow the permission: {word} {obj}"
+    if name == STANDARD_API_PROFILE and not state.options.ip_ranges_on_standard_profile \
+            and xml.child(merged, "loginIpRanges") is not None:
+        # salesforce-facts.md A7 q3 [U]: whether the standard profile takes IP ranges; off: clone it
+        return (f"You can't set login IP ranges on the standard profile {name}; clone it and set them on the "
+                "clone")
     return None
 
 
@@ -393,13 +428,15 @@ def _deploy_profile(state: OrgState, comp: Component, doc: xml.Document, existin
     new_license = xml.text(doc.root, "userLicense")
     if existing is None:
         if not state.options.new_profile_by_deploy:
-            return (f"Profile '{comp.name}' does not exist in this org. Create it first as a Profile record "
-                    "(Name, UserLicenseId), then deploy its settings (emulated org: new profiles by deploy are "
-                    "off, because whether Salesforce accepts them is unknown)")
+            # salesforce-facts.md A4 [U]; the Metadata API doc recommends creating profiles as records
+            return (f"Profile '{comp.name}' does not exist in this org. Create it as a Profile record (Name, "
+                    "UserLicenseId) first, then deploy its settings")
         lic = new_license or "Salesforce"
         if not state.one("UserLicense", Name=lic):
             return f"Invalid user license: {lic}"
-        problem = _forbidden(state, lic, doc.root)
+        problem = _permission_problem(state, doc.root, doc.root, state.perms.license_allowed.get(lic))
+        if not problem and lic == INTEGRATION_LICENSE:
+            problem = _integration_profile_problem(state, comp.name, doc.root)
         if problem:
             return problem
         state.add_component(Component("Profile", comp.name, comp.body))
@@ -407,12 +444,15 @@ def _deploy_profile(state: OrgState, comp: Component, doc: xml.Document, existin
     old = xml.parse(existing.body, comp.name)
     old_license = xml.text(old.root, "userLicense") or "Salesforce"
     if new_license and new_license != old_license:
+        # salesforce-facts.md A3 (IdeaExchange, ebikes-lwc PR 55); the text is not public [U]
         return (f"Cannot change the user license of profile {comp.name} from {old_license} to {new_license}: "
                 "clone the profile or create a new one")
-    problem = _forbidden(state, old_license, doc.root)
+    merged = overlay(old.root, doc.root)
+    problem = _permission_problem(state, doc.root, merged, state.perms.license_allowed.get(old_license))
+    if not problem and old_license == INTEGRATION_LICENSE:
+        problem = _integration_profile_problem(state, comp.name, merged)
     if problem:
         return problem
-    merged = overlay(old.root, doc.root)
     state.add_component(Component("Profile", comp.name, xml.serialize(merged, old.style)))
     return None
 
@@ -452,10 +492,17 @@ def _deploy_permission_set(state: OrgState, comp: Component, doc: xml.Document,
     lic = state.license_by_name(lic_name) if lic_name else None
     if lic_name and lic is None:
         return f"Invalid license: {lic_name}"
-    if lic is not None and lic.get("Id", "").startswith("100"):
-        problem = _forbidden(state, lic["Name"], doc.root)
-        if problem:
-            return problem
+    # bound to a user license: what that license allows; to a permission set license: its maximum
+    # permissions (PermissionSetLicense.MaximumPermissions<X>) [V]; license-less: checked on assignment
+    if lic is None:
+        allowed = None
+    elif lic.get("Id", "").startswith("100"):
+        allowed = state.perms.license_allowed.get(lic["Name"])
+    else:
+        allowed = state.perms.psl_max.get(lic["DeveloperName"], frozenset())
+    problem = _permission_problem(state, doc.root, doc.root, allowed)
+    if problem:
+        return problem
     if existing is not None:
         ps = state.one("PermissionSet", Name=comp.name, IsOwnedByProfile=False)
         if ps and (ps.get("LicenseId") or None) != (lic["Id"] if lic else None) and \

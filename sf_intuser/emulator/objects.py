@@ -36,6 +36,15 @@ OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
                              "Status", "SourceIp", "LoginSubType", "Browser", "Platform")),
     "ConnectedApplication": ("0H4", ("Id", "Name", "OptionsAllowAdminApprovedUsersOnly")),
     "SetupEntityAccess": ("0J0", ("Id", "ParentId", "SetupEntityId", "SetupEntityType")),
+    # access as records, derived from each permission set's (and profile's own set's) metadata: rows
+    # exist where something is granted (ObjectPermissions and FieldPermissions object reference)
+    "ObjectPermissions": ("110", ("Id", "ParentId", "SobjectType", "PermissionsRead", "PermissionsCreate",
+                                  "PermissionsEdit", "PermissionsDelete", "PermissionsViewAllRecords",
+                                  "PermissionsModifyAllRecords", "PermissionsViewAllFields")),
+    "FieldPermissions": ("01k", ("Id", "ParentId", "SobjectType", "Field", "PermissionsRead", "PermissionsEdit")),
+    # Tooling API (API 46+): what each user permission requires
+    "PermissionDependency": ("2Pd", ("Id", "Permission", "PermissionType", "RequiredPermission",
+                                     "RequiredPermissionType")),
     "ApexClass": ("01p", ("Id", "Name", "NamespacePrefix", "Status")),
     "ApexPage": ("066", ("Id", "Name", "NamespacePrefix")),
     "PackageLicense": ("050", ("Id", "NamespacePrefix", "AllowedLicenses", "UsedLicenses", "Status")),
@@ -73,9 +82,32 @@ def canonical(name: str) -> str | None:
     return next((n for n in OBJECTS if n.lower() == low), None)
 
 
+#: field families with one boolean per user permission: PermissionSet.Permissions<X> (object
+#: reference, PermissionSet) and PermissionSetLicense.MaximumPermissions<X> (PermissionSetLicense)
+PERMISSION_FIELDS = {"PermissionSet": "Permissions", "PermissionSetLicense": "MaximumPermissions"}
+
+
+def _permission_names():
+    from sf_intuser.metadata.license_rules import known_user_permissions
+
+    return {n.lower(): n for n in known_user_permissions()}
+
+
 def field_name(obj: str, name: str) -> str | None:
     low = name.lower()
-    return next((f for f in OBJECTS[obj][1] if f.lower() == low), None)
+    found = next((f for f in OBJECTS[obj][1] if f.lower() == low), None)
+    prefix = PERMISSION_FIELDS.get(obj)
+    if found is None and prefix and low.startswith(prefix.lower()):
+        perm = _permission_names().get(low[len(prefix):])
+        if perm:
+            return prefix + perm
+    return found
+
+
+def permission_of(obj: str, field: str) -> str | None:
+    """The user permission a ``Permissions<X>``/``MaximumPermissions<X>`` field stands for."""
+    prefix = PERMISSION_FIELDS.get(obj)
+    return field[len(prefix):] if prefix and field.startswith(prefix) and field not in OBJECTS[obj][1] else None
 
 
 #: relationship name -> object, where the name is not the object's own

@@ -23,10 +23,12 @@ from typing import Any, Callable, Iterable, Iterator
 from lxml import etree
 
 from sf_intuser.emulator import objects, soql
+from sf_intuser.emulator.permissions import PermissionModel
 from sf_intuser.metadata import schema, xml
 from sf_intuser.metadata.access import SECTION_KEYS
 
 INTEGRATION_LICENSE = "Salesforce Integration"
+STANDARD_API_PROFILE = "Minimum Access - API Only Integrations"
 
 
 class ApiError(Exception):
@@ -61,6 +63,9 @@ class Options:
     #: Requests answered with InProgress before a Metadata API job reports done (sf-wire.md 10: each
     #: InProgress poll costs the CLI one second, so the default is none).
     metadata_polls_in_progress: int = 0
+    #: A7 q3 [U]: whether the standard "Minimum Access - API Only Integrations" profile takes login IP
+    #: ranges by deploy. Off: users with ranges need a custom API-only profile.
+    ip_ranges_on_standard_profile: bool = False
 
     #: the values a text option may take
     CHOICES = {"profile_change_across_licenses": ("strip", "refuse")}
@@ -96,6 +101,7 @@ class Component:
     meta: bytes | None = None
 
 
+_ENABLED_CACHE: dict[bytes, frozenset[str]] = {}
 _SEQ = itertools.count(1)
 _SEQ_LOCK = threading.Lock()
 
@@ -128,8 +134,8 @@ class OrgState:
     options: Options = field(default_factory=Options)
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     components: dict[tuple[str, str], Component] = field(default_factory=dict)
-    #: forbidden user permissions per user license name (seed: ``forbiddenPermissions``)
-    forbidden: dict[str, set[str]] = field(default_factory=dict)
+    #: which user permissions exist, need others, and what each license allows (seed data)
+    perms: PermissionModel = field(default_factory=PermissionModel.builtin)
     requests: list[tuple[str, str]] = field(default_factory=list)
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -183,6 +189,17 @@ class OrgState:
                                                          PermissionSetLicenseId=rec["Id"]))}
         return rec
 
+    def field_value(self, obj: str, rec: dict[str, Any], name: str) -> Any:
+        """A field's value, computed ones included: ``PermissionSet.Permissions<X>`` from the set's
+        metadata (a profile's own set from the profile), ``PermissionSetLicense.MaximumPermissions<X>``
+        from the license's maximum permissions."""
+        perm = objects.permission_of(obj, name)
+        if perm is None:
+            return self.view(obj, rec).get(name)
+        if obj == "PermissionSet":
+            return perm in self.enabled_user_permissions(rec)
+        return perm in self.perms.psl_max.get(rec.get("DeveloperName") or "", frozenset())
+
     # --- licenses ------------------------------------------------------------------------------
 
     def license_of_profile(self, profile_id: str | None) -> dict[str, Any] | None:
@@ -219,12 +236,14 @@ class OrgState:
         if cur is None:
             return None
         name = objects.field_name(cur_obj, parts[-1])
+        if name is None and cur_obj == "PermissionSetLicense" and parts[-1].lower() == "name":
+            name = "MasterLabel"   # the name field of a permission set license, reached through License
         if name is None:
             raise soql.QueryError("INVALID_FIELD", f"No such column '{parts[-1]}' on entity '{cur_obj}'. If you are "
                                   "attempting to use a custom field, be sure to append the '__c' after the custom "
                                   "field name. Please reference your WSDL or the describe call for the appropriate "
                                   "names.")
-        return self.view(cur_obj, cur).get(name)
+        return self.field_value(cur_obj, cur, name)
 
     def query(self, text: str) -> tuple[soql.Query, list[dict[str, Any]], int]:
         """Parse and run; returns the query, the result records (projected) and totalSize."""
@@ -233,7 +252,8 @@ class OrgState:
         if obj is None:
             raise soql.QueryError("INVALID_TYPE", f"sObject type '{q.obj}' is not supported. If you are attempting "
                                   "to use a custom object, be sure to append the '__c' after the entity name. "
-                                  "Please reference your WSDL or the describe call for the appropriate names.")
+                                  "Please reference your WSDL or the describe call for the appropriate names.",
+                                  q.obj_pos)
         rows = self._select(obj, q)
         if q.aggregate:
             return q, *self._aggregate(obj, q, rows)
@@ -244,17 +264,27 @@ class OrgState:
         return q, [self.project(obj, r, [f.path for f in q.fields]) for r in rows], len(rows)
 
     def _select(self, obj: str, q: soql.Query) -> list[dict[str, Any]]:
+        def check(path: str, pos: int | None) -> None:
+            try:
+                objects.check_path(obj, path)
+            except soql.QueryError as exc:
+                exc.pos = pos
+                raise
+
         for f in q.fields:
             if f.path:
-                objects.check_path(obj, f.path)
-        for path, _, _ in q.order_by:
-            objects.check_path(obj, path)
+                check(f.path, f.pos)
+        for path, pos in q.positions.items():   # WHERE, GROUP BY and ORDER BY
+            check(path, pos)
         now = self.now()
 
         def semi(sub: soql.Query) -> set:
             sub_obj = objects.canonical(sub.obj)
             if sub_obj is None:
-                raise soql.QueryError("INVALID_TYPE", f"sObject type '{sub.obj}' is not supported.")
+                raise soql.QueryError("INVALID_TYPE", f"sObject type '{sub.obj}' is not supported. If you are "
+                                      "attempting to use a custom object, be sure to append the '__c' after the "
+                                      "entity name. Please reference your WSDL or the describe call for the "
+                                      "appropriate names.", sub.obj_pos)
             return {self.resolve(sub_obj, r, sub.fields[0].path) for r in self._select(sub_obj, sub)}
 
         return [r for r in list(self.records.get(obj, {}).values())
@@ -319,8 +349,10 @@ class OrgState:
                     break
                 cur, cur_obj = parent, p_obj
             else:
-                name = objects.field_name(cur_obj, parts[-1]) or parts[-1]
-                node[name] = self.view(cur_obj, cur).get(name)
+                name = objects.field_name(cur_obj, parts[-1])
+                source = name or ("MasterLabel" if cur_obj == "PermissionSetLicense" and parts[-1].lower() == "name"
+                                  else parts[-1])
+                node[name or parts[-1]] = self.field_value(cur_obj, cur, source)
         return out
 
     # --- writes (the rules) --------------------------------------------------------------------
@@ -421,7 +453,21 @@ class OrgState:
         vals.setdefault("UserType", "Standard")
         vals.setdefault("CreatedDate", soql.format_datetime(self.now()))
         vals.setdefault("Name", " ".join(x for x in (vals.get("FirstName"), vals["LastName"]) if x))
-        return self.put("User", vals)["Id"]
+        uid = self.put("User", vals)["Id"]
+        self.own_assignment(uid, vals["ProfileId"])
+        return uid
+
+    def own_assignment(self, user_id: str, profile_id: str) -> None:
+        """Every user is assigned its profile's own permission set (``PermissionSet.IsOwnedByProfile``;
+        Salesforce Help KB 000394118: such assignments can't be removed without changing the
+        profile); a change of profile moves it."""
+        for psa in self.find("PermissionSetAssignment", AssigneeId=user_id):
+            if (self.get(psa["PermissionSetId"]) or {}).get("IsOwnedByProfile"):
+                del self.records["PermissionSetAssignment"][psa["Id"]]
+        owned = self.one("PermissionSet", ProfileId=profile_id, IsOwnedByProfile=True)
+        if owned is not None:
+            self.put("PermissionSetAssignment", {"AssigneeId": user_id, "PermissionSetId": owned["Id"],
+                                                 "IsActive": True})
 
     def _update_User(self, rec: dict[str, Any], vals: dict[str, Any]) -> None:
         new_profile = vals.get("ProfileId")
@@ -438,7 +484,10 @@ class OrgState:
                            "You can only reassign this user to a profile of the current license", ["ProfileId"])
         if (license_changes and (vals.get("IsActive", rec.get("IsActive")))) or activating:
             self._seat_check(new_license)
+        profile_changes = bool(new_profile) and new_profile != rec.get("ProfileId")
         rec.update(vals)
+        if profile_changes:
+            self.own_assignment(rec["Id"], new_profile)
         if license_changes:
             # The migration article and terrasky docs (salesforce-facts.md A3): every permission set
             # assignment is removed when the license changes; permission set licenses go with them.
@@ -507,6 +556,10 @@ class OrgState:
             raise ApiError(400, "DELETE_FAILED", "Your attempt to delete the permission set could not be completed "
                            "because it is assigned to users.")
         self.components.pop(("PermissionSet", rec["Name"]), None)
+        for obj in ("ObjectPermissions", "FieldPermissions", "SetupEntityAccess"):
+            table = self.table(obj)
+            for rid in [k for k, r in table.items() if r["ParentId"] == rec["Id"]]:
+                del table[rid]
 
     # PermissionSetAssignment ------------------------------------------------------------------
 
@@ -534,8 +587,14 @@ class OrgState:
 
     def _delete_PermissionSetAssignment(self, rec: dict[str, Any]) -> None:
         """Help "Remove a Permission Set License from a User" [V]: removing a permission set removes the
-        permission set license it needed, unless another assigned permission set still needs it."""
+        permission set license it needed, unless another assigned permission set still needs it.
+
+        The assignment of a profile's own permission set can't be removed without changing the
+        profile (KB 000394118) [V]; the error text is not public [U]."""
         ps = self.get(rec["PermissionSetId"]) or {}
+        if ps.get("IsOwnedByProfile"):
+            raise ApiError(400, "INVALID_CROSS_REFERENCE_KEY", "You can't remove a permission set that's owned by a "
+                           "profile; change the user's profile instead", ["PermissionSetId"])
         psl_id = ps.get("LicenseId")
         if objects.object_of_id(psl_id) != "PermissionSetLicense":
             return
@@ -553,32 +612,51 @@ class OrgState:
         kind = objects.object_of_id(bound["Id"]) if bound else None
         if kind == "UserLicense" and bound["Id"] != user_license.get("Id"):
             # PermissionSetAssignment object reference: "if the PermissionSet has a UserLicenseId, its
-            # UserLicenseId and the Profile UserLicenseId must match" [V]. Message text: the emulator's.
+            # UserLicenseId and the Profile UserLicenseId must match" [V]. Message text [U].
             raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
                            f"Can't assign permission set {ps['Label']} to user {user['Username']}. The permission set "
                            f"license {bound['Name']} doesn't match the user's license "
                            f"{user_license.get('Name')}.", ["PermissionSetId"])
+        added = None
         if kind == "PermissionSetLicense":
             if not self.find("PermissionSetLicenseAssign", AssigneeId=user["Id"], PermissionSetLicenseId=bound["Id"]):
                 # Help "Create a Permission Set Associated with a Permission Set License": assigning the
                 # permission set assigns its license on the way when a seat is free [V].
-                self._insert_PermissionSetLicenseAssign({"AssigneeId": user["Id"],
-                                                         "PermissionSetLicenseId": bound["Id"]})
-        forbidden = self.forbidden.get(user_license.get("Name", ""), set())
-        for perm in self.enabled_user_permissions(ps):
-            if perm in forbidden:
-                # Veeva KB 115003888654; waitingimpatiently.com (salesforce-facts.md A2) [V-3P]
-                raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
-                               f"Can't assign permission set {ps['Label']} to user {user['Username']}. The user "
-                               f"license doesn't allow the permission: {perm}", ["PermissionSetId"])
+                added = self._insert_PermissionSetLicenseAssign({"AssigneeId": user["Id"],
+                                                                 "PermissionSetLicenseId": bound["Id"]})
+        # A user may hold what its user license allows, plus what its permission set licenses allow
+        # (PermissionSetLicense.MaximumPermissions<X>) [V]; which lists apply is seed data [U].
+        psls = [(self.get(a["PermissionSetLicenseId"]) or {}).get("DeveloperName", "")
+                for a in self.find("PermissionSetLicenseAssign", AssigneeId=user["Id"])]
+        problem = self.perms.not_allowed(self.enabled_user_permissions(ps),
+                                         self.perms.allowed_for(user_license.get("Name"), psls))
+        if problem:
+            if added:
+                del self.records["PermissionSetLicenseAssign"][added]
+            # Veeva KB 115003888654; waitingimpatiently.com (salesforce-facts.md A2) [V-3P]
+            raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
+                           f"Can't assign permission set {ps['Label']} to user {user['Username']}. {problem}",
+                           ["PermissionSetId"])
 
-    def enabled_user_permissions(self, ps: dict[str, Any]) -> list[str]:
-        comp = self.components.get(("PermissionSet", ps["Name"]))
+    def component_of(self, ps: dict[str, Any]) -> Component | None:
+        """The metadata behind a permission set record: its own file, or its profile's."""
+        if ps.get("IsOwnedByProfile"):
+            prof = self.get(ps.get("ProfileId")) or {}
+            return self.components.get(("Profile", prof.get("Name", "")))
+        return self.components.get(("PermissionSet", ps.get("Name", "")))
+
+    def enabled_user_permissions(self, ps: dict[str, Any]) -> frozenset[str]:
+        comp = self.component_of(ps)
         if comp is None:
-            return []
-        root = xml.parse(comp.body, f"PermissionSet {ps['Name']}").root
-        return [xml.text(up, "name") or "" for up in xml.children(root, "userPermissions")
-                if (xml.text(up, "enabled") or "").lower() == "true"]
+            return frozenset()
+        cached = _ENABLED_CACHE.get(comp.body)   # bytes keep their hash: a lookup costs little
+        if cached is None:
+            root = xml.parse(comp.body, f"{comp.type} {comp.name}").root
+            cached = frozenset(n for n, on in PermissionModel.user_permissions(root).items() if on)
+            if len(_ENABLED_CACHE) > 4096:
+                _ENABLED_CACHE.clear()
+            _ENABLED_CACHE[comp.body] = cached
+        return cached
 
     # PermissionSetLicenseAssign ---------------------------------------------------------------
 
@@ -699,9 +777,12 @@ class OrgState:
                 or self.one("PermissionSetLicense", MasterLabel=name))
 
     def _sync_access(self, parent: dict[str, Any], root: etree._Element) -> None:
-        """SetupEntityAccess rows for the Apex classes and Visualforce pages a profile or permission set
-        enables (salesforce-facts.md A5: Apex/VF access lives there, for profiles through their owned
-        permission set)."""
+        """The access of a profile or permission set as records, for its parent permission set (a
+        profile's through its own set): ObjectPermissions where an object permission is granted,
+        FieldPermissions where a field is readable (object reference: rows exist only for granted
+        access), and SetupEntityAccess for the Apex classes and Visualforce pages it enables
+        (salesforce-facts.md A5)."""
+        self._sync_object_access(parent, root)
         table = self.table("SetupEntityAccess")
         for rid in [k for k, r in table.items() if r["ParentId"] == parent["Id"]
                     and r["SetupEntityType"] in ("ApexClass", "ApexPage")]:
@@ -714,6 +795,34 @@ class OrgState:
                 if target:
                     self.put("SetupEntityAccess", {"ParentId": parent["Id"], "SetupEntityId": target["Id"],
                                                    "SetupEntityType": obj})
+
+    def _sync_object_access(self, parent: dict[str, Any], root: etree._Element) -> None:
+        for obj in ("ObjectPermissions", "FieldPermissions"):
+            table = self.table(obj)
+            for rid in [k for k, r in table.items() if r["ParentId"] == parent["Id"]]:
+                del table[rid]
+
+        def on(entry: etree._Element, name: str) -> bool:
+            return (xml.text(entry, name) or "").strip().lower() == "true"
+
+        for op in xml.children(root, "objectPermissions"):
+            flags = {f: on(op, f) for f in ("allowRead", "allowCreate", "allowEdit", "allowDelete",
+                                            "viewAllRecords", "modifyAllRecords", "viewAllFields")}
+            if any(flags.values()):
+                self.put("ObjectPermissions", {
+                    "ParentId": parent["Id"], "SobjectType": xml.text(op, "object"),
+                    "PermissionsRead": flags["allowRead"], "PermissionsCreate": flags["allowCreate"],
+                    "PermissionsEdit": flags["allowEdit"], "PermissionsDelete": flags["allowDelete"],
+                    "PermissionsViewAllRecords": flags["viewAllRecords"],
+                    "PermissionsModifyAllRecords": flags["modifyAllRecords"],
+                    "PermissionsViewAllFields": flags["viewAllFields"]})
+        for fp in xml.children(root, "fieldPermissions"):
+            read, edit = on(fp, "readable"), on(fp, "editable")
+            if read or edit:
+                field_path = xml.text(fp, "field") or ""
+                self.put("FieldPermissions", {"ParentId": parent["Id"], "SobjectType": field_path.split(".")[0],
+                                              "Field": field_path, "PermissionsRead": read or edit,
+                                              "PermissionsEdit": edit})
 
     def sync_connected_app(self, name: str) -> None:
         comp = self.components[("ConnectedApp", name)]
@@ -787,20 +896,30 @@ class Snapshot:
         self.state.components = self.components
 
 
-def blank_profile(license_name: str, custom: bool, description: str | None = None) -> bytes:
-    """A profile that grants nothing but what its license requires: a new Profile record starts so
-    (Metadata API doc, Profile), and the standard API-only profile of the Salesforce Integration
-    license holds API Enabled and API Only User (salesforce-facts.md A1)."""
+def blank_profile(license_name: str, custom: bool, description: str | None = None,
+                  permissions: Iterable[str] = (), full_objects: Iterable[str] = ()) -> bytes:
+    """A profile that grants what its license requires, plus ``permissions`` and full access to
+    ``full_objects`` (a seed's standard profiles). A new Profile record starts with only what its
+    license requires (Metadata API doc, Profile); the standard API-only profile of the Salesforce
+    Integration license holds API Enabled, API Only User and Chatter Internal User (its retrieved
+    files: salesforce-facts.md A1)."""
     root = xml.new_root("Profile")
     xml.add(root, "custom", "true" if custom else "false")
     if description:
         xml.add(root, "description", description)
+    for obj in sorted(set(full_objects)):
+        op = xml.add(root, "objectPermissions")
+        for flag in ("allowCreate", "allowDelete", "allowEdit", "allowRead", "modifyAllRecords"):
+            xml.add(op, flag, "true")
+        xml.add(op, "object", obj)
+        xml.add(op, "viewAllRecords", "true")
     xml.add(root, "userLicense", license_name)
-    for perm in ("ApiEnabled", "ApiUserOnly") if license_name == INTEGRATION_LICENSE else ():
+    required = ("ApiEnabled", "ApiUserOnly", "ChatterInternalUser") if license_name == INTEGRATION_LICENSE else ()
+    for perm in sorted(set(required) | set(permissions)):
         up = xml.add(root, "userPermissions")
         xml.add(up, "enabled", "true")
         xml.add(up, "name", perm)
-    return xml.serialize(root)
+    return xml.serialize(root, fresh=True)
 
 
 def sort_entries(root: etree._Element) -> None:

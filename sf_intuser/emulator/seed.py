@@ -1,7 +1,8 @@
 """Build an emulated org from a declarative seed file (JSON).
 
 A seed names the org, its user licenses and permission set licenses with their seats, its standard
-profiles (name and license; they grant only what the license requires), folders of
+profiles (name and license; what the license requires, plus the user permissions and full object
+access the seed lists), folders of
 metadata (source or mdapi format: profiles, permission sets and groups, connected apps, Apex
 classes, Visualforce pages), the users with their profiles, assignments and login history, and the
 options for unknown platform behaviour. Profile, PermissionSet, ApexClass, ConnectedApplication and
@@ -12,6 +13,7 @@ Times are relative to now (``"-3d"``, ``"-12h"``) or ISO datetimes. See ``seeds/
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from urllib.parse import unquote
 
 from sf_intuser.emulator import org as org_mod
 from sf_intuser.emulator.org import Component, OrgState, Options
+from sf_intuser.emulator.permissions import allowed_set
 
 SEEDS = Path(__file__).resolve().parent / "seeds"
 DEFAULT_SEED = SEEDS / "acme.json"
@@ -68,13 +71,31 @@ def read_components(folder: Path) -> list[Component]:
     return [c for c in found.values() if c.body or c.meta]
 
 
-def load(path: Path | str | None = None) -> OrgState:
+def load(path: Path | str | None = None, instance: str | None = None, scale: int = 0) -> OrgState:
+    """The org a seed file describes. ``instance`` names this copy of it: its org id and admin username
+    are made from the name, so that two emulated orgs can run side by side (the sf CLI keys its auth
+    files by username). ``scale`` adds that many generated integration users (:mod:`.scale`)."""
     path = Path(path) if path else DEFAULT_SEED
     try:
         spec = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SeedError(f"cannot read seed {path}: {exc}") from None
+    if scale:
+        from sf_intuser.emulator.scale import scaled
+
+        spec = scaled(spec, scale)
+    if instance:
+        spec = for_instance(spec, instance)
     return build(spec, path.parent)
+
+
+def for_instance(spec: dict[str, Any], instance: str) -> dict[str, Any]:
+    """The seed with an org id and admin username of its own, made from ``instance``."""
+    digest = hashlib.sha256(instance.encode("utf-8")).hexdigest()
+    slug = "".join(ch if ch.isalnum() else "-" for ch in instance.lower()).strip("-") or "org"
+    org = {**spec.get("org", {}), "id": f"00D{int(digest[:15], 16) % 10 ** 12:012d}AAA"}
+    admin = {**spec["admin"], "username": f"admin@{slug}.emulated"}
+    return {**spec, "org": org, "admin": admin}
 
 
 def build(spec: dict[str, Any], base: Path) -> OrgState:
@@ -82,6 +103,9 @@ def build(spec: dict[str, Any], base: Path) -> OrgState:
     state = OrgState(org_id=o.get("id", "00D000000000001AAA"), username=spec["admin"]["username"],
                      api_versions=tuple(o.get("apiVersions", ("60.0", "61.0", "62.0"))),
                      options=Options(**spec.get("options", {})))
+    model = state.perms
+    if isinstance(spec.get("knownPermissions"), list):
+        model.known = frozenset(spec["knownPermissions"])
     now = state.now()
     state.seeding = {"005": len(spec.get("users", [])) + 1}   # users get 005...001, 002, ... below
     state.put("Organization", {"Name": o.get("name", "Emulated Org"), "InstanceName": "EMU1",
@@ -92,20 +116,33 @@ def build(spec: dict[str, Any], base: Path) -> OrgState:
         state.put("UserLicense", {"Name": lic["name"], "MasterLabel": lic["name"],
                                   "LicenseDefinitionKey": lic.get("key"), "Status": "Active",
                                   "TotalLicenses": lic["total"]})
-        state.forbidden[lic["name"]] = set(lic.get("forbiddenPermissions", []))
+        model.license_allowed[lic["name"]] = allowed_set(lic.get("allowedPermissions", "*"), model.known)
     for psl in spec.get("permissionSetLicenses", []):
         state.put("PermissionSetLicense", {"DeveloperName": psl["developerName"], "MasterLabel": psl["label"],
                                            "PermissionSetLicenseKey": psl.get("key", psl["developerName"]),
                                            "Status": "Active", "TotalLicenses": psl["total"],
                                            "IsAvailableForIntegrations": bool(psl.get("availableForIntegrations"))})
+        model.psl_max[psl["developerName"]] = allowed_set(psl.get("maximumPermissions", []), model.known) \
+            or frozenset()
+    for perm, requires in sorted(model.dependencies.items()):
+        for req in requires:
+            state.put("PermissionDependency", {"Permission": perm, "PermissionType": "User Permission",
+                                               "RequiredPermission": req,
+                                               "RequiredPermissionType": "User Permission"})
+    unknown = [(where, n) for where, names in _named_permissions(spec) for n in names if n not in model.known]
+    if unknown:
+        raise SeedError(f"{unknown[0][0]}: unknown user permission {unknown[0][1]!r}")
     comps: dict[tuple[str, str], Component] = {}
     for std in spec.get("standardProfiles", []):
-        # a standard profile holds only what its license requires (org_mod.blank_profile)
-        comps[("Profile", std["name"])] = Component("Profile", std["name"],
-                                                    org_mod.blank_profile(std["license"], custom=False))
+        # a standard profile holds what its license requires, and what the seed lists
+        comps[("Profile", std["name"])] = Component("Profile", std["name"], org_mod.blank_profile(
+            std["license"], custom=False, permissions=std.get("userPermissions", ()),
+            full_objects=std.get("fullAccessObjects", ())))
     for folder in spec.get("metadata", []):
         for c in read_components((base / folder).resolve()):
             comps[(c.type, c.name)] = c
+    for c in spec.get("components", []):   # generated in memory (:mod:`.scale`)
+        comps[(c["type"], c["name"])] = Component(c["type"], c["name"], c["body"].encode("utf-8"))
     for mtype in LOAD_ORDER:
         for key in sorted(k for k in comps if k[0] == mtype):
             state.add_component(comps[key])
@@ -114,6 +151,23 @@ def build(spec: dict[str, Any], base: Path) -> OrgState:
         _add_user(state, u, f"005{i:012d}AAA", now)
     state.seeding = None
     return state
+
+
+def _named_permissions(spec: dict[str, Any]):
+    for lic in spec.get("userLicenses", []):
+        yield f"user license {lic['name']}", _names(lic.get("allowedPermissions"))
+    for psl in spec.get("permissionSetLicenses", []):
+        yield f"permission set license {psl['developerName']}", _names(psl.get("maximumPermissions"))
+    for std in spec.get("standardProfiles", []):
+        yield f"standard profile {std['name']}", std.get("userPermissions", [])
+
+
+def _names(allowed: Any) -> list[str]:
+    if isinstance(allowed, list):
+        return allowed
+    if isinstance(allowed, dict):
+        return [*allowed.get("sourced", {}), *allowed.get("assumed", [])]
+    return []
 
 
 def _add_user(state: OrgState, u: dict[str, Any], uid: str, now: Any) -> None:
@@ -128,6 +182,7 @@ def _add_user(state: OrgState, u: dict[str, Any], uid: str, now: Any) -> None:
                        "CreatedDate": org_mod.relative_time(u.get("created", "-400d"), now),
                        "TimeZoneSidKey": "America/Los_Angeles", "LocaleSidKey": "en_US",
                        "EmailEncodingKey": "UTF-8", "LanguageLocaleKey": "en_US"}, record_id=uid)
+    state.own_assignment(uid, prof["Id"])
     for name in u.get("permissionSetLicenses", []):
         psl = state.one("PermissionSetLicense", DeveloperName=name)
         if psl is None:

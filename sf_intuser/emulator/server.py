@@ -144,7 +144,14 @@ class Handler(BaseHTTPRequestHandler):
             except ApiError as exc:
                 self._send(exc.status, [exc.body()])
             except QueryError as exc:
-                self._error(400, exc.code, str(exc))
+                self._error(400, exc.code, exc.render(self._query_text(url)))
+
+    def _query_text(self, url: Any) -> str:
+        q = parse_qs(url.query).get("q", [""])[0]
+        if not q:   # a next-page locator: the query it continues
+            m = re.search(r"/query/01g(\w+)-\d+$", url.path)
+            q = self.emu.cursors.get(m.group(1), "") if m else ""
+        return q
 
     def _soap(self, raw: bytes) -> None:
         try:

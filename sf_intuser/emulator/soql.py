@@ -25,9 +25,26 @@ from typing import Any, Callable, Sequence
 
 
 class QueryError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    """A query Salesforce refuses. ``pos`` is where in the query (0-based), when known."""
+
+    def __init__(self, code: str, message: str, pos: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.message = message
+        self.pos = pos
+
+    def render(self, soql: str) -> str:
+        """The message as Salesforce gives it: the query's line, a caret under the spot, the row and
+        column, then the message (INVALID_FIELD, INVALID_TYPE and MALFORMED_QUERY answers quoted in
+        forcedotcom/soql-tooling issue 86 and vlocityinc/vlocity_build issue 364)."""
+        if self.pos is None:
+            return self.message
+        start = soql.rfind("\n", 0, self.pos) + 1
+        end = soql.find("\n", self.pos)
+        line = soql[start:end if end >= 0 else len(soql)]
+        col = self.pos - start + 1
+        row = soql.count("\n", 0, self.pos) + 1
+        return f"{line}\n{' ' * (col - 1)}^\nERROR at Row:{row}:Column:{col}\n{self.message}"
 
 
 # --- tokens -------------------------------------------------------------------------------------
@@ -50,6 +67,7 @@ _ESC = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", "'": "'", '"': '"
 class Tok:
     kind: str
     text: str
+    pos: int = 0
 
 
 def tokenize(soql: str) -> list[Tok]:
@@ -58,11 +76,11 @@ def tokenize(soql: str) -> list[Tok]:
     while pos < len(soql):
         m = _TOKEN.match(soql, pos)
         if not m:
-            raise QueryError("MALFORMED_QUERY", f"unexpected character at {pos}: {soql[pos:pos + 20]!r}")
-        pos = m.end()
+            raise QueryError("MALFORMED_QUERY", f"unexpected token: '{soql[pos]}'", pos)
         kind = m.lastgroup or ""
         if kind != "ws":
-            out.append(Tok(kind, m.group()))
+            out.append(Tok(kind, m.group(), pos))
+        pos = m.end()
     return out
 
 
@@ -86,6 +104,7 @@ class Field:
     path: str            # as written, e.g. Profile.UserLicense.Name
     func: str | None = None   # COUNT
     alias: str | None = None
+    pos: int | None = None
 
 
 @dataclass
@@ -101,6 +120,7 @@ class Cond:
     value: Any = None
     args: list["Cond"] = field(default_factory=list)
     sub: "Query | None" = None
+    pos: int | None = None
 
 
 @dataclass
@@ -112,6 +132,9 @@ class Query:
     order_by: list[tuple[str, bool, bool | None]] = field(default_factory=list)  # path, desc, nulls_first
     limit: int | None = None
     offset: int = 0
+    obj_pos: int | None = None
+    #: where each path of WHERE, GROUP BY and ORDER BY was written
+    positions: dict[str, int] = field(default_factory=dict)
 
     @property
     def aggregate(self) -> bool:
@@ -130,6 +153,8 @@ class _Parser:
         self.soql = soql
         self.toks = tokenize(soql)
         self.i = 0
+        self.last_pos = 0
+        self.positions: dict[str, int] = {}
 
     # helpers
     def peek(self, k: int = 0) -> Tok | None:
@@ -143,24 +168,25 @@ class _Parser:
     def take(self) -> Tok:
         t = self.peek()
         if t is None:
-            raise QueryError("MALFORMED_QUERY", f"unexpected end of query: {self.soql}")
+            raise QueryError("MALFORMED_QUERY", "unexpected token: <EOF>", len(self.soql.rstrip()))
         self.i += 1
         return t
 
     def expect_kw(self, word: str) -> None:
         t = self.take()
         if t.kind != "name" or t.text.lower() != word:
-            raise QueryError("MALFORMED_QUERY", f"expecting '{word.upper()}', found '{t.text}'")
+            raise QueryError("MALFORMED_QUERY", f"expecting '{word.upper()}', found '{t.text}'", t.pos)
 
     def expect(self, text: str) -> None:
         t = self.take()
         if t.text != text:
-            raise QueryError("MALFORMED_QUERY", f"expecting '{text}', found '{t.text}'")
+            raise QueryError("MALFORMED_QUERY", f"expecting '{text}', found '{t.text}'", t.pos)
 
     def name(self) -> str:
         t = self.take()
         if t.kind != "name" or t.text.lower() in _KEYWORDS:
-            raise QueryError("MALFORMED_QUERY", f"unexpected token: '{t.text}'")
+            raise QueryError("MALFORMED_QUERY", f"unexpected token: '{t.text}'", t.pos)
+        self.last_pos = t.pos
         return t.text
 
     # grammar
@@ -172,6 +198,8 @@ class _Parser:
             fields.append(self.select_item())
         self.expect_kw("from")
         q = Query(fields, self.name())
+        q.obj_pos = self.last_pos
+        outer, self.positions = self.positions, q.positions   # a semi-join keeps its own
         if self.kw("where"):
             self.take()
             q.where = self.condition()
@@ -179,14 +207,17 @@ class _Parser:
             self.take()
             self.expect_kw("by")
             q.group_by.append(self.name())
+            q.positions.setdefault(q.group_by[-1], self.last_pos)
             while self.peek() and self.peek().text == ",":
                 self.take()
                 q.group_by.append(self.name())
+                q.positions.setdefault(q.group_by[-1], self.last_pos)
         if self.kw("order"):
             self.take()
             self.expect_kw("by")
             while True:
                 path = self.name()
+                q.positions.setdefault(path, self.last_pos)
                 desc = False
                 nulls: bool | None = None
                 if self.kw("asc", "desc"):
@@ -195,7 +226,8 @@ class _Parser:
                     self.take()
                     t = self.take().text.lower()
                     if t not in ("first", "last"):
-                        raise QueryError("MALFORMED_QUERY", f"expecting FIRST or LAST after NULLS, found '{t}'")
+                        raise QueryError("MALFORMED_QUERY", f"expecting FIRST or LAST after NULLS, found '{t}'",
+                                         self.toks[self.i - 1].pos)
                     nulls = t == "first"
                 q.order_by.append((path, desc, nulls))
                 if self.peek() and self.peek().text == ",":
@@ -209,46 +241,53 @@ class _Parser:
             self.take()
             q.offset = self.integer()
         if not nested and self.peek() is not None:
-            raise QueryError("MALFORMED_QUERY", f"unexpected token: '{self.peek().text}'")
+            raise QueryError("MALFORMED_QUERY", f"unexpected token: '{self.peek().text}'", self.peek().pos)
+        self.positions = outer
         return q
 
     def integer(self) -> int:
         t = self.take()
         if t.kind != "num" or not t.text.isdigit():
-            raise QueryError("MALFORMED_QUERY", f"expecting a number, found '{t.text}'")
+            raise QueryError("MALFORMED_QUERY", f"expecting a number, found '{t.text}'", t.pos)
         return int(t.text)
 
     def select_item(self) -> Field:
         t = self.peek()
         if t is not None and t.kind == "punct" and t.text == "(":
-            raise QueryError("MALFORMED_QUERY", "child relationship subqueries are not supported by the emulated org")
+            # a loud failure rather than a wrong answer: what this org answers is a subset of SOQL
+            raise QueryError("MALFORMED_QUERY", "unexpected token: '(' (child relationship subqueries are not "
+                             "supported here)", t.pos)
         path = self.name()
+        pos = self.last_pos
         nxt = self.peek()
         if nxt is not None and nxt.text == "(":
             func = path.lower()
             if func != "count":
-                raise QueryError("MALFORMED_QUERY", f"function {path}() is not supported by the emulated org")
+                raise QueryError("MALFORMED_QUERY", f"unexpected token: '{path}' (only COUNT() is supported here)",
+                                 pos)
             self.take()
             arg = ""
+            arg_pos = None
             if self.peek() and self.peek().text != ")":
                 arg = self.name()
+                arg_pos = self.last_pos
             self.expect(")")
             alias = None
             if self.peek() and self.peek().kind == "name" and self.peek().text.lower() not in _KEYWORDS:
                 alias = self.take().text
-            return Field(arg, "count", alias)
-        return Field(path)
+            return Field(arg, "count", alias, arg_pos)
+        return Field(path, pos=pos)
 
     def condition(self) -> Cond:
         left = self.unary()
         joiner = None
         parts = [left]
         while self.kw("and", "or"):
-            word = self.take().text.lower()
+            tok = self.take()
+            word = tok.text.lower()
             if joiner and word != joiner:
-                raise QueryError("MALFORMED_QUERY", "unexpected token: 'OR' (use parentheses when mixing AND and OR)"
-                                 if word == "or" else
-                                 "unexpected token: 'AND' (use parentheses when mixing AND and OR)")
+                raise QueryError("MALFORMED_QUERY", f"unexpected token: '{tok.text}' (use parentheses when mixing AND "
+                                 "and OR)", tok.pos)
             joiner = word
             parts.append(self.unary())
         return parts[0] if len(parts) == 1 else Cond(joiner.upper(), args=parts)  # type: ignore[union-attr]
@@ -267,6 +306,7 @@ class _Parser:
 
     def comparison(self) -> Cond:
         path = self.name()
+        self.positions.setdefault(path, self.last_pos)
         if self.kw("not"):
             self.take()
             self.expect_kw("in")
@@ -280,11 +320,11 @@ class _Parser:
             self.take()
             t = self.take()
             if t.kind != "str":
-                raise QueryError("MALFORMED_QUERY", f"LIKE needs a string, found '{t.text}'")
+                raise QueryError("MALFORMED_QUERY", f"unexpected token: '{t.text}'", t.pos)
             return Cond("LIKE", path, _unescape(t.text))
         t = self.take()
         if t.kind != "op":
-            raise QueryError("MALFORMED_QUERY", f"unexpected token: '{t.text}'")
+            raise QueryError("MALFORMED_QUERY", f"unexpected token: '{t.text}'", t.pos)
         op = "!=" if t.text == "<>" else t.text
         return Cond(op, path, self.value())
 
@@ -294,7 +334,7 @@ class _Parser:
             sub = self.query(nested=True)
             self.expect(")")
             if len(sub.fields) != 1 or sub.fields[0].func:
-                raise QueryError("MALFORMED_QUERY", "a semi-join subquery selects exactly one field")
+                raise QueryError("MALFORMED_QUERY", "a semi-join subquery selects exactly one field", sub.obj_pos)
             return Cond("IN", path, sub=sub)
         values = [self.value()]
         while self.peek() and self.peek().text == ",":
@@ -324,7 +364,7 @@ class _Parser:
             if low in _DATE_N_LITERALS:
                 self.expect(":")
                 return DateLiteral(low, self.integer())
-        raise QueryError("MALFORMED_QUERY", f"unexpected token: '{t.text}'")
+        raise QueryError("MALFORMED_QUERY", f"unexpected token: '{t.text}'", t.pos)
 
 
 def parse(soql: str) -> Query:
