@@ -282,12 +282,14 @@ def lint(paths: tuple[Path, ...], integration_permsets: tuple[str, ...], as_json
 
 
 @main.command()
-@click.option("-o", "--target-org", default=None, help="Username or alias of the org to check (default: none).")
+@click.option("-o", "--target-org", default=None,
+              help="Username or alias of the org to check (default: sf's configured target-org, if any).")
 @click.option("--sf-path", default=None, help="The sf executable (default: SF_INTUSER_SF, the setup's shim, PATH).")
 @json_option
 def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
-    """Check the tools: sf and Node and their versions; with -o the org connection and the seats of the
-    Salesforce Integration license and of the SalesforceAPIIntegrationPsl permission set license.
+    """Check the tools: sf and Node and their versions; then the org (-o, else sf's target-org): that it
+    answers, its session, and the seats of the Salesforce Integration license and of the
+    SalesforceAPIIntegrationPsl permission set license.
 
     \b
     Examples:
@@ -300,9 +302,11 @@ def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
     checks: list[dict] = []
     warnings: list[str] = []
     actions: list[str] = []
+    step = "sf found"
     try:
         runner = SfRunner(sf=sf_path)
         checks.append({"check": "sf found", "ok": True, "detail": runner.sf})
+        step = "sf version"
         ver, node = commands.versions(runner)
         detail = ".".join(map(str, ver)) if ver else "unknown"
         checks.append({"check": "sf version", "ok": ver is not None and ver[0] == TESTED_VERSION[0], "detail": detail})
@@ -313,29 +317,52 @@ def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
         if ver and ver < TESTED_VERSION:
             warnings.append(f"sf {detail} is older than {'.'.join(map(str, TESTED_VERSION))}, the version "
                             "sf-intuser is tested against; `make setup` installs that one")
-        if target_org:
-            info = commands.org_display(runner, target_org)
-            checks.append({"check": "org connected", "ok": True,
-                           "detail": f"{info.username} ({info.org_id}) API v{info.api_version}"})
-            lic, psl = commands.seats(runner, target_org)
-            for label, s, missing in (
-                    ("Salesforce Integration seats", lic,
-                     "the org has no Salesforce Integration license (Enterprise, Unlimited, Performance and "
-                     "Developer editions include it)"),
-                    ("SalesforceAPIIntegrationPsl seats", psl,
-                     "the org has no Salesforce API Integration permission set license")):
-                if s is None:
-                    checks.append({"check": label, "ok": False, "detail": missing})
-                else:
-                    checks.append({"check": label, "ok": True,
-                                   "detail": f"{s.used} of {s.total} used, {s.free} free"})
-                    if s.free == 0:
-                        warnings.append(f"{label}: none free; buy more or free one before moving a user")
+        step = "target org"
+        org = None
+        try:
+            org = commands.target_org(runner, target_org)
+        except SfError as exc:
+            if target_org:
+                raise
+            checks.append({"check": "target org", "ok": True, "detail": "none given and no target-org configured: "
+                           "org checks skipped"})
+        if org is not None:
+            shown = f"{org.alias} ({org.username})" if org.alias else org.username
+            checks.append({"check": "target org", "ok": True,
+                           "detail": shown + ("" if target_org else ", sf's configured target-org")})
+            step = "org reachable"
+            why = commands.unreachable(org.instance_url)
+            if why:
+                checks.append({"check": "org reachable", "ok": False, "detail": f"{org.instance_url}: {why}"})
+                actions.append(f"Start the emulated org again: sf-intuser emulator serve --alias {org.alias or 'ALIAS'}"
+                               if commands.is_local(org.instance_url) else
+                               "Check the network (VPN, proxy) and the org's My Domain URL, then run this again")
+            else:
+                checks.append({"check": "org reachable", "ok": True, "detail": org.instance_url})
+                step = "org connected"
+                info = commands.org_display(runner, org.alias or org.username)
+                checks.append({"check": "org connected", "ok": True,
+                               "detail": f"{info.username} ({info.org_id}) API v{info.api_version}"})
+                step = "seats"
+                lic, psl = commands.seats(runner, org.alias or org.username)
+                for label, s_, missing in (
+                        ("Salesforce Integration seats", lic,
+                         "the org has no Salesforce Integration license (Enterprise, Unlimited, Performance and "
+                         "Developer editions include it)"),
+                        ("SalesforceAPIIntegrationPsl seats", psl,
+                         "the org has no Salesforce API Integration permission set license")):
+                    if s_ is None:
+                        checks.append({"check": label, "ok": False, "detail": missing})
+                    else:
+                        checks.append({"check": label, "ok": True,
+                                       "detail": f"{s_.used} of {s_.total} used, {s_.free} free"})
+                        if s_.free == 0:
+                            warnings.append(f"{label}: none free; buy more or free one before moving a user")
     except SfError as exc:
-        checks.append({"check": "sf", "ok": False, "detail": exc.message})
-        actions = exc.actions
+        checks.append({"check": step, "ok": False, "detail": exc.message})
+        actions = exc.actions or actions
     status = EXIT_OK if all(c["ok"] for c in checks) else EXIT_FAILURE
-    emit(as_json, {"checks": checks},
+    emit(as_json, {"checks": checks, "actions": actions},
          lambda: table([(c["check"], "ok" if c["ok"] else "FAILED", c["detail"]) for c in checks],
                        ["check", "status", "detail"]) + "".join(f"\nTry this: {a}" for a in actions),
          status=status, warnings=warnings)
@@ -360,17 +387,22 @@ def emulator() -> None:
 @click.option("--option", "options", multiple=True, metavar="NAME=VALUE",
               help="Platform behaviour switch, e.g. profile_change_across_licenses=refuse, "
                    "new_profile_by_deploy=true.")
+@click.option("--scale", type=click.IntRange(0, 2000), default=0, metavar="N",
+              help="Add N generated integration users (profiles, sets, groups, logins) to the seed.")
 @click.option("--minutes", type=float, default=60, show_default=True, help="Stop by itself after this long.")
 @click.option("--no-login", is_flag=True, help="Start the org without logging the sf CLI in.")
 @click.option("--sf-path", default=None, help="The sf executable (default: SF_INTUSER_SF, the setup's shim, PATH).")
 @json_option
 def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str, ...], options: tuple[str, ...],
-          minutes: float, no_login: bool, sf_path: str | None, as_json: bool) -> None:
+          scale: int, minutes: float, no_login: bool, sf_path: str | None, as_json: bool) -> None:
     """Start the emulated org, log the sf CLI in under ALIAS, and print what to type next.
+
+    Each alias is an org of its own (its own org id and admin username), so two can run side by side.
 
     \b
     Examples:
       sf-intuser emulator serve
+      sf-intuser emulator serve --alias rehearsal --scale 50
       sf-intuser emulator serve --port 8099 --alias rehearsal --option profile_change_across_licenses=refuse
       sf-intuser emulator serve --fault 'POST .*/sobjects/PermissionSetAssignment@2=400:LICENSE_LIMIT_EXCEEDED'
     """
@@ -381,7 +413,7 @@ def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str,
     from sf_intuser.sf.runner import SfError, SfRunner
 
     try:
-        state = seed.load(seed_file)
+        state = seed.load(seed_file, instance=alias, scale=scale)
     except (seed.SeedError, KeyError, TypeError) as exc:
         raise CliError("InvalidSeed", f"The seed {seed_file} cannot be used: {exc}",
                        actions=["Start from the bundled seed: sf_intuser/emulator/seeds/acme.json"]) from None
@@ -421,11 +453,19 @@ def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str,
     if json_wanted(as_json):
         click.echo(envelope(result))
     else:
+        import shlex
+        import shutil
+
         click.echo(f"Emulated org {state.records['Organization'][state.org_id]['Name']} is up at {org.url}")
         if logged_in:
+            # the commands as they will work: the sf this used, unless `sf` on PATH is that one
+            sf_cmd = "sf" if runner.sf and shutil.which("sf") and Path(shutil.which("sf")).resolve() == \
+                Path(runner.sf).resolve() else shlex.quote(str(runner.sf))
+            me = "sf-intuser" if shutil.which("sf-intuser") else shlex.quote(str(Path(sys.executable).parent /
+                                                                                  "sf-intuser"))
             click.echo(f"The sf CLI is logged in as {state.username} under the alias {alias}. Try:\n"
-                       f"  sf data query -o {alias} -q \"SELECT Username, Profile.Name FROM User\"\n"
-                       f"  sf-intuser doctor -o {alias}\n")
+                       f"  {sf_cmd} data query -o {alias} -q \"SELECT Username, Profile.Name FROM User\"\n"
+                       f"  {me} discover -o {alias}\n  {me} doctor -o {alias}\n")
         click.echo(f"It stops by itself after {minutes:g} minutes; Ctrl-C stops it now.", err=True)
     sys.stdout.flush()
     try:
@@ -439,10 +479,11 @@ def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str,
 
 @main.command()
 @click.option("-d", "--output-dir", type=click.Path(path_type=Path), default=None,
-              help="Where to write the converted example (default: a new temporary folder).")
+              help="Where to write the converted example (default: a temporary folder, removed afterwards).")
+@click.option("--keep", is_flag=True, help="Keep the temporary folder and say where it is.")
 @json_option
 @click.pass_context
-def demo(ctx: click.Context, output_dir: Path | None, as_json: bool) -> None:
+def demo(ctx: click.Context, output_dir: Path | None, keep: bool, as_json: bool) -> None:
     """Rehearse on the bundled example project (offline convert of its profiles and permission sets).
 
     \b
@@ -452,12 +493,21 @@ def demo(ctx: click.Context, output_dir: Path | None, as_json: bool) -> None:
     import tempfile
     from importlib import resources
 
+    import shutil
+
     example = resources.files("sf_intuser").joinpath("examples/acme")
-    out = output_dir or Path(tempfile.mkdtemp(prefix="sf-intuser-demo-"))
+    temp = None if output_dir else Path(tempfile.mkdtemp(prefix="sf-intuser-demo-"))
+    out = output_dir or temp / "out"
     if not as_json:
         click.echo(f"Converting the bundled example project {example} into {out}\n", err=True)
-    ctx.invoke(convert, paths=(Path(str(example)),), output_dir=out, fmt="source", psl=False, dry_run=False,
-               as_json=as_json)
+    try:
+        ctx.invoke(convert, paths=(Path(str(example)),), output_dir=out, fmt="source", psl=False, api_version=None,
+                   dry_run=False, as_json=as_json)
+    finally:
+        if temp is not None and not keep:
+            shutil.rmtree(temp, ignore_errors=True)
+        elif temp is not None:
+            click.echo(f"Kept {out}", err=True)
 
 
 # --- entry point ------------------------------------------------------------------------------

@@ -60,6 +60,70 @@ def seats(runner: SfRunner, target_org: str | None) -> tuple[Seats | None, Seats
     return a, b
 
 
+@dataclass(frozen=True)
+class OrgAuth:
+    """An org the sf CLI is logged in to, as ``sf org list auth`` lists it (local files only, no network)."""
+
+    username: str
+    alias: str | None
+    instance_url: str
+    org_id: str
+    is_default: bool      # sf's configured target-org
+
+
+def org_auths(runner: SfRunner) -> list[OrgAuth]:
+    env = runner.run(["org", "list", "auth"], timeout=120)
+    out = []
+    for a in env.result or []:
+        if isinstance(a, dict) and a.get("username"):
+            out.append(OrgAuth(a["username"], a.get("alias") or None, a.get("instanceUrl", ""), a.get("orgId", ""),
+                               "target-org" in (a.get("configs") or [])))
+    return out
+
+
+def target_org(runner: SfRunner, wanted: str | None) -> OrgAuth:
+    """The org ``-o`` names (alias or username), else sf's configured ``target-org``, the way sf picks it.
+    Raises :class:`SfAuthError` naming the fix when there is none."""
+    auths = org_auths(runner)
+    if wanted:
+        for a in auths:
+            if wanted in (a.alias, a.username):
+                return a
+        raise SfAuthError("NamedOrgNotFoundError", f"No org is logged in under the alias or username {wanted!r}", 1,
+                          actions=[f"Log in first: sf org login web --alias {wanted} (or sf org login access-token)",
+                                   "See the orgs sf knows: sf org list auth"])
+    for a in auths:
+        if a.is_default:
+            return a
+    raise SfAuthError("NoDefaultEnvError", "No org given and sf has no target-org configured", 1,
+                      actions=["Pass -o/--target-org ALIAS", "Or set one: sf config set target-org ALIAS"])
+
+
+def unreachable(instance_url: str, timeout: float = 3.0) -> str | None:
+    """Why the org's instance does not answer a TCP connection within ``timeout`` seconds, or None.
+    sf itself retries a dead instance for half a minute before it says so; this says it at once."""
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(instance_url)
+    if not u.hostname:
+        return f"no instance URL ({instance_url!r})"
+    port = u.port or (443 if u.scheme == "https" else 80)
+    try:
+        with socket.create_connection((u.hostname, port), timeout=timeout):
+            return None
+    except socket.timeout:
+        return f"no answer within {timeout:g} s"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def is_local(instance_url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return (urlsplit(instance_url).hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
 def org_display(runner: SfRunner, target_org: str | None) -> OrgInfo:
     """The org's identity. ``sf org display`` exits 0 with an expired session, so
     ``connectedStatus`` is checked here (sf-wire.md section 4)."""
@@ -68,8 +132,10 @@ def org_display(runner: SfRunner, target_org: str | None) -> OrgInfo:
     r = env.result or {}
     status = r.get("connectedStatus")
     if status not in (None, "Connected"):
-        raise SfAuthError("SessionNotConnected", f"org {r.get('username', target_org)}: {status}", 1,
-                          actions=[f"Log in again: sf org login web --alias {target_org or 'ALIAS'}"])
+        fix = (f"Start the emulated org again and log in: sf-intuser emulator serve --alias {target_org or 'ALIAS'}"
+               if is_local(r.get("instanceUrl", "")) else
+               f"Log in again: sf org login web --alias {target_org or 'ALIAS'}")
+        raise SfAuthError("SessionNotConnected", f"org {r.get('username', target_org)}: {status}", 1, actions=[fix])
     return OrgInfo(r.get("username", ""), r.get("id", ""), r.get("instanceUrl", ""), r.get("apiVersion", ""),
                    r.get("alias"))
 
