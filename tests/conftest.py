@@ -49,3 +49,24 @@ def md_schema():
         el.set("name", name)
         el.set("type", f"tns:{name}")
     return etree.XMLSchema(root)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One emulated org and one sf login per test module (the real CLI, a private HOME)."""
+    from tests.e2e import start_org
+
+    emu, runner = start_org(tmp_path_factory.mktemp("home"))
+    yield emu, runner
+    emu.stop()
+
+
+@pytest.fixture()
+def org(server):
+    """The module's org, seeded afresh and without faults, for each test."""
+    from sf_intuser.emulator import seed
+
+    emu, runner = server
+    emu.state = seed.load()
+    emu.faults.clear()
+    return emu, runner

@@ -6,59 +6,17 @@ faults, so tests assert on the org itself and do not leak into each other.
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
-from sf_intuser.emulator import faults, seed
-from sf_intuser.emulator.server import EmulatedOrg
+from sf_intuser.emulator import faults
 from sf_intuser.metadata import package_xml
 from sf_intuser.sf import commands, soql
-from sf_intuser.sf.runner import SfAuthError, SfConnectionError, SfError, SfRunner
-from tests.conftest import ROOT
+from sf_intuser.sf.runner import SfAuthError, SfConnectionError, SfError
+from tests.e2e import ORG, SHIM, assigned, mdapi, needs_cli, psl_assigned, user
 
-SHIM = ROOT / ".venv" / "bin" / "sf"
-pytestmark = [pytest.mark.e2e,
-              pytest.mark.skipif(not SHIM.exists(), reason="the pinned sf CLI is not installed (run `make setup`)")]
-ORG = "emu"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    emu = EmulatedOrg(max_seconds=900).start()
-    home = tmp_path_factory.mktemp("home")
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "SF_USE_GENERIC_UNIX_KEYCHAIN": "true",
-           "SF_ACCESS_TOKEN": emu.access_token()}
-    runner = SfRunner(sf=str(SHIM), env=env, timeout=120)
-    login = runner.run(["org", "login", "access-token", "--instance-url", emu.url, "--no-prompt", "--alias", ORG])
-    assert login.result["username"] == emu.state.username
-    yield emu, runner
-    emu.stop()
-
-
-@pytest.fixture()
-def org(server):
-    emu, runner = server
-    emu.state = seed.load()
-    emu.faults.clear()
-    return emu, runner
-
-
-def user(emu, username):
-    return emu.state.one("User", Username=username)
-
-
-def assigned(emu, username):
-    uid = user(emu, username)["Id"]
-    return sorted(emu.state.get(a["PermissionSetId"])["Name"]
-                  for a in emu.state.find("PermissionSetAssignment", AssigneeId=uid))
-
-
-def psl_assigned(emu, username):
-    uid = user(emu, username)["Id"]
-    return sorted(emu.state.get(a["PermissionSetLicenseId"])["DeveloperName"]
-                  for a in emu.state.find("PermissionSetLicenseAssign", AssigneeId=uid))
+pytestmark = needs_cli
 
 
 # --- login and query ----------------------------------------------------------------------------
@@ -158,17 +116,6 @@ def test_source_format_retrieve_and_deploy_in_a_project(org, tmp_path):
     assert env.result["status"] == "Succeeded" and env.result["numberComponentsDeployed"] == 2
 
 
-def _mdapi(tmp_path, files):
-    root = tmp_path / "deploy"
-    members = {}
-    for (mtype, name, folder, suffix), body in files.items():
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        (root / folder / f"{name}.{suffix}").write_text(body)
-        members.setdefault(mtype, []).append(name)
-    (root / "package.xml").write_bytes(package_xml.build(members, "62.0"))
-    return root
-
-
 PS_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <PermissionSet xmlns="http://soap.sforce.com/2006/04/metadata">
     <label>Sync Reader</label>
@@ -192,7 +139,7 @@ PROFILE_XML = """<?xml version="1.0" encoding="UTF-8"?>
 
 def test_deploy_replaces_permission_sets_and_overlays_profiles(org, tmp_path):
     emu, runner = org
-    root = _mdapi(tmp_path, {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
+    root = mdapi(tmp_path, {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
                              PS_XML.format(perm="RunReports"),
                              ("Profile", "Marketing Sync", "profiles", "profile"): PROFILE_XML.format(lic="Salesforce")})
     res = commands.deploy(runner, root, ORG)
@@ -207,7 +154,7 @@ def test_deploy_replaces_permission_sets_and_overlays_profiles(org, tmp_path):
 def test_deploy_component_failure_rolls_back_and_is_parsed(org, tmp_path):
     emu, runner = org
     before = dict(emu.state.components)
-    root = _mdapi(tmp_path, {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
+    root = mdapi(tmp_path, {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
                              PS_XML.format(perm="RunReports"),
                              ("Profile", "Marketing Sync", "profiles", "profile"):
                              PROFILE_XML.format(lic="Salesforce Integration")})
@@ -221,7 +168,7 @@ def test_deploy_component_failure_rolls_back_and_is_parsed(org, tmp_path):
 def test_deploy_dry_run_saves_nothing(org, tmp_path):
     emu, runner = org
     before = emu.state.components[("PermissionSet", "Sync_Reader")].body
-    root = _mdapi(tmp_path, {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
+    root = mdapi(tmp_path, {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
                              PS_XML.format(perm="RunReports")})
     res = commands.deploy(runner, root, ORG, dry_run=True)
     assert res.success and res.check_only
@@ -231,24 +178,40 @@ def test_deploy_dry_run_saves_nothing(org, tmp_path):
 def test_validate_reports_component_failures_and_saves_nothing(org, tmp_path):
     emu, runner = org
     before = dict(emu.state.components)
-    ok = _mdapi(tmp_path / "ok", {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
+    ok = mdapi(tmp_path / "ok", {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
                                  PS_XML.format(perm="RunReports")})
     res = commands.deploy(runner, ok, ORG, validate=True)
     assert res.success and res.check_only
-    bad = _mdapi(tmp_path / "bad", {("Profile", "Marketing Sync", "profiles", "profile"):
+    bad = mdapi(tmp_path / "bad", {("Profile", "Marketing Sync", "profiles", "profile"):
                                    PROFILE_XML.format(lic="Salesforce Integration")})
     res = commands.deploy(runner, bad, ORG, validate=True)
     assert res.status == "Failed" and [f.name for f in res.failures] == ["Marketing Sync"]
     assert emu.state.components == before
 
 
+API_PROFILE_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<Profile xmlns="http://soap.sforce.com/2006/04/metadata">
+    <custom>true</custom>
+    <userLicense>Salesforce Integration</userLicense>
+    <userPermissions>
+        <enabled>true</enabled>
+        <name>ApiEnabled</name>
+    </userPermissions>
+    <userPermissions>
+        <enabled>true</enabled>
+        <name>ApiUserOnly</name>
+    </userPermissions>
+</Profile>
+"""
+
+
 def test_new_profile_by_deploy_is_behind_a_switch(org, tmp_path):
     emu, runner = org
-    files = {("Profile", "API Only - Middleware", "profiles", "profile"): PROFILE_XML.format(lic="Salesforce Integration")}
-    res = commands.deploy(runner, _mdapi(tmp_path / "a", files), ORG)
-    assert res.status == "Failed" and "Create it first as a Profile record" in res.failures[0].problem
+    files = {("Profile", "API Only - Middleware", "profiles", "profile"): API_PROFILE_XML}
+    res = commands.deploy(runner, mdapi(tmp_path / "a", files), ORG)
+    assert res.status == "Failed" and "Create it as a Profile record" in res.failures[0].problem
     emu.state.options.new_profile_by_deploy = True
-    res = commands.deploy(runner, _mdapi(tmp_path / "b", files), ORG)
+    res = commands.deploy(runner, mdapi(tmp_path / "b", files), ORG)
     assert res.success
     prof = emu.state.one("Profile", Name="API Only - Middleware")
     assert emu.state.get(prof["UserLicenseId"])["Name"] == "Salesforce Integration"
@@ -275,7 +238,7 @@ def test_permset_bound_to_another_user_license_is_refused(org):
 
 def test_permission_the_license_does_not_allow_is_refused(org, tmp_path):
     emu, runner = org
-    root = _mdapi(tmp_path, {("PermissionSet", "Freezer", "permissionsets", "permissionset"):
+    root = mdapi(tmp_path, {("PermissionSet", "Freezer", "permissionsets", "permissionset"):
                              PS_XML.format(perm="FreezeUsers").replace("Sync Reader", "Freezer")})
     assert commands.deploy(runner, root, ORG).success
     res = commands.assign_permsets(runner, ["Freezer"], ["erp.int@acme.emulated"], ORG)
@@ -287,7 +250,8 @@ def test_psl_bound_permset_assigns_its_license_on_the_way(org, tmp_path):
     emu, runner = org
     uid = user(emu, "erp.int@acme.emulated")["Id"]
     for a in emu.state.find("PermissionSetAssignment", AssigneeId=uid):
-        emu.state.delete("PermissionSetAssignment", a["Id"])
+        if not emu.state.get(a["PermissionSetId"])["IsOwnedByProfile"]:
+            emu.state.delete("PermissionSetAssignment", a["Id"])
     for a in emu.state.find("PermissionSetLicenseAssign", AssigneeId=uid):
         emu.state.delete("PermissionSetLicenseAssign", a["Id"])
     res = commands.assign_permsets(runner, ["Api_Integration_Base"], ["erp.int@acme.emulated"], ORG)
@@ -378,7 +342,7 @@ def test_gack_exits_20_and_a_single_500_is_retried_by_the_cli(org):
 
 def test_injected_soap_fault_and_dropped_connections(org, tmp_path):
     emu, runner = org
-    root = _mdapi(tmp_path, {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
+    root = mdapi(tmp_path, {("PermissionSet", "Sync_Reader", "permissionsets", "permissionset"):
                              PS_XML.format(perm="RunReports")})
     emu.inject(r"Soap/m/.* deploy$@1=500:INVALID_SESSION_ID:Invalid Session ID found in SessionHeader")
     with pytest.raises(SfAuthError):
@@ -432,7 +396,7 @@ def test_emulator_serve_logs_the_cli_in(tmp_path, monkeypatch):
     assert result["alias"] == "served" and result["instanceUrl"].startswith("http://127.0.0.1:")
     assert result["options"]["profile_change_across_licenses"] == "refuse"
     aliases = _json.loads((tmp_path / ".sfdx" / "alias.json").read_text())
-    assert aliases["orgs"]["served"] == "admin@acme.emulated"
+    assert aliases["orgs"]["served"] == "admin@served.emulated"   # each alias is an org of its own
 
 
 def test_doctor_reports_seats(org, monkeypatch):

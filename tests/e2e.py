@@ -1,0 +1,65 @@
+"""What end-to-end tests share: the pinned sf CLI, a logged-in emulated org per test module, and
+helpers that read the org's state the way a careful tool does (a user's profile-owned permission set
+is not one of its assignments)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from sf_intuser.emulator import seed
+from sf_intuser.emulator.server import EmulatedOrg
+from sf_intuser.metadata import package_xml
+from sf_intuser.sf.runner import SfRunner
+from tests.conftest import ROOT
+
+SHIM = ROOT / ".venv" / "bin" / "sf"
+ORG = "emu"
+needs_cli = [pytest.mark.e2e,
+             pytest.mark.skipif(not SHIM.exists(), reason="the pinned sf CLI is not installed (run `make setup`)")]
+
+
+def sf_env(home, token: str | None = None) -> dict[str, str]:
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "SF_USE_GENERIC_UNIX_KEYCHAIN": "true"}
+    if token:
+        env["SF_ACCESS_TOKEN"] = token
+    return env
+
+
+def start_org(home, alias: str = ORG, instance: str | None = None, **seed_args) -> tuple[EmulatedOrg, SfRunner]:
+    """An emulated org, and sf logged in to it under ``alias`` in ``home``."""
+    emu = EmulatedOrg(seed.load(instance=instance, **seed_args), max_seconds=900).start()
+    runner = SfRunner(sf=str(SHIM), env=sf_env(home, emu.access_token()), timeout=120)
+    login = runner.run(["org", "login", "access-token", "--instance-url", emu.url, "--no-prompt", "--alias", alias])
+    assert login.result["username"] == emu.state.username
+    return emu, runner
+
+
+def user(emu, username):
+    return emu.state.one("User", Username=username)
+
+
+def assigned(emu, username):
+    """The permission sets assigned to a user, without its profile's own (every user has that one)."""
+    uid = user(emu, username)["Id"]
+    sets = (emu.state.get(a["PermissionSetId"]) for a in emu.state.find("PermissionSetAssignment", AssigneeId=uid))
+    return sorted(ps["Name"] for ps in sets if not ps["IsOwnedByProfile"])
+
+
+def psl_assigned(emu, username):
+    uid = user(emu, username)["Id"]
+    return sorted(emu.state.get(a["PermissionSetLicenseId"])["DeveloperName"]
+                  for a in emu.state.find("PermissionSetLicenseAssign", AssigneeId=uid))
+
+
+def mdapi(tmp_path, files):
+    """A Metadata API format folder: ``{(type, name, folder, suffix): body}`` plus its package.xml."""
+    root = tmp_path / "deploy"
+    members = {}
+    for (mtype, name, folder, suffix), body in files.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / f"{name}.{suffix}").write_text(body)
+        members.setdefault(mtype, []).append(name)
+    (root / "package.xml").write_bytes(package_xml.build(members, "62.0"))
+    return root
