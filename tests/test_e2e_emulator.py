@@ -30,7 +30,7 @@ def test_login_display_and_paginated_query(org):
     rows = commands.query(runner, "SELECT Id, Username, Profile.Name, Profile.UserLicense.Name FROM User "
                           "WHERE IsActive = true ORDER BY Username", ORG)
     names = [r["Username"] for r in rows]
-    assert len(names) == 11 and names == sorted(names)
+    assert len(names) == 12 and names == sorted(names)
     mw = next(r for r in rows if r["Username"] == "middleware@acme.emulated")
     assert mw["Profile"]["Name"] == "Integration Middleware"
     assert mw["Profile"]["UserLicense"]["Name"] == "Salesforce"

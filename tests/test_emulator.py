@@ -46,7 +46,7 @@ def test_semi_join_and_relationship_filter(org):
 
 def test_count_group_by_and_aliases(org):
     total = org.query("SELECT COUNT() FROM User WHERE IsActive = true")
-    assert total[1] == [] and total[2] == 11
+    assert total[1] == [] and total[2] == 12
     rows = q(org, "SELECT Profile.Name, COUNT(Id) FROM User GROUP BY Profile.Name ORDER BY Profile.Name LIMIT 2")
     assert rows == [{"attributes": {"type": "AggregateResult"}, "Name": "Backup Service", "expr0": 1},
                     {"attributes": {"type": "AggregateResult"}, "Name": "ETL Loader", "expr0": 1}]
@@ -74,7 +74,11 @@ def test_date_literals_and_comparisons(org):
     ("SELECT Id FROM User WHERE", "MALFORMED_QUERY"),
     ("SELECT Id FROM User WHERE A = 'x' AND B = 'y' OR C = 'z'", "MALFORMED_QUERY"),
     ("SELECT Id, (SELECT Id FROM Assignments) FROM PermissionSet", "MALFORMED_QUERY"),
-    ("SELECT MAX(LoginTime) FROM LoginHistory", "MALFORMED_QUERY"),
+    ("SELECT SUM(UseCount) FROM OauthToken", "MALFORMED_QUERY"),
+    ("SELECT Id FROM SetupEntityAccess WHERE ParentId IN (SELECT PermissionSetId FROM PermissionSetAssignment "
+     "WHERE AssigneeId IN (SELECT Id FROM User))", "MALFORMED_QUERY"),
+    ("SELECT UserId FROM LoginHistory WHERE Application = 'Middleware'", "INVALID_FIELD"),
+    ("SELECT LoginTime, COUNT(Id) FROM LoginHistory GROUP BY LoginTime", "INVALID_FIELD"),
     ("SELECT Id FROM User WHERE Username = 'it\\'s", "MALFORMED_QUERY"),
     ("SELECT Username, COUNT(Id) FROM User", "MALFORMED_QUERY"),
 ])
@@ -82,6 +86,25 @@ def test_what_it_cannot_answer_fails_loudly(org, text, code):
     with pytest.raises(soql.QueryError) as err:
         org.query(text)
     assert err.value.code == code
+
+
+def test_max_and_min_per_group(org):
+    rows = q(org, "SELECT UserId, MAX(LoginTime) latest, MIN(LoginTime), COUNT(Id) n FROM LoginHistory "
+                  "GROUP BY UserId")
+    by_user = {r["UserId"]: r for r in rows}
+    for user_id, r in by_user.items():
+        times = sorted(x["LoginTime"] for x in org.find("LoginHistory", UserId=user_id))
+        assert (r["latest"], r["expr0"], r["n"]) == (times[-1], times[0], len(times))
+
+
+def test_an_aggregate_beyond_one_batch_is_refused(org):
+    from sf_intuser.emulator import org as org_mod
+
+    for i in range(org_mod.AGGREGATE_ROW_LIMIT + 1):
+        org.put("OauthToken", {"AppName": f"App {i}", "UserId": org.admin_id})
+    with pytest.raises(soql.QueryError, match="Aggregate query does not support queryMore"):
+        org.query("SELECT AppName, COUNT(Id) FROM OauthToken GROUP BY AppName")
+    assert len(q(org, "SELECT AppName, COUNT(Id) FROM OauthToken GROUP BY AppName LIMIT 2000")) == 2000
 
 
 def test_escaped_literal_matches_exactly(org):
@@ -99,7 +122,7 @@ def uid(org, name):
 
 def test_seed_is_realistic(org):
     lic = {r["Name"]: org.view("UserLicense", r)["UsedLicenses"] for r in org.records["UserLicense"].values()}
-    assert lic == {"Salesforce": 10, "Salesforce Platform": 0, "Salesforce Integration": 1}
+    assert lic == {"Salesforce": 11, "Salesforce Platform": 0, "Salesforce Integration": 1}
     ranges = {}
     for name in ("Integration Middleware", "ETL Loader", "Backup Service"):
         root = etree.fromstring(org.components[("Profile", name)].body)

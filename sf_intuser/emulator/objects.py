@@ -9,6 +9,8 @@ PermissionSetLicense).
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from sf_intuser.emulator.soql import QueryError
 
 #: object -> (key prefix, fields). Fields marked computed in ``COMPUTED`` are read-only.
@@ -73,6 +75,14 @@ WRITABLE: dict[str, set[str]] = {
     "LoginHistory": set(),
 }
 
+#: Fields the object reference lists without the Filter property (a WHERE on them fails) or without
+#: Group (a GROUP BY on them fails). LoginHistory (object reference): ApiType, ApiVersion, Application,
+#: Browser, ClientVersion and Platform are "Group, Nillable, Sort"; LoginTime is "Filter, Nillable, Sort".
+NOT_FILTERABLE: dict[str, frozenset[str]] = {
+    "LoginHistory": frozenset({"ApiType", "ApiVersion", "Application", "Browser", "Platform"}),
+}
+NOT_GROUPABLE: dict[str, frozenset[str]] = {"LoginHistory": frozenset({"LoginTime"})}
+
 PREFIXES = {prefix: name for name, (prefix, _) in OBJECTS.items()}
 
 
@@ -102,6 +112,16 @@ def field_name(obj: str, name: str) -> str | None:
         if perm:
             return prefix + perm
     return found
+
+
+def described_fields(obj: str, known: "Iterable[str] | None" = None) -> list[str]:
+    """The fields a describe lists: the object's own, and for PermissionSet and PermissionSetLicense one
+    boolean per user permission the org knows, ``known`` (sfprofiles reads an org's permission names
+    from the PermissionSet describe)."""
+    prefix = PERMISSION_FIELDS.get(obj)
+    names = sorted(known) if known is not None else sorted(_permission_names().values())
+    extra = [prefix + n for n in names] if prefix else []
+    return [*OBJECTS[obj][1], *extra]
 
 
 def permission_of(obj: str, field: str) -> str | None:

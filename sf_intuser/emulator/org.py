@@ -124,6 +124,28 @@ def _base62(value: int, width: int) -> str:
     return out
 
 
+#: rows an aggregate query may return (one batch; there is no queryMore for aggregates)
+AGGREGATE_ROW_LIMIT = 2000
+
+
+def _where_paths(cond: "soql.Cond | None") -> list[str]:
+    """The field paths a WHERE clause filters on (a semi-join's own WHERE is its own)."""
+    if cond is None:
+        return []
+    if cond.op in ("AND", "OR", "NOT"):
+        return [p for c in cond.args for p in _where_paths(c)]
+    return [cond.path]
+
+
+def _aggregate_value(func: str, values: list[Any]) -> Any:
+    if func == "count":
+        return sum(1 for v in values if v is not None)
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return max(present) if func == "max" else min(present)
+
+
 @dataclass
 class OrgState:
     org_id: str = "00D000000000001AAA"
@@ -276,6 +298,16 @@ class OrgState:
                 check(f.path, f.pos)
         for path, pos in q.positions.items():   # WHERE, GROUP BY and ORDER BY
             check(path, pos)
+        for path in _where_paths(q.where):
+            if "." not in path and objects.field_name(obj, path) in objects.NOT_FILTERABLE.get(obj, ()):
+                # the answer quoted in public projects for a field without the Filter property
+                raise soql.QueryError("INVALID_FIELD", f"field '{objects.field_name(obj, path)}' can not be "
+                                      "filtered in query call", q.positions.get(path))
+        for path in q.group_by:
+            if "." not in path and objects.field_name(obj, path) in objects.NOT_GROUPABLE.get(obj, ()):
+                # wording [U]; the rule is the object reference's (no Group property)
+                raise soql.QueryError("INVALID_FIELD", f"field '{objects.field_name(obj, path)}' can not be "
+                                      "grouped in a query call", q.positions.get(path))
         now = self.now()
 
         def semi(sub: soql.Query) -> set:
@@ -316,14 +348,19 @@ class OrgState:
                     name = f.alias or f"expr{expr}"
                     if not f.alias:
                         expr += 1
-                    rec[name] = (len(members) if not f.path else
-                                 sum(1 for m in members if self.resolve(obj, m, f.path) is not None))
+                    rec[name] = _aggregate_value(f.func, [self.resolve(obj, m, f.path) for m in members]
+                                                 if f.path else members)
             out.append(rec)
         resolve = {g.split(".")[-1]: g for g in q.group_by}
         out = soql.sort_rows(out, [(p.split(".")[-1], d, n) for p, d, n in q.order_by],
                              lambda r, p: r.get(p if p in r else resolve.get(p, p)))
         if q.limit is not None:
             out = out[:q.limit]
+        if len(out) > AGGREGATE_ROW_LIMIT:
+            # An aggregate result is one batch of at most 2,000 rows; a larger one is refused outright
+            # (message quoted in public projects, measured on a sandbox; the error code is [U])
+            raise soql.QueryError("MALFORMED_QUERY", "Aggregate query does not support queryMore(), use LIMIT to "
+                                  "restrict the results to a single batch")
         return out, len(out)
 
     def attributes(self, obj: str, rid: str) -> dict[str, str]:

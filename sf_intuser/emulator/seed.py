@@ -4,7 +4,8 @@ A seed names the org, its user licenses and permission set licenses with their s
 profiles (name and license; what the license requires, plus the user permissions and full object
 access the seed lists), folders of
 metadata (source or mdapi format: profiles, permission sets and groups, connected apps, Apex
-classes, Visualforce pages), the users with their profiles, assignments and login history, and the
+classes, Visualforce pages), managed package licenses, the users with their profiles, assignments,
+package licenses, OAuth tokens and login history, and the
 options for unknown platform behaviour. Profile, PermissionSet, ApexClass, ConnectedApplication and
 SetupEntityAccess records are derived from the metadata, so the records and a retrieve agree.
 
@@ -124,6 +125,9 @@ def build(spec: dict[str, Any], base: Path) -> OrgState:
                                            "IsAvailableForIntegrations": bool(psl.get("availableForIntegrations"))})
         model.psl_max[psl["developerName"]] = allowed_set(psl.get("maximumPermissions", []), model.known) \
             or frozenset()
+    for pkg in spec.get("packageLicenses", []):
+        state.put("PackageLicense", {"NamespacePrefix": pkg["namespace"], "AllowedLicenses": pkg.get("allowed", -1),
+                                     "UsedLicenses": 0, "Status": "Active"})
     for perm, requires in sorted(model.dependencies.items()):
         for req in requires:
             state.put("PermissionDependency", {"Permission": perm, "PermissionType": "User Permission",
@@ -195,6 +199,16 @@ def _add_user(state: OrgState, u: dict[str, Any], uid: str, now: Any) -> None:
         state.put("PermissionSetAssignment", {"AssigneeId": uid, "PermissionSetId": ps["Id"],
                                               "PermissionSetGroupId": ps.get("PermissionSetGroupId"),
                                               "IsActive": True})
+    for ns in u.get("packageLicenses", []):
+        pkg = state.one("PackageLicense", NamespacePrefix=ns)
+        if pkg is None:
+            raise SeedError(f"user {u['username']}: no package license {ns!r} in the seed's packageLicenses")
+        state.put("UserPackageLicense", {"PackageLicenseId": pkg["Id"], "UserId": uid})
+        pkg["UsedLicenses"] = int(pkg.get("UsedLicenses") or 0) + 1
+    for tok in u.get("oauthTokens", []):
+        state.put("OauthToken", {"AppName": tok["app"], "UserId": uid, "UseCount": int(tok.get("useCount", 1)),
+                                 "LastUsedDate": org_mod.relative_time(tok.get("lastUsed", "-1d"), now),
+                                 "CreatedDate": org_mod.relative_time(tok.get("created", "-300d"), now)})
     for spec in u.get("logins", []):
         # spread `count` logins evenly over the last `days` days
         count, days = int(spec.get("count", 10)), int(spec.get("days", 30))

@@ -2,7 +2,7 @@
 
 Identity (``userinfo``, the v51.0 User GET), the version list and root, sObject REST (GET, POST,
 PATCH, DELETE, describe), REST and Tooling query with pagination and the ``columns=true`` call,
-composite sObject collections, and the SOAP Metadata API (:mod:`.mdapi`). Rules live in
+composite sObject collections, Composite Batch, and the SOAP Metadata API (:mod:`.mdapi`). Rules live in
 :mod:`.org`, SOQL in :mod:`.soql`, faults in :mod:`.faults`.
 
 The server binds 127.0.0.1 only and stops by itself after ``max_seconds``. Requests are served
@@ -27,6 +27,12 @@ from sf_intuser.emulator.soql import QueryError
 
 NOT_FOUND = "The requested resource does not exist"
 COLLECTION_LIMIT = 200
+BATCH_LIMIT = 25
+
+
+def error_body(code: str, message: str, fields: list[str] | None = None) -> list[dict[str, Any]]:
+    """A REST error answer: a list of one ``{message, errorCode, fields}``."""
+    return [{"message": message, "errorCode": code, "fields": fields or []}]
 
 
 def column_metadata(obj: str, fields: list[str], aggregate: bool) -> dict[str, Any]:
@@ -83,7 +89,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send_bytes(status, json.dumps(body).encode(), "application/json;charset=UTF-8")
 
     def _error(self, status: int, code: str, message: str, fields: list[str] | None = None) -> None:
-        self._send(status, [{"message": message, "errorCode": code, "fields": fields or []}])
+        self._send(status, error_body(code, message, fields))
 
     def _body(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)
@@ -167,7 +173,6 @@ class Handler(BaseHTTPRequestHandler):
         if not auth.startswith("Bearer " + self.state.token_prefix):
             return self._error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         path = url.path.rstrip("/")
-        qs = parse_qs(url.query)
         if path == "/services/oauth2/userinfo":
             return self._send(200, {"user_id": self.state.admin_id, "organization_id": self.state.org_id,
                                     "preferred_username": self.state.username})
@@ -177,10 +182,18 @@ class Handler(BaseHTTPRequestHandler):
         m = re.fullmatch(r"/services/data/v(\d+\.\d)(/tooling)?(/.*)?", path)
         if not m:
             return self._error(404, "NOT_FOUND", NOT_FOUND)
-        rest = m.group(3) or ""   # REST and Tooling share one store: the same objects answer both
+        if (m.group(3) or "") == "/composite/batch" and not m.group(2):
+            return self._send(*self._batch(m.group(1), method, raw))
+        status, body = self._resource(m.group(1), method, m.group(3) or "", parse_qs(url.query), raw)
+        self._send(status, body)
+
+    def _resource(self, version: str, method: str, rest: str, qs: dict[str, list[str]],
+                  raw: bytes | Any) -> tuple[int, Any]:
+        """One REST resource below ``/services/data/vXX.X`` (REST and Tooling share one store: the same
+        objects answer both): the status and the body. ``raw`` is the request body, bytes or, inside a
+        batch, its parsed ``richInput``."""
         if rest == "":
-            return self._send(200, {"sobjects": f"/services/data/v{m.group(1)}/sobjects",
-                                    "query": f"/services/data/v{m.group(1)}/query"})
+            return 200, {"sobjects": f"/services/data/v{version}/sobjects", "query": f"/services/data/v{version}/query"}
         if rest == "/query" and method == "GET":
             return self._query(qs.get("q", [""])[0], qs.get("columns", [""])[0] == "true")
         pm = re.fullmatch(r"/query/01g(\w+)-(\d+)", rest)
@@ -191,48 +204,101 @@ class Handler(BaseHTTPRequestHandler):
         sm = re.fullmatch(r"/sobjects/(\w+)(?:/(\w+))?", rest)
         if sm:
             return self._sobject(method, sm.group(1), sm.group(2), raw)
-        return self._error(404, "NOT_FOUND", NOT_FOUND)
+        return 404, error_body("NOT_FOUND", NOT_FOUND)
 
-    def _sobject(self, method: str, type_name: str, rid: str | None, raw: bytes) -> None:
+    def _batch(self, version: str, method: str, raw: bytes) -> tuple[int, Any]:
+        """Composite Batch (REST API Developer Guide, "Composite Batch" and "Batch Request Body"): up to 25
+        independent subrequests, run in order, each with its own status; ``url`` is ``vXX.X/...`` no later
+        than the batch's own version; a subrequest error leaves the others (``haltOnError`` stops at it,
+        the rest answering 412 BATCH_PROCESSING_HALTED). A malformed subrequest fails the whole request
+        with 400 before anything runs. Tooling resources are not among the batchable ones."""
+        if method != "POST":
+            return 405, error_body("METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are POST")
+        body = self._json(raw) or {}
+        subs = body.get("batchRequests") if isinstance(body, dict) else None
+        if not isinstance(subs, list) or not subs:
+            return 400, error_body("JSON_PARSER_ERROR", "batchRequests is required")
+        if len(subs) > BATCH_LIMIT:
+            # the limit is documented; the wording is [U]
+            return 400, error_body("INVALID_BATCH_REQUEST",
+                                   f"A batch can contain a maximum of {BATCH_LIMIT} requests")
+        parsed = []
+        for sub in subs:
+            m = re.fullmatch(r"v(\d+\.\d)(/[^?]*)(?:\?(.*))?", str((sub or {}).get("url", "")))
+            verb = str((sub or {}).get("method", "")).upper()
+            if not m or verb not in ("GET", "POST", "PATCH", "DELETE") or float(m.group(1)) < 34.0 \
+                    or float(m.group(1)) > float(version):
+                return 400, error_body("INVALID_BATCH_REQUEST",
+                                       f"Invalid subrequest: {sub!r}: the url must be vXX.X/... (34.0 to {version}) "
+                                       "and the method GET, POST, PATCH or DELETE")
+            parsed.append((verb, m.group(1), m.group(2).rstrip("/"), parse_qs(m.group(3) or ""),
+                           sub.get("richInput")))
+        results = []
+        halted = False
+        for verb, sub_version, rest, qs, rich in parsed:
+            if halted:
+                results.append({"statusCode": 412,
+                                "result": error_body("BATCH_PROCESSING_HALTED", "Batch processing halted")})
+                continue
+            try:
+                if rest.startswith("/tooling") or rest.startswith("/composite/batch"):
+                    status, out = 404, error_body("NOT_FOUND", NOT_FOUND)
+                else:
+                    status, out = self._resource(sub_version, verb, rest, qs, rich)
+            except ApiError as exc:
+                status, out = exc.status, [exc.body()]
+            except QueryError as exc:
+                status, out = 400, error_body(exc.code, exc.render(qs.get("q", [""])[0]))
+            results.append({"statusCode": status, "result": None if status == 204 else out})
+            if status >= 400 and body.get("haltOnError"):
+                halted = True
+        return 200, {"hasErrors": any(r["statusCode"] >= 400 for r in results), "results": results}
+
+    def _sobject(self, method: str, type_name: str, rid: str | None, raw: Any) -> tuple[int, Any]:
         obj = objects.canonical(type_name)
+        not_found = 404, error_body("NOT_FOUND", NOT_FOUND)
         if rid == "describe" and method == "GET":
             if obj is None:
                 # sf-wire.md row 12: exactly this 404 means "no source tracking"
-                return self._error(404, "NOT_FOUND", NOT_FOUND)
-            return self._send(200, {"name": obj, "keyPrefix": objects.OBJECTS[obj][0], "queryable": True,
-                                    "fields": [{"name": f, "type": "id" if f == "Id" else "string"}
-                                               for f in objects.OBJECTS[obj][1]]})
+                return not_found
+            return 200, {"name": obj, "keyPrefix": objects.OBJECTS[obj][0], "queryable": True,
+                         "fields": [{"name": f, "type": "id" if f == "Id" else "boolean"
+                                     if objects.permission_of(obj, f) else "string"}
+                                    for f in objects.described_fields(obj, self.state.perms.known)]}
         if obj is None:
-            return self._error(404, "NOT_FOUND", NOT_FOUND)
+            return not_found
         if method == "GET" and rid:
             rec = self.state.get(rid)
             if rec is None or objects.object_of_id(rec["Id"]) != obj:
-                return self._error(404, "NOT_FOUND", NOT_FOUND)
-            return self._send(200, {"attributes": self.state.attributes(obj, rec["Id"]), **self.state.view(obj, rec)})
+                return not_found
+            return 200, {"attributes": self.state.attributes(obj, rec["Id"]), **self.state.view(obj, rec)}
         if method == "POST" and not rid:
-            new = self.state.insert(obj, self._json(raw) or {})
-            return self._send(201, {"id": new, "success": True, "errors": []})
+            new = self.state.insert(obj, self._input(raw) or {})
+            return 201, {"id": new, "success": True, "errors": []}
         if method == "PATCH" and rid:
-            self.state.update(obj, rid, self._json(raw) or {})
-            return self._send(204)
+            self.state.update(obj, rid, self._input(raw) or {})
+            return 204, None
         if method == "DELETE" and rid:
             self.state.delete(obj, rid)
-            return self._send(204)
-        return self._error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET")
+            return 204, None
+        return 405, error_body("METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are GET")
 
-    def _query(self, soql: str, columns: bool) -> None:
+    def _input(self, raw: Any) -> Any:
+        return self._json(raw) if isinstance(raw, (bytes, bytearray)) else raw
+
+    def _query(self, soql: str, columns: bool) -> tuple[int, Any]:
         q, rows, total = self.state.query(soql)
         if columns:
-            return self._send(200, column_metadata(objects.canonical(q.obj) or q.obj,
-                                                   [f.alias or f.path or "expr0" for f in q.fields], q.aggregate))
-        self._send(200, self._page(rows, total, 0, soql))
+            return 200, column_metadata(objects.canonical(q.obj) or q.obj,
+                                        [f.alias or f.path or "expr0" for f in q.fields], q.aggregate)
+        return 200, self._page(rows, total, 0, soql)
 
-    def _next_page(self, cursor: str, start: int) -> None:
+    def _next_page(self, cursor: str, start: int) -> tuple[int, Any]:
         soql = self.emu.cursors.get(cursor)
         if soql is None:
-            return self._error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            return 400, error_body("INVALID_QUERY_LOCATOR", "invalid query locator")
         _, rows, total = self.state.query(soql)
-        self._send(200, self._page(rows, total, start, soql))
+        return 200, self._page(rows, total, start, soql)
 
     def _page(self, rows: list, total: int, start: int, soql: str) -> dict[str, Any]:
         size = self.state.page_size
@@ -244,7 +310,7 @@ class Handler(BaseHTTPRequestHandler):
             body["nextRecordsUrl"] = f"/services/data/v{self.state.api_versions[-1]}/query/01g{cid}-{start + size}"
         return body
 
-    def _collection(self, method: str, raw: bytes, qs: dict[str, list[str]]) -> None:
+    def _collection(self, method: str, raw: Any, qs: dict[str, list[str]]) -> tuple[int, Any]:
         """sObject Collections (REST API Developer Guide): up to 200 records, one result per record, in
         order; with allOrNone every record rolls back when one fails."""
         if method == "DELETE":
@@ -252,7 +318,7 @@ class Handler(BaseHTTPRequestHandler):
             all_or_none = qs.get("allOrNone", ["false"])[0].lower() == "true"
             items: list[Any] = ids
         else:
-            body = self._json(raw) or {}
+            body = self._input(raw) or {}
             if not isinstance(body, dict) or not isinstance(body.get("records"), list):
                 raise ApiError(400, "JSON_PARSER_ERROR", "the body must be {\"allOrNone\": ..., \"records\": [...]}")
             items, all_or_none = body["records"], bool(body.get("allOrNone"))
@@ -287,7 +353,7 @@ class Handler(BaseHTTPRequestHandler):
                         "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
                         "message": "Record rolled back because not all records were valid and the request was "
                                    "using AllOrNone header", "fields": []}])
-        self._send(200, results)
+        return 200, results
 
 
 class EmulatedOrg:

@@ -2,10 +2,10 @@
 
 Supported, because the CLI and sf-intuser send it (shared/spec/sf-wire.md 4, 8; salesforce-facts.md A5):
 
-- ``SELECT`` fields with parent paths (``Profile.UserLicense.Name``), ``COUNT()``, ``COUNT(field)``
-  with an optional alias, and the grouped fields;
+- ``SELECT`` fields with parent paths (``Profile.UserLicense.Name``), ``COUNT()``, ``COUNT(field)``,
+  ``MAX(field)`` and ``MIN(field)`` with an optional alias, and the grouped fields;
 - ``FROM`` one object; ``WHERE`` with ``= != <> < > <= >=``, ``IN``/``NOT IN`` over a list or a
-  semi-join subquery, ``LIKE``, ``NOT``, ``AND``, ``OR`` and parentheses; values: strings (with SOQL
+  semi-join subquery (one level: "Nesting of semi join sub-selects is not supported"), ``LIKE``, ``NOT``, ``AND``, ``OR`` and parentheses; values: strings (with SOQL
   escapes), numbers, ``true``/``false``/``null``, dates, datetimes and the date literals ``TODAY``,
   ``YESTERDAY``, ``LAST_N_DAYS:n``, ``N_DAYS_AGO:n``;
 - ``GROUP BY``, ``ORDER BY`` (``ASC``/``DESC``, ``NULLS FIRST``/``LAST``), ``LIMIT`` and ``OFFSET``.
@@ -102,7 +102,7 @@ def _unescape(lit: str) -> str:
 @dataclass
 class Field:
     path: str            # as written, e.g. Profile.UserLicense.Name
-    func: str | None = None   # COUNT
+    func: str | None = None   # count | max | min
     alias: str | None = None
     pos: int | None = None
 
@@ -141,6 +141,9 @@ class Query:
         return any(f.func for f in self.fields) or bool(self.group_by)
 
 
+#: aggregate functions understood here
+AGGREGATES = ("count", "max", "min")
+
 _KEYWORDS = {"select", "from", "where", "and", "or", "not", "in", "like", "limit", "offset", "order", "group",
              "by", "asc", "desc", "nulls", "first", "last", "true", "false", "null", "includes", "excludes",
              "having", "with", "for", "using", "typeof"}
@@ -155,6 +158,7 @@ class _Parser:
         self.i = 0
         self.last_pos = 0
         self.positions: dict[str, int] = {}
+        self.depth = 0
 
     # helpers
     def peek(self, k: int = 0) -> Tok | None:
@@ -262,9 +266,9 @@ class _Parser:
         nxt = self.peek()
         if nxt is not None and nxt.text == "(":
             func = path.lower()
-            if func != "count":
-                raise QueryError("MALFORMED_QUERY", f"unexpected token: '{path}' (only COUNT() is supported here)",
-                                 pos)
+            if func not in AGGREGATES:
+                raise QueryError("MALFORMED_QUERY", f"unexpected token: '{path}' (only COUNT(), MAX() and MIN() are "
+                                 "supported here)", pos)
             self.take()
             arg = ""
             arg_pos = None
@@ -272,10 +276,12 @@ class _Parser:
                 arg = self.name()
                 arg_pos = self.last_pos
             self.expect(")")
+            if func != "count" and not arg:
+                raise QueryError("MALFORMED_QUERY", f"{path.upper()}() needs a field", pos)
             alias = None
             if self.peek() and self.peek().kind == "name" and self.peek().text.lower() not in _KEYWORDS:
                 alias = self.take().text
-            return Field(arg, "count", alias, arg_pos)
+            return Field(arg, func, alias, arg_pos)
         return Field(path, pos=pos)
 
     def condition(self) -> Cond:
@@ -331,7 +337,14 @@ class _Parser:
     def in_rhs(self, path: str) -> Cond:
         self.expect("(")
         if self.kw("select"):
+            if self.depth:
+                # SOQL allows one level of semi-join (answers quoted in public projects: "Nesting of
+                # semi join sub-selects is not supported")
+                raise QueryError("MALFORMED_QUERY", "Nesting of semi join sub-selects is not supported",
+                                 self.peek().pos)
+            self.depth += 1
             sub = self.query(nested=True)
+            self.depth -= 1
             self.expect(")")
             if len(sub.fields) != 1 or sub.fields[0].func:
                 raise QueryError("MALFORMED_QUERY", "a semi-join subquery selects exactly one field", sub.obj_pos)
