@@ -70,8 +70,10 @@ def main() -> None:
     """Move Salesforce integration users onto the free Salesforce Integration user license.
 
     \b
-    Offline:  convert, lint, demo
-    Tools:    doctor, emulator serve
+    Read the org:  discover, snapshot, plan
+    Offline:       convert, lint
+    Rehearse:      demo (the bundled emulated org)
+    Tools:         doctor, emulator serve
     """
 
 
@@ -368,6 +370,270 @@ def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
          status=status, warnings=warnings)
 
 
+# --- reading the org --------------------------------------------------------------------------
+
+target_org_option = click.option(
+    "-o", "--target-org", default=None, metavar="ORG",
+    help="Username or alias of the org (default: sf's configured target-org).")
+sf_path_option = click.option("--sf-path", default=None,
+                              help="The sf executable (default: SF_INTUSER_SF, the setup's shim, PATH).")
+config_option = click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+                             help="The config file (default: sf-intuser.toml in the project root or here).")
+verbose_option = click.option("--verbose", is_flag=True,
+                              help="Also say how many sf calls it made and how long they took.")
+days_option = click.option("--days", type=click.IntRange(1, 180), default=None,
+                           help="The login window in days (default 90, or [discover] days in sf-intuser.toml).")
+
+
+class _Progress:
+    """Progress lines on stderr for long work (never with --json, so stdout stays one envelope)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            click.echo(f"... {message}", err=True)
+
+
+def _failure(exc: Exception) -> CliError:
+    from sf_intuser.workflow import Failure, from_error
+
+    f = exc if isinstance(exc, Failure) else from_error(exc)
+    return CliError(f.name, f.message, f.exit_code, f.actions, f.data)
+
+
+def _load_config(config_path: Path | None) -> "config_mod.Config":
+    from sf_intuser import config as config_mod
+
+    try:
+        path = config_path or config_mod.find()
+        if config_path is not None and not config_path.is_file():
+            raise config_mod.ConfigError(f"{config_path}: no such file. Check the path given with --config")
+        return config_mod.load(path) if path else config_mod.Config()
+    except config_mod.ConfigError as exc:
+        raise CliError("InvalidConfig", str(exc), actions=["Fix the file; the README lists its keys"]) from None
+
+
+def _calls_line(runner: "SfRunner", t0: float) -> str:
+    import time
+
+    kinds: dict[str, int] = {}
+    for c in runner.calls:
+        verb = " ".join(a for a in c.argv[1:4] if not a.startswith("-") and "/" not in a) or " ".join(c.argv[1:2])
+        kinds[verb] = kinds.get(verb, 0) + 1
+    detail = ", ".join(f"{n}× sf {v}" for v, n in kinds.items())
+    return f"{len(runner.calls)} sf call(s) in {time.perf_counter() - t0:.1f} s: {detail}"
+
+
+def _now() -> "datetime":
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _sf_runner(sf_path: str | None, env: dict[str, str] | None = None) -> "SfRunner":
+    from sf_intuser.sf.runner import SfError, SfRunner
+
+    try:
+        return SfRunner(sf=sf_path, env=env)
+    except SfError as exc:
+        raise _failure(exc) from None
+
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sf_intuser import config as config_mod
+    from sf_intuser.sf.runner import SfRunner
+
+
+def _discovery_human(result: dict, csv_path: Path | None, extra: str = "") -> str:
+    from sf_intuser.report.discovery import discovery_text
+
+    text = discovery_text(result["org"], result)
+    if csv_path is not None:
+        text += f"\nWrote {len(result['candidates'])} candidate(s) to {csv_path}"
+    return text + extra
+
+
+@main.command()
+@target_org_option
+@days_option
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the candidates to this CSV file.")
+@config_option
+@verbose_option
+@sf_path_option
+@json_option
+def discover(target_org: str | None, days: int | None, csv_path: Path | None, config_path: Path | None, verbose: bool,
+             sf_path: str | None, as_json: bool) -> None:
+    """Find the users that can move to the Salesforce Integration license, and what it saves.
+
+    A candidate is active, internal, on another license, and an integration by the evidence: API
+    logins in the window, API Only User, or the run-as user of a client-credentials connected app.
+    Anyone with a UI login (or an OAuth login through Salesforce's apps for people) is never
+    proposed. Reads the org only, in a fixed number of sf calls whatever the number of users.
+
+    \b
+    Examples:
+      sf-intuser discover
+      sf-intuser discover -o my-sandbox --days 30 --csv candidates.csv
+      sf-intuser discover --json
+    """
+    import time
+
+    from sf_intuser import workflow
+    from sf_intuser.report.discovery import candidates_csv
+
+    cfg = _load_config(config_path)
+    t0 = time.perf_counter()
+    runner = _sf_runner(sf_path)
+    try:
+        result, _ = workflow.discover(runner, target_org, cfg, days, _Progress(json_wanted(as_json)))
+    except workflow.Failure as exc:
+        raise _failure(exc) from None
+    if csv_path is not None:
+        from sf_intuser.workspace import write_atomic
+
+        try:
+            write_atomic(csv_path.parent, {csv_path.name: candidates_csv(result).encode("utf-8")})
+        except OSError as exc:
+            raise CliError("OutputFailed", f"Cannot write {csv_path}: {exc.strerror or exc}",
+                           actions=["Check the folder exists and is writable"]) from None
+        result["csv"] = str(csv_path)
+    emit(as_json, result, lambda: _discovery_human(result, csv_path,
+                                                   "\n" + _calls_line(runner, t0) if verbose else ""))
+
+
+@main.command()
+@target_org_option
+@click.option("-u", "--user", "users", multiple=True, required=True, metavar="USERNAME",
+              help="A user to snapshot (repeatable).")
+@click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="The run folder to create (default: intuser-runs/<org>-<timestamp>).")
+@days_option
+@config_option
+@verbose_option
+@sf_path_option
+@json_option
+def snapshot(target_org: str | None, users: tuple[str, ...], run_dir: Path | None, days: int | None,
+             config_path: Path | None, verbose: bool, sf_path: str | None, as_json: bool) -> None:
+    """Record everything a move would change for some users, before anything changes.
+
+    Writes a run folder holding snapshot/: the users' profiles, permission sets, groups, licenses,
+    package licenses, login policy, connected-app and Apex access, and the retrieved XML, with a
+    SHA-256 for every file in snapshot/manifest.json. `sf-intuser plan --run-dir` plans from it.
+
+    \b
+    Examples:
+      sf-intuser snapshot -u middleware@acme.com -u etl@acme.com
+      sf-intuser snapshot -o my-sandbox -u etl@acme.com --run-dir intuser-runs/before-renewal --json
+    """
+    import time
+
+    from sf_intuser import workflow
+
+    cfg = _load_config(config_path)
+    t0 = time.perf_counter()
+    runner = _sf_runner(sf_path)
+    try:
+        result, warnings = workflow.snapshot(runner, target_org, users, cfg, run_dir, days,
+                                             _Progress(json_wanted(as_json)), _now())
+    except workflow.Failure as exc:
+        raise _failure(exc) from None
+    emit(as_json, result,
+         lambda: f"Snapshot of {len(result['users'])} user(s) written to {result['snapshot']} ({result['files']} files, "
+                 "each with its SHA-256 in manifest.json)" + ("\n" + _calls_line(runner, t0) if verbose else ""),
+         warnings=warnings)
+
+
+def _plan_human(result: dict) -> str:
+    from sf_intuser.report.discovery import money
+
+    rows = [(u["username"], u["status"], u.get("to", ""),
+             u.get("permissionSet") or u["blockers"][0]["problem"]) for u in result["users"]]
+    text = table(rows, ["user", "status", "moves to profile", "access in / blocker"])
+    text += f"\n\nYearly saving at list prices: {money(result['savings']['yearlySaving'])}. {result['savings']['note']}"
+    text += f"\nReview {result['planMd']} (run folder {result['runDir']})."
+    for w in result["intoProject"]:
+        text += f"\n{w['action'].capitalize()} {w['path']}"
+    return text
+
+
+@main.command()
+@target_org_option
+@click.option("-u", "--user", "users", multiple=True, metavar="USERNAME",
+              help="A user to move (repeatable; default: the [[users]] of sf-intuser.toml).")
+@click.option("--all-candidates", is_flag=True, help="Plan every candidate discover finds.")
+@config_option
+@click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="The run folder (default: intuser-runs/<org>-<timestamp>). One holding only a snapshot "
+                   "(sf-intuser snapshot) is planned from that snapshot, without reading the org.")
+@click.option("--into-project", is_flag=True,
+              help="Also write the generated permission sets, groups and profiles into the SFDX project's default "
+                   "package directory (source format).")
+@click.option("--force", is_flag=True, help="With --into-project: overwrite project files that differ.")
+@click.option("--psl", is_flag=True, help="Bind generated permission sets to SalesforceAPIIntegrationPsl "
+                                          "instead of no license.")
+@days_option
+@verbose_option
+@sf_path_option
+@json_option
+def plan(target_org: str | None, users: tuple[str, ...], all_candidates: bool, config_path: Path | None,
+         run_dir: Path | None, into_project: bool, force: bool, psl: bool, days: int | None, verbose: bool,
+         sf_path: str | None, as_json: bool) -> None:
+    """Snapshot the users and plan their move, changing nothing in the org.
+
+    Writes a run folder: snapshot/, metadata/ (deployable, Metadata API format), plan.json (ordered
+    steps, each with its inverse) and plan.md (the review). Exit 0 when every user is planned, 68
+    when some are blocked (each with its fix), 1 when none can be (nothing is written).
+
+    \b
+    Examples:
+      sf-intuser plan -u middleware@acme.com -u etl@acme.com
+      sf-intuser plan --all-candidates -o my-sandbox --json
+      sf-intuser plan --into-project          # users from sf-intuser.toml
+      sf-intuser plan --run-dir intuser-runs/before-renewal   # from a snapshot taken earlier
+    """
+    import time
+
+    from sf_intuser import runs, workflow
+    from sf_intuser.report.output import EXIT_PARTIAL
+
+    cfg = _load_config(config_path)
+    if users and all_candidates:
+        raise click.UsageError("Give users with -u or ask for --all-candidates, not both.")
+    existing = run_dir is not None and runs.state(run_dir) not in ("absent", "empty")
+    if not users and not cfg.users and not all_candidates and not existing:
+        raise click.UsageError("Which users? Name them with -u USERNAME, list them in sf-intuser.toml ([[users]] "
+                               "username = \"...\"), or pass --all-candidates.")
+    project = None
+    if into_project:
+        from sf_intuser.workspace import find_project
+
+        project = find_project(Path.cwd())
+        if project is None:
+            raise CliError("NotInProject", "--into-project needs an SFDX project (a folder with sfdx-project.json "
+                           "at or above the working folder)", EXIT_USAGE,
+                           actions=["cd into the project, or leave out --into-project"])
+    t0 = time.perf_counter()
+    runners: list = []
+
+    def factory():
+        runners.append(_sf_runner(sf_path))
+        return runners[-1]
+
+    try:
+        out = workflow.plan(factory, target_org, users, all_candidates, cfg, run_dir, project=project, force=force,
+                            psl=psl, days=days, progress=_Progress(json_wanted(as_json)), now=_now())
+    except workflow.Failure as exc:
+        raise _failure(exc) from None
+    extra = "\n" + _calls_line(runners[0], t0) if verbose and runners else ""
+    emit(as_json, out.result, lambda: _plan_human(out.result) + extra,
+         status=EXIT_PARTIAL if out.blocked else EXIT_OK, warnings=out.result["warnings"])
+
+
 # --- emulator ---------------------------------------------------------------------------------
 
 
@@ -478,36 +744,63 @@ def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str,
 
 
 @main.command()
-@click.option("-d", "--output-dir", type=click.Path(path_type=Path), default=None,
-              help="Where to write the converted example (default: a temporary folder, removed afterwards).")
-@click.option("--keep", is_flag=True, help="Keep the temporary folder and say where it is.")
+@click.option("-d", "--output-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where the run folder goes (default: intuser-runs/ here).")
+@click.option("--sf-path", default=None, help="The sf executable (default: SF_INTUSER_SF, the setup's shim, PATH).")
 @json_option
-@click.pass_context
-def demo(ctx: click.Context, output_dir: Path | None, keep: bool, as_json: bool) -> None:
-    """Rehearse on the bundled example project (offline convert of its profiles and permission sets).
+def demo(output_dir: Path | None, sf_path: str | None, as_json: bool) -> None:
+    """Rehearse on the bundled emulated org: discover the candidates and plan their move.
+
+    Starts the emulated org (Acme Corp) on 127.0.0.1 under a private sf home, logs the real sf CLI in,
+    runs discover and plan --all-candidates, and says where the run folder and plan.md are. Your own
+    sf logins are not touched; the emulated org stops when the demo ends.
 
     \b
     Example:
       sf-intuser demo
     """
-    import tempfile
-    from importlib import resources
-
     import shutil
+    import tempfile
 
-    example = resources.files("sf_intuser").joinpath("examples/acme")
-    temp = None if output_dir else Path(tempfile.mkdtemp(prefix="sf-intuser-demo-"))
-    out = output_dir or temp / "out"
-    if not as_json:
-        click.echo(f"Converting the bundled example project {example} into {out}\n", err=True)
+    from sf_intuser import workflow
+    from sf_intuser.config import Config
+    from sf_intuser.emulator import seed
+    from sf_intuser.emulator.server import EmulatedOrg
+    from sf_intuser.sf.runner import SfError
+
+    alias = "intuser-demo"
+    progress = _Progress(json_wanted(as_json))
+    home = Path(tempfile.mkdtemp(prefix="sf-intuser-demo-home-"))
+    org = EmulatedOrg(seed.load(instance=alias), max_seconds=1800).start()
+    env = {**os.environ, "HOME": str(home), "SF_USE_GENERIC_UNIX_KEYCHAIN": "true"}
+    env.pop("SF_TARGET_ORG", None)
     try:
-        ctx.invoke(convert, paths=(Path(str(example)),), output_dir=out, fmt="source", psl=False, api_version=None,
-                   dry_run=False, as_json=as_json)
+        progress(f"Emulated org {org.state.records['Organization'][org.state.org_id]['Name']} at {org.url}; "
+                 f"logging the sf CLI in under {alias} (private sf home)")
+        runner = _sf_runner(sf_path, {**env, "SF_ACCESS_TOKEN": org.access_token()})
+        try:
+            runner.run(["org", "login", "access-token", "--instance-url", org.url, "--no-prompt", "--alias", alias])
+        except SfError as exc:
+            raise CliError(exc.name, f"The emulated org started but sf could not log in: {exc.message}",
+                           actions=exc.actions or ["Run `sf-intuser doctor`"]) from None
+        cfg = Config()
+        try:
+            found, _ = workflow.discover(runner, alias, cfg, None, progress)
+            out = workflow.plan(lambda: runner, alias, (), True, cfg, None, progress=progress, now=_now(),
+                                base=output_dir)
+        except workflow.Failure as exc:
+            raise _failure(exc) from None
     finally:
-        if temp is not None and not keep:
-            shutil.rmtree(temp, ignore_errors=True)
-        elif temp is not None:
-            click.echo(f"Kept {out}", err=True)
+        org.stop()
+        shutil.rmtree(home, ignore_errors=True)
+    result = {"discover": found, "plan": out.result}
+
+    def human() -> str:
+        return (_discovery_human(found, None) + "\n\n" + _plan_human(out.result)
+                + f"\n\nThe emulated org is stopped. Try it yourself: sf-intuser emulator serve, then "
+                  "sf-intuser discover -o intuser-emu")
+
+    emit(as_json, result, human)
 
 
 # --- entry point ------------------------------------------------------------------------------

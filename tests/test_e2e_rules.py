@@ -341,16 +341,6 @@ def test_doctor_follows_the_target_org_and_says_plainly_when_it_is_gone(tmp_path
     assert took < 8   # sf alone retries a dead instance for half a minute
 
 
-def test_demo_removes_its_temporary_folder_unless_kept(tmp_path):
-    env = {"HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
-    gone = _cli(["demo", "--json"], env)
-    assert gone.returncode == 0, gone.stderr
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith("sf-intuser-demo-")]
-    kept = _cli(["demo", "--keep"], env)
-    assert kept.returncode == 0 and [p for p in tmp_path.iterdir() if p.name.startswith("sf-intuser-demo-")]
-    assert "Kept " in kept.stderr
-
-
 def test_serve_prints_commands_that_work_as_printed(tmp_path):
     import subprocess
     import shlex

@@ -289,6 +289,47 @@ def plan_user_permissions(enabled: Iterable[str], refused: Mapping[str, Rule] | 
     return rules
 
 
+#: user permissions the Salesforce Integration license itself grants (the standard API-only profile's;
+#: salesforce-facts.md A1): never refused on account of the permission set license's maximum
+LICENSE_GRANTED = frozenset({"ApiEnabled", "ApiUserOnly", "ChatterInternalUser"})
+
+
+class OrgRefusals(Mapping[str, Rule]):
+    """The user permissions an org refuses for a Salesforce Integration user, for
+    :func:`plan_user_permissions`: those the org does not know (``known``: the ``Permissions<X>``
+    fields of its PermissionSet describe, as sfprofiles reads them) and those the Salesforce API
+    Integration permission set license does not allow (``maximum``:
+    ``PermissionSetLicense.MaximumPermissions<X>`` read from the org). Either may be None (not read):
+    then nothing is refused on that count."""
+
+    def __init__(self, known: Iterable[str] | None, maximum: Mapping[str, bool] | None) -> None:
+        self.known = None if known is None else frozenset(known)
+        self.maximum = dict(maximum or {})
+
+    def get(self, name: str, default: Rule | None = None) -> Rule | None:  # type: ignore[override]
+        if self.known is not None and name not in self.known:
+            return Rule("unknown-in-org", "drop", "this org does not know the permission (no PermissionSet field "
+                        f"Permissions{name} in its describe); a deploy naming it fails with \"Unknown user "
+                        "permission\"", "describe of PermissionSet in the org; sfprofiles reconcile", "V-3P")
+        if name not in LICENSE_GRANTED and self.maximum.get(name) is False:
+            return Rule("psl-maximum", "drop", "the Salesforce API Integration permission set license does not allow "
+                        f"it in this org (PermissionSetLicense.MaximumPermissions{name} is false), so an integration "
+                        "user cannot hold it", "PermissionSetLicense object reference; read from the org", "V")
+        return default
+
+    def __getitem__(self, name: str) -> Rule:
+        rule = self.get(name)
+        if rule is None:
+            raise KeyError(name)
+        return rule
+
+    def __iter__(self):
+        return iter(sorted(p for p, ok in self.maximum.items() if ok is False and p not in LICENSE_GRANTED))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 # --- profile sections -------------------------------------------------------------------------
 
 #: Profile sections a permission set cannot hold (shane-sfdx-plugins convert.ts, texei

@@ -55,6 +55,7 @@ def retrieve_manifest(
     profiles: Iterable[str] = (),
     permission_sets: Iterable[str] = (),
     *,
+    groups: Iterable[str] = (),
     standard_objects: Iterable[str] = DEFAULT_STANDARD_OBJECTS,
     connected_apps: Iterable[str] = ("*",),
     version: str | None = None,
@@ -63,6 +64,7 @@ def retrieve_manifest(
     members["CustomObject"] = ["*", *standard_objects]
     members["Profile"] = list(profiles)
     members["PermissionSet"] = list(permission_sets)
+    members["PermissionSetGroup"] = list(groups)
     members["ConnectedApp"] = list(connected_apps)
     return build(members, version)
 

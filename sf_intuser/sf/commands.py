@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from sf_intuser.metadata.license_rules import INTEGRATION_PSL, INTEGRATION_USER_LICENSE
 from sf_intuser.sf.runner import SfAuthError, SfConnectionError, SfError, SfRunner, parse_version
@@ -353,34 +353,144 @@ def collection(runner: SfRunner, method: str, records: list[dict[str, Any]], tar
     ``method`` is POST (create), PATCH (update, records carry ``Id``) or DELETE (records are ``{"Id"}``)."""
     out: list[RecordResult] = []
     base = f"/services/data/v{api_version}/composite/sobjects"
-    for batch in chunks(records, 200):  # type: ignore[arg-type]
+    for batch_ in chunks(records, 200):  # type: ignore[arg-type]
         if method == "DELETE":
-            ids = ",".join(str(r["Id"]) for r in batch)
-            args = ["api", "request", "rest", f"{base}?ids={ids}&allOrNone={str(all_or_none).lower()}",
-                    "--method", "DELETE", "--body", "{}", *_org(target_org)]
+            ids = ",".join(str(r["Id"]) for r in batch_)
             # plugin-api 1.3.54 reads a request body for every method but GET and fails without one
-            body_file = None
+            data = rest(runner, f"{base}?ids={ids}&allOrNone={str(all_or_none).lower()}", target_org,
+                        method="DELETE", body={})
         else:
-            body_file = runner.temp_json({"allOrNone": all_or_none, "records": batch})
-            args = ["api", "request", "rest", base, "--method", method, "--body", f"@{body_file}", *_org(target_org)]
-        try:
-            code, stdout, stderr = runner.raw(args)
-        finally:
-            if body_file:
-                Path(body_file).unlink(missing_ok=True)
-        data = _json_body(stdout)
-        if code != 0 or not isinstance(data, list):
-            first = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
-            if not first and ("ECONNRESET" in stderr or "ECONNREFUSED" in stderr or "fetch failed" in stderr):
-                raise SfConnectionError("SfConnectionError", _plain(stderr), code or 1,
-                                        actions=["Check that the org is reachable, then run the command again"])
-            raise SfError(str(first.get("errorCode") or "SfApiRequestFailed"),
-                          str(first.get("message") or _plain(stderr or stdout)), code or 1, data=data)
+            data = rest(runner, base, target_org, method=method, body={"allOrNone": all_or_none, "records": batch_})
+        if not isinstance(data, list):
+            raise SfError("SfBadOutput", f"sObject Collections gave no list of results: {str(data)[:300]}")
         for item in data:
             errs = item.get("errors") or []
             e = errs[0] if errs else {}
             out.append(RecordResult(item.get("id"), bool(item.get("success")), str(e.get("statusCode", "")),
                                     str(e.get("message", ""))))
+    return out
+
+
+def rest(runner: SfRunner, path: str, target_org: str | None, method: str = "GET", body: Any = None) -> Any:
+    """One REST API call through ``sf api request rest`` (beta, no ``--json``: stdout is the response
+    body; exit 0 on any 2xx, 1 on an HTTP error with the error body on stdout; sf-wire.md section 8).
+    A JSON ``body`` travels in a private temporary file. Returns the parsed body of a 2xx answer;
+    an HTTP error, a lost connection, an unknown org or an expired session raise typed errors."""
+    body_file = runner.temp_json(body) if body is not None else None
+    args = ["api", "request", "rest", path, "--method", method, *(["--body", f"@{body_file}"] if body_file else []),
+            *_org(target_org)]
+    try:
+        code, stdout, stderr = runner.raw(args)
+    finally:
+        if body_file:
+            Path(body_file).unlink(missing_ok=True)
+    data = _json_body(stdout)
+    if code == 0 and data is not None:
+        return data
+    first = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+    plain = _plain(stderr or stdout)
+    if first:
+        name, message = str(first.get("errorCode") or "SfApiRequestFailed"), str(first.get("message") or plain)
+    else:
+        m = re.search(r"Error \(([^)]+)\):\s*(.*)", plain)
+        name, message = (m.group(1), m.group(2)) if m else ("SfApiRequestFailed", plain)
+    if name == "INVALID_SESSION_ID" or "Session expired or invalid" in message:
+        raise SfAuthError("INVALID_SESSION_ID", f"org {target_org or '(default)'}: session expired or invalid",
+                          code or 1, actions=[_login_again(runner, target_org)], argv=args)
+    if name in ("NamedOrgNotFoundError", "NoDefaultEnvError", "NoAuthInfoFound"):
+        raise SfAuthError(name, message.split("See more help")[0].strip(), code or 1,
+                          actions=[f"Log in first: sf org login web --alias {target_org or 'ALIAS'}",
+                                   "See the orgs sf knows: sf org list auth"], argv=args)
+    if any(t in plain for t in ("fetch failed", "ECONNRESET", "ECONNREFUSED", "ETIMEDOUT", "socket hang up")):
+        raise SfConnectionError("SfConnectionError", f"org {target_org or '(default)'} did not answer: {message}",
+                                code or 1, actions=["Check that the org is reachable, then run the command again"],
+                                argv=args)
+    raise SfError(name, message, code or 1, data=data, argv=args)
+
+
+def _login_again(runner: SfRunner, target_org: str | None) -> str:
+    alias = target_org or "ALIAS"
+    return f"Log in again: sf org login web --alias {alias} (for the emulated org: sf-intuser emulator serve " \
+           f"--alias {alias})"
+
+
+#: Subrequests in one Composite Batch call (REST API Developer Guide, "Composite Batch")
+BATCH_LIMIT = 25
+
+
+@dataclass(frozen=True)
+class SubResult:
+    status: int
+    body: Any
+
+
+def batch(runner: SfRunner, requests: list[tuple[str, str]], target_org: str | None,
+          api_version: str) -> list[SubResult]:
+    """Independent REST subrequests, 25 to a Composite Batch call, in as many calls as needed.
+
+    ``requests`` are ``(method, path)`` with ``path`` below ``/services/data/vXX.X/`` (``query?q=...``,
+    ``sobjects/User/describe``). Each subrequest answers on its own (status and body); a failed one
+    does not stop the others. Query and describe only: the batch resource takes no Tooling API."""
+    out: list[SubResult] = []
+    for group in chunks(requests, BATCH_LIMIT):  # type: ignore[arg-type]
+        body = {"batchRequests": [{"method": m, "url": f"v{api_version}/{p}"} for m, p in group]}
+        data = rest(runner, f"/services/data/v{api_version}/composite/batch", target_org, method="POST", body=body)
+        results = data.get("results") if isinstance(data, dict) else None
+        if not isinstance(results, list) or len(results) != len(group):
+            raise SfError("SfBadOutput", f"Composite Batch gave no result per subrequest: {str(data)[:300]}")
+        out.extend(SubResult(int(r.get("statusCode") or 0), r.get("result")) for r in results)
+    return out
+
+
+class QueryFailed(SfError):
+    """A query the org refused; ``key`` names it, ``soql`` is the query."""
+
+    def __init__(self, key: str, soql: str, code: str, message: str) -> None:
+        super().__init__(code, f"query {key!r} failed: {message}", 1,
+                         actions=["This is a bug in sf-intuser or an org it does not know yet; please report it "
+                                  "with this message"], data={"query": soql})
+        self.key = key
+        self.soql = soql
+
+
+def query_all(runner: SfRunner, queries: Mapping[str, str], target_org: str | None, api_version: str,
+              describes: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Many SOQL queries (and sObject describes) in as few sf calls as Composite Batch allows.
+
+    Every query is a subrequest; a result with more pages (``nextRecordsUrl``) is followed in the
+    next call, together with the other queries' next pages, so N queries of up to 2,000 rows take
+    ceil(N/25) calls. Returns ``{key: records}`` for queries and ``{key: describe}`` for describes.
+    A refused query raises :class:`QueryFailed` naming it."""
+    from urllib.parse import quote as url_quote
+
+    pending: list[tuple[str, str, str]] = [(k, "GET", "query?q=" + url_quote(q, safe="")) for k, q in queries.items()]
+    pending += [(k, "GET", f"sobjects/{obj}/describe") for k, obj in (describes or {}).items()]
+    records: dict[str, list[dict[str, Any]]] = {k: [] for k in queries}
+    out: dict[str, Any] = {}
+    prefix = f"/services/data/v{api_version}/"
+    while pending:
+        results = batch(runner, [(m, p) for _, m, p in pending], target_org, api_version)
+        nxt: list[tuple[str, str, str]] = []
+        for (key, _, _), res in zip(pending, results):
+            if res.status >= 400:
+                err = res.body[0] if isinstance(res.body, list) and res.body and isinstance(res.body[0], dict) else {}
+                code = str(err.get("errorCode") or res.status)
+                if code == "INVALID_SESSION_ID":
+                    raise SfAuthError(code, f"org {target_org or '(default)'}: session expired or invalid", 1,
+                                      actions=[_login_again(runner, target_org)])
+                raise QueryFailed(key, queries.get(key, (describes or {}).get(key, "")), code,
+                                  str(err.get("message") or res.body))
+            if key not in records:
+                out[key] = res.body
+                continue
+            body = res.body or {}
+            records[key].extend(body.get("records") or [])
+            url = body.get("nextRecordsUrl")
+            if url and not body.get("done", True):
+                path = url[url.index(prefix) + len(prefix):] if prefix in url else url.split("/", 4)[-1]
+                nxt.append((key, "GET", path))
+        pending = nxt
+    out.update(records)
     return out
 
 

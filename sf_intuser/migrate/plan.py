@@ -1,0 +1,734 @@
+"""The planner: a snapshot's inventory and metadata plus options in, a plan out. Pure (no sf, no files,
+no clock: the caller passes the time).
+
+For each user it decides the target and says why:
+
+- the API-only profile: the standard "Minimum Access - API Only Integrations" when the old profile
+  has no login IP ranges and no login hours; else one custom API-only profile per distinct set of
+  ranges and hours (:func:`profile.plan_api_profiles_for`), made as a Profile record first and given
+  its ranges and hours by deploy (the way Salesforce recommends for a new profile and the one that
+  works whether or not the org accepts a brand-new profile by deploy, salesforce-facts.md A4 [U]);
+- a license-less permission set made from the old profile, named after the profile (stable: a
+  second plan of the same profile finds and reuses it), with what was dropped and why;
+- for each assigned permission set: re-assigned as it is, or a license-less copy where it is bound
+  to another user license or holds a permission the org refuses an integration user; for each group:
+  re-assigned as it is, or rebuilt from the copies (never dropped);
+- user permissions the org refuses (unknown to it, or beyond the Salesforce API Integration
+  permission set license's ``MaximumPermissions``) are left out of everything generated, each
+  listed with the reason, so that an apply is not refused halfway;
+- the ``SalesforceAPIIntegrationPsl`` assignment, connected-app access to grant again through
+  SetupEntityAccess on the new sets (redeploying a connected app is fragile: salesforce-facts.md
+  A4), and the package licenses to keep;
+- blockers, each with its fix: unknown or inactive user, already on the integration license, a UI
+  login in the window, an add-on license integration users can't hold, a group with muting sets
+  that would need rebuilding, not enough seats.
+
+Nothing generated grants more than its one source granted, and no two sources become one set. The
+plan's steps are ordered, each with its inverse and the records it touches, for ``apply``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from sf_intuser.metadata import license_rules as rules
+from sf_intuser.metadata import naming, package_xml, profile as profile_md
+from sf_intuser.metadata import permission_set as ps_md
+from sf_intuser.metadata.access import Change
+from sf_intuser.metadata.xml import DEFAULT_STYLE, MetadataXmlError, add, children, new_root, parse, serialize, text
+from sf_intuser.org import discover as discover_mod
+from sf_intuser.org.inventory import Assignment, Inventory, User
+
+SCHEMA = "sf-intuser/plan"
+VERSION = 1
+SUFFIX = "_Intuser"
+API_PROFILE_PREFIX = "API Only - "
+
+
+@dataclass(frozen=True)
+class IpRange:
+    start: str
+    end: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Override:
+    """Per-user choices (sf-intuser.toml ``[[users]]``)."""
+
+    permission_set: str | None = None
+    keep: tuple[str, ...] | None = None
+    drop: tuple[str, ...] = ()
+    add_ip_ranges: tuple[IpRange, ...] = ()
+
+
+@dataclass
+class Request:
+    usernames: list[str]
+    created_at: str
+    tool_version: str
+    run: str = ""
+    overrides: Mapping[str, Override] = field(default_factory=dict)   # lower-case username -> choices
+    discover: discover_mod.Options = field(default_factory=discover_mod.Options)
+    license: str | None = None        # generated sets: license-less (None) or rules.INTEGRATION_PSL
+
+
+@dataclass
+class Plan:
+    data: dict[str, Any]             # plan.json
+    files: dict[str, bytes]          # metadata/ (Metadata API format), by path below it
+    changes: list[Change]
+
+    @property
+    def planned(self) -> list[dict]:
+        return [u for u in self.data["users"] if u["status"] == "planned"]
+
+    @property
+    def blocked(self) -> list[dict]:
+        return [u for u in self.data["users"] if u["status"] == "blocked"]
+
+
+def _blocker(problem: str, fix: str) -> dict[str, str]:
+    return {"problem": problem, "fix": fix}
+
+
+def _file_name(type_name: str, name: str) -> str:
+    from urllib.parse import quote
+
+    folder, ext = {"Profile": ("profiles", "profile"), "PermissionSet": ("permissionsets", "permissionset"),
+                   "PermissionSetGroup": ("permissionsetgroups", "permissionsetgroup")}[type_name]
+    return f"{folder}/{quote(name, safe=' -_.()&+@!$=;[]{}~^')}.{ext}"
+
+
+def _enabled(data: bytes, name: str) -> set[str]:
+    return profile_md.enabled_user_permissions(parse(data, name).root)
+
+
+class _Generated:
+    """What the plan generates, each from one source, named at the end (:func:`naming.allocate`)."""
+
+    def __init__(self, inv: Inventory) -> None:
+        self.requests: dict[tuple[str, str], naming.Request] = {}
+        self.bodies: dict[tuple[str, str], Any] = {}
+        self.fixed: dict[tuple[str, str], str] = {}
+        found: dict[tuple[str, str], naming.Existing] = {}
+        for r in inv.generated_sets:
+            found[("PermissionSet", r.name.lower())] = naming.Existing("the org", naming.source_of(r.description))
+        for r in inv.generated_groups:
+            found[("PermissionSetGroup", r.name.lower())] = naming.Existing("the org",
+                                                                            _group_source(r.description))
+        for r in inv.api_profiles:
+            found[("Profile", r.name.lower())] = naming.Existing("the org", naming.source_of(r.description))
+        self.existing = naming.existing_lookup(found)
+        self.names: dict[tuple[str, str], str] = {}
+        self.warnings: list[str] = []
+
+    def want(self, type_name: str, source: str, base: str, alternate) -> None:
+        self.requests.setdefault((type_name, source), naming.Request(type_name, source, base, alternate))
+
+    def allocate(self) -> None:
+        self.names, self.warnings = naming.allocate(self.requests.values(), self.existing)
+        self.names.update(self.fixed)
+
+    def name(self, type_name: str, source: str) -> str:
+        return self.names[(type_name, source)]
+
+    def exists(self, type_name: str, name: str) -> bool:
+        return self.existing(type_name, name) is not None
+
+
+GROUP_MARKER = f"{ps_md.MARKER} from permission set group "
+
+
+def _group_source(description: str | None) -> str | None:
+    d = (description or "").strip()
+    if d.startswith(GROUP_MARKER):
+        return "permission set group " + d[len(GROUP_MARKER):].split(" for the Salesforce Integration license")[0]
+    return None
+
+
+def _ps_request(kind: str, name: str) -> tuple[str, str, Any]:
+    source = f"{kind} {name}"
+    return source, naming.api_name(name, SUFFIX), \
+        lambda n: naming.api_name(name, SUFFIX, tag=naming.short_hash(source, n))
+
+
+def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: Request) -> Plan:
+    refusals = rules.OrgRefusals(inv.org_permissions, inv.psl_maximum)
+    user_licenses = frozenset(lic.name for lic in inv.user_licenses)
+    psl_available = {p.name: bool(p.for_integrations) for p in inv.psls}
+    gen = _Generated(inv)
+    changes: list[Change] = []
+    warnings: list[str] = []
+    users_out: list[dict[str, Any]] = []
+    profiles = metadata.get("Profile", {})
+    sets = metadata.get("PermissionSet", {})
+    groups = metadata.get("PermissionSetGroup", {})
+    people = {a.lower() for a in req.discover.people_apps}
+
+    # --- who can be planned ---------------------------------------------------------------------
+    per_user: list[tuple[User, dict[str, Any], Override]] = []
+    seen: set[str] = set()
+    for username in req.usernames:
+        if username.lower() in seen:
+            continue
+        seen.add(username.lower())
+        u = next((x for x in inv.users if x.username.lower() == username.lower()), None)
+        entry: dict[str, Any] = {"username": username, "status": "planned", "blockers": [], "kept": [],
+                                 "rewritten": [], "dropped": [], "warnings": []}
+        users_out.append(entry)
+        if u is None:
+            entry["blockers"].append(_blocker(f"no user {username!r} in the org",
+                                              "Check the username (sf data query -q \"SELECT Username FROM User "
+                                              "WHERE Username LIKE '%part%'\") and plan it again"))
+            continue
+        entry.update({"username": u.username, "id": u.id, "name": u.name,
+                      "from": {"profile": u.profile, "profileId": u.profile_id, "license": u.license,
+                               "licenseId": u.license_id}})
+        if not u.active:
+            entry["blockers"].append(_blocker("the user is inactive: it holds no seat, so moving it saves nothing",
+                                              "Leave it out, or activate it first if it is still needed"))
+            continue
+        if u.license == rules.INTEGRATION_USER_LICENSE:
+            entry["blockers"].append(_blocker("already on the Salesforce Integration license",
+                                              "Nothing to do: leave it out of the plan"))
+            continue
+        ev = discover_mod.evidence_of(inv, u, req.discover, {})
+        entry["evidence"] = ev.to_dict()
+        if ev.person_logins:
+            entry["blockers"].append(_blocker(
+                "a UI login inside the window: " + discover_mod._person_reason(ev, people),
+                "If a person uses this account, give the integration its own user; if the logins were a one-off, "
+                f"plan it again once the last {inv.days} days hold only API logins"))
+            continue
+        if not ev.api_logins and not ev.api_only:
+            entry["warnings"].append(f"no API login in the last {inv.days} days and no API Only User: planned because "
+                                     "it was asked for by name")
+        per_user.append((u, entry, req.overrides.get(u.username.lower(), Override())))
+
+    # --- each user's access ---------------------------------------------------------------------
+    copies: dict[str, str] = {}                    # source set -> why it is copied
+    copy_refused: dict[str, list[str]] = {}
+    rebuilt: dict[str, dict] = {}                  # group name -> its plan
+    profile_sources: dict[str, str] = {}           # profile -> set name override (or "")
+    policies: dict[str, tuple[profile_md.LoginPolicy, set[str]]] = {}
+    policy_key: dict[str, str] = {}                # username -> key in policies
+    std_profile = next((p for p in inv.api_profiles if p.name == rules.STANDARD_API_PROFILE), None)
+    for u, entry, ov in per_user:
+        blockers = entry["blockers"]
+        data = profiles.get(u.profile)
+        if data is None:
+            blockers.append(_blocker(f"the profile {u.profile!r} was not retrieved",
+                                     "Run the plan again; if it stays, check the profile exists and can be retrieved"))
+            continue
+        try:
+            root = parse(data, f"Profile {u.profile}").root
+        except MetadataXmlError as exc:
+            blockers.append(_blocker(str(exc), "Run the plan again (the retrieve may have been cut short)"))
+            continue
+        policy = profile_md.login_policy(root)
+        if ov.add_ip_ranges:
+            ranges = dict(policy.descriptions)
+            for r in ov.add_ip_ranges:
+                ranges.setdefault((r.start, r.end), r.description)
+            policy = profile_md.LoginPolicy(tuple(sorted(ranges)), policy.hours, ranges)
+            key = f"{u.profile} ({u.username})"
+        else:
+            key = u.profile
+        policies[key] = (policy, profile_md.enabled_user_permissions(root))
+        policy_key[u.username] = key
+        if policy.empty and std_profile is None:
+            blockers.append(_blocker(f"the org has no {rules.STANDARD_API_PROFILE!r} profile",
+                                     "The org's edition lacks the Salesforce Integration license (Enterprise, "
+                                     "Unlimited, Performance and Developer editions have it)"))
+        if ov.permission_set:
+            profile_sources.setdefault(u.profile, ov.permission_set)
+        source, base, alt = _ps_request("profile", u.profile)
+        if ov.permission_set:
+            gen.fixed[("PermissionSet", f"{source} as {ov.permission_set}")] = ov.permission_set
+            holder = gen.existing("PermissionSet", ov.permission_set)
+            if holder is not None and holder.source != source:
+                blockers.append(_blocker(f"the permission set name {ov.permission_set!r} (sf-intuser.toml) is taken in "
+                                         "the org by a set " + (f"generated from {holder.source}" if holder.source
+                                                                else "sf-intuser did not generate"),
+                                         "Choose another permission-set name for this user"))
+        else:
+            gen.want("PermissionSet", source, base, alt)
+        entry["_profileSource"] = f"{source} as {ov.permission_set}" if ov.permission_set else source
+
+        mine = inv.of_user(inv.assignments, u.id)
+        held_sets = [a for a in mine if not a.owned and not a.group_id]
+        held_groups = [a for a in mine if a.group_id]
+        names_held = {a.ps_name for a in held_sets} | {a.group_name or "" for a in held_groups}
+        for name in (*(ov.keep or ()), *ov.drop):
+            if name not in names_held:
+                entry["warnings"].append(f"sf-intuser.toml names {name!r} for this user, who holds no permission set "
+                                         "or group of that name")
+        assign: list[dict] = []
+        for a in sorted(held_sets, key=lambda a: a.ps_name):
+            if (ov.keep is not None and a.ps_name not in ov.keep) or a.ps_name in ov.drop:
+                entry["dropped"].append({"kind": "PermissionSet", "name": a.ps_name,
+                                         "reason": "left out by sf-intuser.toml (keep/drop)"})
+                continue
+            plan_set = _plan_set(a.ps_name, inv.license_name(a.license_id), sets.get(a.ps_name), refusals,
+                                 user_licenses, psl_available)
+            if plan_set["verdict"] == "blocked":
+                blockers.append(_blocker(f"permission set {a.ps_name}: {plan_set['reason']}", plan_set["fix"]))
+                continue
+            if plan_set["verdict"] == "copy":
+                copies[a.ps_name] = plan_set["reason"]
+                copy_refused[a.ps_name] = plan_set.get("refused", [])
+                src, b, al = _ps_request("permission set", a.ps_name)
+                gen.want("PermissionSet", src, b, al)
+                assign.append({"source": a.ps_name, "copyOf": src, "expires": a.expires})
+                entry["rewritten"].append({"kind": "PermissionSet", "name": a.ps_name, "reason": plan_set["reason"],
+                                           "_source": src})
+            else:
+                assign.append({"permissionSet": a.ps_name, "expires": a.expires})
+                entry["kept"].append({"kind": "PermissionSet", "name": a.ps_name, "reason": plan_set["reason"]})
+        group_assign: list[dict] = []
+        for a in sorted(held_groups, key=lambda a: a.group_name or ""):
+            gname = a.group_name or a.ps_name
+            if (ov.keep is not None and gname not in ov.keep) or gname in ov.drop:
+                entry["dropped"].append({"kind": "PermissionSetGroup", "name": gname,
+                                         "reason": "left out by sf-intuser.toml (keep/drop)"})
+                continue
+            members = [c for c in inv.components if c.group_id[:15] == (a.group_id or "")[:15]]
+            gdata = groups.get(gname)
+            muting = [c.text or "" for c in children(parse(gdata, f"PermissionSetGroup {gname}").root,
+                                                     "mutingPermissionSets")] if gdata else []
+            plans = {c.ps_name: _plan_set(c.ps_name, inv.license_name(c.license_id), sets.get(c.ps_name), refusals,
+                                          user_licenses, psl_available)
+                     for c in members if (c.ps_type or "") != "Muting"}
+            bad = {n: p for n, p in plans.items() if p["verdict"] == "blocked"}
+            if not [p for p in plans.values() if p["verdict"] != "as-is"]:
+                group_assign.append({"group": gname, "expires": a.expires})
+                entry["kept"].append({"kind": "PermissionSetGroup", "name": gname,
+                                      "reason": f"all {len(plans)} of its permission sets are assignable as they are"})
+                continue
+            if bad:
+                for n, p in sorted(bad.items()):
+                    blockers.append(_blocker(f"group {gname}: permission set {n}: {p['reason']}", p["fix"]))
+                continue
+            if muting or gdata is None:
+                blockers.append(_blocker(
+                    f"group {gname} must be rebuilt from license-less copies, "
+                    + ("but it mutes permissions (mutingPermissionSets: " + ", ".join(muting) + "), and a muting "
+                       "set belongs to one group: a rebuilt group would grant what the muting set takes away"
+                       if muting else "but it was not retrieved"),
+                    "Rebuild the group by hand without the muting, or move this user by hand"))
+                continue
+            src = f"permission set group {gname}"
+            gen.want("PermissionSetGroup", src, naming.api_name(gname, SUFFIX),
+                     lambda n, g=gname, s=src: naming.api_name(g, SUFFIX, tag=naming.short_hash(s, n)))
+            for n, p in plans.items():
+                if p["verdict"] == "copy":
+                    copies[n] = p["reason"]
+                    copy_refused[n] = p.get("refused", [])
+                    s2, b2, al2 = _ps_request("permission set", n)
+                    gen.want("PermissionSet", s2, b2, al2)
+            rebuilt[gname] = {"source": src, "data": gdata, "members": plans}
+            group_assign.append({"rebuilt": gname, "source": src, "expires": a.expires})
+            entry["rewritten"].append({"kind": "PermissionSetGroup", "name": gname,
+                                       "reason": "holds " + ", ".join(f"{n} ({p['reason']})" for n, p in
+                                                                      sorted(plans.items()) if p["verdict"] == "copy")
+                                                 + ": rebuilt from license-less copies (its members are not assigned "
+                                                   "one by one: the group keeps them together, as the admin set it up)",
+                                       "_source": src})
+        for p in inv.of_user(inv.psl_assignments, u.id):
+            if p.psl_name == rules.INTEGRATION_PSL:
+                continue
+            psl = inv.psl(p.psl_name)
+            if psl is not None and psl.for_integrations:
+                entry["kept"].append({"kind": "PermissionSetLicense", "name": p.psl_name,
+                                      "reason": "available for integrations"})
+            else:
+                entry["dropped"].append({"kind": "PermissionSetLicense", "name": p.psl_name,
+                                         "reason": "not available for integration users; nothing that comes along "
+                                                   "needs it"})
+        entry["_assign"], entry["_groups"] = assign, group_assign
+        entry["_psls"] = sorted({p.psl_name for p in inv.of_user(inv.psl_assignments, u.id)
+                                 if p.psl_name != rules.INTEGRATION_PSL and (inv.psl(p.psl_name) or _NO).for_integrations})
+        entry["packages"] = [{"namespace": p.namespace, "packageLicenseId": p.package_id}
+                             for p in inv.of_user(inv.package_assignments, u.id)]
+
+    # --- seats ----------------------------------------------------------------------------------
+    lic = inv.user_license(rules.INTEGRATION_USER_LICENSE)
+    psl = inv.psl(rules.INTEGRATION_PSL)
+    free_lic = lic.free if lic else 0
+    free_psl = psl.free if psl else 0
+    seat_users = [(u, e) for u, e, _ in per_user if not e["blockers"]]
+    holders = {p.user_id for p in inv.psl_assignments if p.psl_name == rules.INTEGRATION_PSL}
+    psl_needed = 0
+    for i, (u, e) in enumerate(sorted(seat_users, key=lambda ue: ue[0].username.lower())):
+        new_psl = u.id not in holders   # a user that holds the PSL keeps its seat through the move
+        psl_needed += new_psl
+        if lic is None:
+            e["blockers"].append(_blocker("the org has no Salesforce Integration user license",
+                                          "Enterprise, Unlimited, Performance and Developer editions include it; ask "
+                                          "Salesforce to provision it"))
+        elif i >= free_lic:
+            need = len(seat_users) - free_lic
+            e["blockers"].append(_blocker(
+                f"no free Salesforce Integration seat ({lic.total} total, {lic.used} used; {len(seat_users)} user(s) "
+                f"to move)", f"Buy {need} more Salesforce Integration seat(s) (list price $10 a user a month), or "
+                             "plan fewer users (-u)"))
+        elif psl is None:
+            e["blockers"].append(_blocker("the org has no Salesforce API Integration permission set license",
+                                          "Ask Salesforce to provision SalesforceAPIIntegrationPsl with the "
+                                          "Salesforce Integration license"))
+        elif new_psl and psl_needed > free_psl:
+            short = sum(1 for x, _ in seat_users if x.id not in holders) - free_psl
+            e["blockers"].append(_blocker(
+                f"no free Salesforce API Integration permission set license ({psl.total} total, {psl.used} used)",
+                f"Get {short} more SalesforceAPIIntegrationPsl seat(s), or plan fewer users"))
+
+    planned = [(u, e, ov) for u, e, ov in per_user if not e["blockers"]]
+    for e in users_out:
+        if e["blockers"]:
+            e["status"] = "blocked"
+
+    # --- generate -------------------------------------------------------------------------------
+    used_profiles = {policy_key[u.username] for u, _, _ in planned}
+    api_plan = profile_md.plan_api_profiles_for({k: v for k, v in policies.items() if k in used_profiles},
+                                                prefix=API_PROFILE_PREFIX)
+    for rw in api_plan.profiles:
+        first = rw.sources[0]
+        base = f"{API_PROFILE_PREFIX}{first}"[:255]
+        gen.want("Profile", f"profile {first}", base,
+                 lambda n, b=base, f=first: f"{b[:240]} ({naming.short_hash(f'profile {f}', n)})")
+    gen.allocate()
+    warnings.extend(gen.warnings)
+    files: dict[str, bytes] = {}
+    members: dict[str, list[str]] = {}
+    generated: list[dict] = []
+    group_members: dict[str, list[str]] = {}
+
+    def put(type_name: str, name: str, data: bytes, source: str, kind: str) -> None:
+        files[_file_name(type_name, name)] = data
+        members.setdefault(type_name, []).append(name)
+        generated.append({"type": type_name, "name": name, "source": source, "kind": kind,
+                          "file": "metadata/" + _file_name(type_name, name),
+                          "exists": gen.exists(type_name, name)})
+
+    needed_profiles = {e["_profileSource"]: (u.profile, ov.permission_set) for u, e, ov in planned}
+    for source, (pname, override) in sorted(needed_profiles.items()):
+        name = gen.name("PermissionSet", source) if not override else override
+        rw = profile_md.to_permission_set(profiles[pname], pname, ps_name=name, license=req.license,
+                                          refused=refusals, file=f"profile {pname}")
+        changes.extend(rw.changes)
+        put("PermissionSet", name, rw.data, f"profile {pname}", "from-profile")
+    needed_copies = sorted({r["name"] for _, e, _ in planned for r in e["rewritten"] if r["kind"] == "PermissionSet"}
+                           | {n for _, e, _ in planned for g in e["_groups"] if "rebuilt" in g
+                              for n, p in rebuilt[g["rebuilt"]]["members"].items() if p["verdict"] == "copy"})
+    for sname in needed_copies:
+        name = gen.name("PermissionSet", f"permission set {sname}")
+        rw = ps_md.license_less_copy(sets[sname], sname, new_name=name, license=req.license, refused=refusals)
+        changes.extend(_file(c, f"permission set {sname}") for c in rw.changes)
+        put("PermissionSet", name, rw.data, f"permission set {sname}", "copy")
+    for gname in sorted({g["rebuilt"] for _, e, _ in planned for g in e["_groups"] if "rebuilt" in g}):
+        info = rebuilt[gname]
+        name = gen.name("PermissionSetGroup", info["source"])
+        src_root = parse(info["data"], f"PermissionSetGroup {gname}").root
+        root = new_root("PermissionSetGroup")
+        add(root, "description", f"{GROUP_MARKER}{gname} for the Salesforce Integration license"[:255])
+        add(root, "hasActivationRequired", "false")
+        add(root, "label", f"{text(src_root, 'label') or gname} (Integration)"[:80])
+        for n in sorted(info["members"]):
+            p = info["members"][n]
+            add(root, "permissionSets", gen.name("PermissionSet", f"permission set {n}") if p["verdict"] == "copy"
+                else n)
+        add(root, "status", "Updated")
+        put("PermissionSetGroup", name, serialize(root, DEFAULT_STYLE, fresh=True), info["source"], "rebuilt-group")
+        group_members[name] = [c.text or "" for c in children(root, "permissionSets")]
+    targets: dict[str, str] = {}
+    how: dict[str, str] = {}
+    for rw in api_plan.profiles:
+        name = gen.name("Profile", f"profile {rw.sources[0]}")
+        for s in rw.sources:
+            targets[s] = name
+        exists = next((p for p in inv.api_profiles if p.name.lower() == name.lower()), None)
+        if exists is not None and (exists.license_id or "")[:15] != ((lic.id if lic else "") or "")[:15]:
+            for u, e, _ in planned:
+                if policy_key[u.username] in rw.sources:
+                    e["blockers"].append(_blocker(f"a profile named {name!r} exists on another license",
+                                                  "Rename that profile, or set a different name"))
+        put("Profile", name, rw.data, "login policy of " + ", ".join(rw.sources), "api-only-profile")
+        how[name] = "deploy (the profile exists)" if exists else "record+deploy"
+        changes.extend(_renamed(c, f"{API_PROFILE_PREFIX}{rw.sources[0]}"[:255], name) for c in rw.changes)
+    for k, t in api_plan.targets.items():
+        targets.setdefault(k, t)
+
+    # --- per-user result ------------------------------------------------------------------------
+    refused_by_source: dict[str, list[dict]] = {}
+    for c in changes:
+        if c.action == "dropped" and c.section == "userPermissions":
+            refused_by_source.setdefault(c.file, []).append({"kind": "userPermission", "name": c.name,
+                                                            "reason": c.reason, "rule": c.rule, "source": c.source})
+    steps_assign, steps_groups, steps_access, steps_switch, steps_psl, steps_pkg = [], [], [], [], [], []
+    by_name = {g["name"]: g for g in generated}
+    for u, e, ov in planned:
+        if e["blockers"]:
+            e["status"] = "blocked"
+            continue
+        target = targets[policy_key[u.username]]
+        profile_set = gen.name("PermissionSet", e["_profileSource"]) if not ov.permission_set else ov.permission_set
+        std = target == rules.STANDARD_API_PROFILE
+        e["to"] = {"profile": target, "license": rules.INTEGRATION_USER_LICENSE,
+                   "profileHow": "standard profile: nothing to create" if std else how.get(target, "deploy"),
+                   "permissionSet": profile_set, "permissionSetLicense": rules.INTEGRATION_PSL}
+        e["rewritten"].insert(0, {"kind": "Profile", "name": u.profile,
+                                  "reason": f"its access moves to the license-less permission set {profile_set}; the "
+                                            f"user moves to {target}"})
+        e["dropped"] = refused_by_source.get(f"profile {u.profile}", []) + e["dropped"]
+        assigns = [{"permissionSet": profile_set, "expires": None, "why": f"made from profile {u.profile}"}]
+        for a in e.pop("_assign"):
+            if "copyOf" in a:
+                name = gen.name("PermissionSet", a["copyOf"])
+                assigns.append({"permissionSet": name, "expires": a["expires"],
+                                "why": f"license-less copy of {a['source']}"})
+                e["dropped"] += [{**d, "name": d["name"], "from": a["source"]}
+                                 for d in refused_by_source.get(f"permission set {a['source']}", [])]
+            else:
+                assigns.append({"permissionSet": a["permissionSet"], "expires": a["expires"], "why": "as it is"})
+        groups_out = []
+        for g in e.pop("_groups"):
+            if "rebuilt" in g:
+                groups_out.append({"group": gen.name("PermissionSetGroup", g["source"]), "expires": g["expires"],
+                                   "why": f"rebuilt from {g['rebuilt']}"})
+                for n, p in sorted(rebuilt[g["rebuilt"]]["members"].items()):
+                    if p["verdict"] == "copy":
+                        e["dropped"] += [{**d, "from": f"{n} in group {g['rebuilt']}"}
+                                         for d in refused_by_source.get(f"permission set {n}", [])]
+            else:
+                groups_out.append({"group": g["group"], "expires": g["expires"], "why": "as it is"})
+        e["to"]["assign"] = assigns
+        e["to"]["groups"] = groups_out
+        for r in e["rewritten"]:
+            if r.get("_source"):
+                kind = "PermissionSetGroup" if r["kind"] == "PermissionSetGroup" else "PermissionSet"
+                r["into"] = gen.name(kind, r.pop("_source"))
+        # connected apps: SetupEntityAccess rows of the old profile and of copied sets, again on the new sets
+        grants = []
+        own = inv.profile_set(u.profile_id)
+        sources = [(own.id if own else "", profile_set, f"profile {u.profile}")]
+        for a in inv.of_user(inv.assignments, u.id):
+            if not a.owned and not a.group_id and a.ps_name in copies and any(
+                    x.get("why") == f"license-less copy of {a.ps_name}" for x in assigns):
+                sources.append((a.ps_id, gen.name("PermissionSet", f"permission set {a.ps_name}"),
+                                f"permission set {a.ps_name}"))
+        for g in groups_out:
+            origin = next((x for x in rebuilt.values() if gen.name("PermissionSetGroup", x["source"]) == g["group"]),
+                          None)
+            for n, p in sorted((origin or {}).get("members", {}).items()):
+                comp = next((c for c in inv.components if c.ps_name == n), None)
+                if p["verdict"] == "copy" and comp is not None:
+                    sources.append((comp.ps_id, gen.name("PermissionSet", f"permission set {n}"),
+                                    f"permission set {n}"))
+        for parent, new_set, src in sources:
+            for acc in inv.access_of(parent) if parent else []:
+                if acc.entity_type == "ConnectedApplication":
+                    grants.append({"permissionSet": new_set, "entityId": acc.entity_id, "entityType": acc.entity_type,
+                                   "entity": inv.connected_apps.get(acc.entity_id, acc.entity_id), "from": src})
+        e["to"]["access"] = grants
+        entries = {t: sum(1 for acc in inv.access_of(own.id if own else "") if acc.entity_type == t)
+                   for t in ("ApexClass", "ApexPage", "CustomPermission")}
+        e["accessHow"] = ("connected apps: SetupEntityAccess rows on the new permission set (redeploying a connected "
+                          "app is fragile); Apex classes, Visualforce pages and custom permissions: entries in the "
+                          "generated permission set, deployed with it"
+                          + (f" ({entries['ApexClass']} class(es), {entries['ApexPage']} page(s), "
+                             f"{entries['CustomPermission']} custom permission(s) from the profile)"
+                             if any(entries.values()) else ""))
+        e.pop("_profileSource", None)
+        e.pop("_psls", None)
+        steps_switch.append({"user": u.username, "userId": u.id, "from": {"profileId": u.profile_id,
+                                                                        "profile": u.profile},
+                             "to": {"profile": target}})
+        steps_psl.append({"user": u.username, "userId": u.id, "permissionSetLicense": rules.INTEGRATION_PSL})
+        steps_assign += [{"user": u.username, "userId": u.id, "permissionSet": a["permissionSet"],
+                          "expires": a["expires"]} for a in assigns]
+        steps_groups += [{"user": u.username, "userId": u.id, "group": g["group"], "expires": g["expires"]}
+                         for g in groups_out]
+        steps_access += grants
+        steps_pkg += [{"user": u.username, "userId": u.id, **p} for p in e["packages"]]
+    for e in users_out:
+        for k in ("_assign", "_groups", "_profileSource", "_psls"):
+            e.pop(k, None)
+        for r in e.get("rewritten", []):
+            r.pop("_source", None)
+        if e["blockers"]:
+            e["status"] = "blocked"
+            e.pop("to", None)
+
+    # the metadata of blocked users' sources is not deployed
+    live: set[str] = set()
+    for _, e, _ in planned:
+        if e["status"] != "planned":
+            continue
+        live |= {e["to"]["permissionSet"], e["to"]["profile"], *(a["permissionSet"] for a in e["to"]["assign"])}
+        for x in e["to"]["groups"]:
+            live |= {x["group"], *group_members.get(x["group"], [])}
+    generated = [g for g in generated if g["name"] in live]
+    files = {k: v for k, v in files.items() if any(g["file"] == "metadata/" + k for g in generated)}
+    members = {t: sorted(g["name"] for g in generated if g["type"] == t) for t in members}
+    members = {t: m for t, m in members.items() if m}
+    if files:
+        files["package.xml"] = package_xml.build(members, inv.org.api_version)
+    steps = _steps(generated, how, steps_switch, steps_psl, steps_assign, steps_groups, steps_access, steps_pkg, lic)
+    planned_users = [e for e in users_out if e["status"] == "planned"]
+    data = {
+        "schema": SCHEMA, "version": VERSION, "createdAt": req.created_at, "sfIntuser": req.tool_version,
+        "run": req.run,
+        "org": {"id": inv.org.id, "name": inv.org.name, "edition": inv.org.edition, "username": inv.org.username,
+                "alias": inv.org.alias, "instanceUrl": inv.org.instance_url, "apiVersion": inv.org.api_version},
+        "snapshot": "snapshot/manifest.json",
+        "permissionSetLicense": req.license,
+        "summary": {"users": len(users_out), "planned": len(planned_users),
+                    "blocked": len(users_out) - len(planned_users), "generated": len(generated)},
+        "users": users_out,
+        "generated": generated,
+        "steps": steps,
+        "rollback": _rollback(inv, [e for e in users_out if e["status"] == "planned"]),
+        "seats": discover_mod.seats_of(inv, len(planned_users)),
+        "savings": _savings(inv, planned_users, req),
+        "warnings": warnings + sorted({f"{e['username']}: {w}" for e in users_out for w in e.get("warnings", [])}),
+    }
+    return Plan(data, files, changes)
+
+
+class _NoPsl:
+    for_integrations = False
+
+
+_NO = _NoPsl()
+
+
+def _file(change: Change, file: str) -> Change:
+    return change if change.file == file else Change(**{**change.__dict__, "file": file})
+
+
+def _renamed(change: Change, old: str, new: str) -> Change:
+    if old == new:
+        return change
+    return Change(**{**change.__dict__, "reason": change.reason.replace(repr(old), repr(new)),
+                     "file": new if change.file == old else change.file})
+
+
+def _plan_set(name: str, license_name: str | None, data: bytes | None, refusals: rules.OrgRefusals,
+              user_licenses: frozenset[str], psl_available: Mapping[str, bool]) -> dict:
+    """What becomes of one assigned permission set: ``as-is``, ``copy`` (with why) or ``blocked``."""
+    v = rules.classify_license(license_name, name, user_licenses=user_licenses, psl_available=psl_available)
+    if v.verdict == "blocked":
+        return {"verdict": "blocked", "reason": v.reason,
+                "fix": f"Remove {name} from the user before the move (what it grants needs a license integration "
+                       "users can't hold), or keep this user on its license"}
+    if data is None:
+        return {"verdict": "blocked", "reason": "it was not retrieved", "fix": "Run the plan again"}
+    try:
+        enabled = _enabled(data, f"PermissionSet {name}")
+    except MetadataXmlError as exc:
+        return {"verdict": "blocked", "reason": str(exc), "fix": "Run the plan again"}
+    refused = sorted(p for p in enabled if refusals.get(p) is not None)
+    if v.verdict == "needs-rewrite":
+        return {"verdict": "copy", "reason": v.reason, "refused": refused}
+    if refused:
+        return {"verdict": "copy", "reason": "holds user permission(s) an integration user can't have in this org: "
+                                             + ", ".join(refused), "refused": refused}
+    return {"verdict": "as-is", "reason": v.reason}
+
+
+def _steps(generated: list[dict], how: Mapping[str, str], switch: list, psl: list, assign: list, groups: list,
+           access: list, packages: list, lic: Any) -> list[dict]:
+    new_profiles = [g for g in generated if g["type"] == "Profile" and how.get(g["name"]) == "record+deploy"]
+    new_sets = [{"type": g["type"], "name": g["name"]} for g in generated
+                if g["type"] in ("PermissionSet", "PermissionSetGroup") and not g["exists"]]
+    steps: list[dict] = []
+
+    def step(action: str, why: str, records: list, inverse: dict) -> None:
+        if records or action == "verify":
+            steps.append({"id": len(steps) + 1, "action": action, "why": why, "records": records, "inverse": inverse})
+
+    step("create-profiles", "a new profile is best made as a Profile record, which starts with only what its license "
+         "requires (Metadata API Profile doc); whether a deploy alone may create one on this license is unknown",
+         [{"Name": g["name"], "UserLicense": rules.INTEGRATION_USER_LICENSE, "UserLicenseId": lic.id if lic else None}
+          for g in new_profiles],
+         {"action": "none", "why": "an API-only profile with no user grants nothing; delete it in Setup if wanted"})
+    step("deploy", "the generated permission sets, groups and the API-only profiles' login IP ranges and hours "
+         "(metadata/, checked first with a validation)",
+         [{"type": g["type"], "name": g["name"], "file": g["file"], "new": not g["exists"]} for g in generated],
+         {"action": "delete-components", "records": new_sets,
+          "why": "what the deploy created is deleted once nothing is assigned it; what existed stays"})
+    step("switch-profiles", "the move itself: the license changes with the profile, and Salesforce removes the "
+         "user's permission set assignments", switch,
+         {"action": "switch-profiles", "records": [{"user": r["user"], "userId": r["userId"],
+                                                    "to": {"profileId": r["from"]["profileId"],
+                                                           "profile": r["from"]["profile"]}} for r in switch]})
+    step("assign-permission-set-licenses", "standard objects need the Salesforce API Integration permission set "
+         "license", psl, {"action": "unassign-permission-set-licenses", "records": psl})
+    step("assign-permission-sets", "the user's access again: the set made from its profile, copies and sets that "
+         "move as they are (with their expiration dates)", assign,
+         {"action": "unassign-permission-sets", "records": assign})
+    step("assign-groups", "permission set groups, as they are or rebuilt", groups,
+         {"action": "unassign-groups", "records": groups})
+    step("grant-access", "connected-app access the old profile and copied sets had (SetupEntityAccess)", access,
+         {"action": "revoke-access", "records": access})
+    step("grant-package-licenses", "managed package licenses, if the move removed them", packages,
+         {"action": "revoke-package-licenses", "records": packages,
+          "why": "only the ones this step created"})
+    step("verify", "read the org again and compare each user with the plan", [],
+         {"action": "none"})
+    return steps
+
+
+def _rollback(inv: Inventory, entries: list[dict]) -> dict:
+    """Each planned user's state before the move, from the snapshot: what a rollback restores."""
+    users = []
+    for e in entries:
+        uid = e["id"]
+        users.append({
+            "user": e["username"], "userId": uid, "profileId": e["from"]["profileId"], "profile": e["from"]["profile"],
+            "permissionSets": [{"permissionSetId": a.ps_id, "name": a.ps_name, "expires": a.expires}
+                               for a in inv.of_user(inv.assignments, uid) if not a.owned and not a.group_id],
+            "groups": [{"groupId": a.group_id, "name": a.group_name, "expires": a.expires}
+                       for a in inv.of_user(inv.assignments, uid) if a.group_id],
+            "permissionSetLicenses": [{"permissionSetLicenseId": p.psl_id, "name": p.psl_name}
+                                      for p in inv.of_user(inv.psl_assignments, uid)],
+            "packageLicenses": [{"packageLicenseId": p.package_id, "namespace": p.namespace}
+                                for p in inv.of_user(inv.package_assignments, uid)],
+        })
+    return {"from": "snapshot/inventory.json", "users": users}
+
+
+def _savings(inv: Inventory, planned: list[dict], req: Request) -> dict:
+    rows: dict[str, dict] = {}
+    unpriced = []
+    for e in planned:
+        license_name = e["from"]["license"]
+        price, source = discover_mod.price_of(license_name, inv.org.edition, req.discover.prices)
+        if price is None:
+            unpriced.append(license_name)
+            continue
+        r = rows.setdefault(license_name, {"license": license_name, "seats": 0, "monthlyPrice": price,
+                                           "source": source})
+        r["seats"] += 1
+    lic = inv.user_license(rules.INTEGRATION_USER_LICENSE)
+    to_buy = max(len(planned) - (lic.free if lic else 0), 0)
+    seat_price, seat_source = discover_mod.price_of(rules.INTEGRATION_USER_LICENSE, inv.org.edition,
+                                                    req.discover.prices)
+    gross = sum(r["seats"] * r["monthlyPrice"] * 12 for r in rows.values())
+    cost = to_buy * (seat_price or 0) * 12
+    return {"currency": "USD", "freedSeats": sorted(rows.values(), key=lambda r: r["license"]),
+            "unpricedLicenses": sorted(set(unpriced)), "integrationSeatsToBuy": to_buy,
+            "integrationSeatPrice": seat_price, "integrationSeatSource": seat_source,
+            "yearlyGross": round(gross, 2), "yearlyCost": round(cost, 2), "yearlySaving": round(gross - cost, 2),
+            "note": discover_mod.RENEWAL_NOTE}
+
+
+def overrides_from(users: Iterable[Any]) -> dict[str, Override]:
+    """Per-user overrides from sf-intuser.toml entries (:class:`config.UserConfig`)."""
+    out = {}
+    for u in users:
+        out[u.username.lower()] = Override(u.permission_set, u.keep, tuple(u.drop),
+                                           tuple(IpRange(r.start, r.end, r.description) for r in u.add_ip_ranges))
+    return out

@@ -1,0 +1,548 @@
+"""What the org holds about its users and their access, read through the sf CLI into plain records.
+
+Everything is read with SOQL in Composite Batch calls (:func:`commands.query_all`): a fixed number of
+sf calls whatever the number of users, because users go into ``IN`` lists of up to 200 ids and
+per-user figures come from aggregates. The reads come in rounds, each one sf call for up to 200 users
+(25 subrequests; pages beyond 2,000 rows cost one more call per round):
+
+1. :func:`read_org`: the organization, user licenses and permission set licenses with their seats,
+   package licenses, connected applications, the API-only profiles and the permission sets
+   sf-intuser generated before, the users (all active internal users, or the ones named), the
+   evidence of API use (API logins in the window, API Only User through profile or permission set),
+   and, for a plan, the permission names the org knows (PermissionSet describe) and what the
+   ``SalesforceAPIIntegrationPsl`` allows (PermissionSetLicense describe);
+2. :func:`read_users`: for the users in question, their logins by type and application, OAuth
+   tokens, permission set, group, permission set license and package license assignments, group
+   components, SetupEntityAccess rows of their profiles and sets, and (``deep``) how many object
+   and field permission rows each profile and set holds, with the objects they name;
+   a plan also reads the permission set license's ``MaximumPermissions`` and the figures of the sets
+   inside permission set groups (all groups: SOQL allows one level of semi-join, and the users' groups
+   are not known before this round).
+
+Field and object names follow the object reference (salesforce-facts.md A5). Some facts are
+unknown [U] and both possibilities are handled: whether every user has a PermissionSetAssignment
+for its profile's own set (the profile's access is read by ``ProfileId``, not through one), and
+whether ``MaximumPermissions<X>`` exists for every permission (only the fields the describe lists
+are read; a missing list means "not known", never "allowed").
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Iterable, Mapping
+
+from sf_intuser.metadata.license_rules import INTEGRATION_PSL, INTEGRATION_USER_LICENSE
+from sf_intuser.sf import commands
+from sf_intuser.sf.runner import SfRunner
+from sf_intuser.sf.soql import chunks, in_list, quote
+
+#: REST API version of the reads: old enough for any org in support, new enough for everything read
+#: here (PermissionSetAssignment.ExpirationDate needs 52.0; Composite Batch 34.0)
+API_VERSION = "60.0"
+#: ids per IN list: 200 ids of 21 characters keep a query URL well under the 16,384 bytes a REST URI may have
+IDS_PER_QUERY = 200
+#: MaximumPermissions fields per query (the same URL budget)
+FIELDS_PER_QUERY = 150
+
+#: the access a profile or permission set grants through SetupEntityAccess that a move must carry
+ENTITY_TYPES = ("ApexClass", "ApexPage", "ConnectedApplication", "CustomPermission")
+
+
+@dataclass(frozen=True)
+class Org:
+    id: str
+    name: str
+    edition: str
+    is_sandbox: bool
+    instance_url: str
+    username: str
+    alias: str | None
+    api_version: str
+
+
+@dataclass(frozen=True)
+class UserLicense:
+    id: str
+    name: str
+    total: int
+    used: int
+    key: str | None = None
+
+    @property
+    def free(self) -> int:
+        return max(self.total - self.used, 0)
+
+
+@dataclass(frozen=True)
+class Psl:
+    id: str
+    name: str          # DeveloperName, as a permission set's <license> names it
+    label: str
+    total: int
+    used: int
+    for_integrations: bool | None
+    status: str = ""
+
+    @property
+    def free(self) -> int:
+        return max(self.total - self.used, 0)
+
+
+@dataclass(frozen=True)
+class Package:
+    id: str
+    namespace: str
+    allowed: int
+    used: int
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    username: str
+    name: str
+    active: bool
+    user_type: str
+    profile_id: str
+    profile: str
+    license_id: str
+    license: str
+    last_login: str | None
+    created: str | None
+
+
+@dataclass(frozen=True)
+class Login:
+    """Logins of one user of one type through one application in the window (an aggregate row)."""
+
+    user_id: str
+    type: str
+    application: str | None
+    count: int
+    latest: str | None
+
+
+@dataclass(frozen=True)
+class Token:
+    user_id: str
+    app: str
+    use_count: int
+    last_used: str | None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A PermissionSetAssignment: of a permission set, or of a group (``group_id``; ``ps_id`` is then
+    the group's own aggregate set)."""
+
+    id: str
+    user_id: str
+    ps_id: str
+    ps_name: str
+    ps_label: str
+    license_id: str | None
+    owned: bool
+    namespace: str | None
+    ps_type: str | None
+    group_id: str | None
+    group_name: str | None
+    group_label: str | None
+    group_status: str | None
+    expires: str | None
+
+
+@dataclass(frozen=True)
+class PslAssignment:
+    id: str
+    user_id: str
+    psl_id: str
+    psl_name: str
+
+
+@dataclass(frozen=True)
+class PackageAssignment:
+    id: str
+    user_id: str
+    package_id: str
+    namespace: str
+
+
+@dataclass(frozen=True)
+class Component:
+    """A permission set inside a permission set group (muting sets included)."""
+
+    id: str
+    group_id: str
+    ps_id: str
+    ps_name: str
+    ps_label: str
+    license_id: str | None
+    ps_type: str | None
+    namespace: str | None
+
+
+@dataclass(frozen=True)
+class Access:
+    """A SetupEntityAccess row: the permission set (a profile's own, or any) ``parent_id`` grants ``entity_id``."""
+
+    id: str
+    parent_id: str
+    entity_id: str
+    entity_type: str
+
+
+@dataclass(frozen=True)
+class NamedRecord:
+    id: str
+    name: str
+    label: str = ""
+    description: str | None = None
+    profile_id: str | None = None   # a profile's own permission set: its profile
+    license_id: str | None = None   # a profile: its user license
+
+
+@dataclass
+class Inventory:
+    org: Org
+    days: int
+    user_licenses: list[UserLicense] = field(default_factory=list)
+    psls: list[Psl] = field(default_factory=list)
+    packages: list[Package] = field(default_factory=list)
+    connected_apps: dict[str, str] = field(default_factory=dict)          # id -> name
+    api_profiles: list[NamedRecord] = field(default_factory=list)        # integration-license or "API Only - " profiles
+    generated_sets: list[NamedRecord] = field(default_factory=list)      # permission sets named *Intuser
+    generated_groups: list[NamedRecord] = field(default_factory=list)    # permission set groups named *Intuser
+    users: list[User] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)                   # usernames asked for, not in the org
+    api_only_profiles: list[str] = field(default_factory=list)           # profile ids granting API Only User
+    api_only_users: list[str] = field(default_factory=list)              # user ids granted it by a permission set
+    api_login_users: list[str] = field(default_factory=list)             # user ids with an API login in the window
+    logins: list[Login] = field(default_factory=list)
+    tokens: list[Token] = field(default_factory=list)
+    assignments: list[Assignment] = field(default_factory=list)
+    psl_assignments: list[PslAssignment] = field(default_factory=list)
+    package_assignments: list[PackageAssignment] = field(default_factory=list)
+    components: list[Component] = field(default_factory=list)
+    access: list[Access] = field(default_factory=list)
+    profile_sets: list[NamedRecord] = field(default_factory=list)        # the profiles' own permission sets
+    #: permission set id -> rows of ObjectPermissions / FieldPermissions it holds (a plan's cross-check)
+    object_counts: dict[str, int] = field(default_factory=dict)
+    field_counts: dict[str, int] = field(default_factory=dict)
+    objects: list[str] = field(default_factory=list)                     # objects named in those rows
+    org_permissions: list[str] | None = None                            # the user permissions the org knows
+    psl_maximum: dict[str, bool] | None = None                          # SalesforceAPIIntegrationPsl's maximum
+    maximum_fields: list[str] | None = None                             # its MaximumPermissions fields (describe)
+
+    # --- lookups ------------------------------------------------------------------------------
+
+    def user_license(self, name: str = INTEGRATION_USER_LICENSE) -> UserLicense | None:
+        return next((lic for lic in self.user_licenses if lic.name == name), None)
+
+    def psl(self, name: str = INTEGRATION_PSL) -> Psl | None:
+        return next((p for p in self.psls if p.name == name), None)
+
+    def license_name(self, license_id: str | None) -> str | None:
+        """The name a permission set's ``<license>`` would hold for ``license_id``: a user license's
+        Name or a permission set license's DeveloperName (LicenseId points to either)."""
+        if not license_id:
+            return None
+        for lic in self.user_licenses:
+            if lic.id[:15] == license_id[:15]:
+                return lic.name
+        for p in self.psls:
+            if p.id[:15] == license_id[:15]:
+                return p.name
+        return None
+
+    def user(self, user_id: str) -> User | None:
+        return next((u for u in self.users if u.id[:15] == user_id[:15]), None)
+
+    def of_user(self, items: Iterable[Any], user_id: str) -> list[Any]:
+        return [i for i in items if i.user_id[:15] == user_id[:15]]
+
+    def profile_set(self, profile_id: str) -> NamedRecord | None:
+        return next((p for p in self.profile_sets if (p.profile_id or "")[:15] == profile_id[:15]), None)
+
+    def access_of(self, parent_id: str) -> list[Access]:
+        return [a for a in self.access if a.parent_id[:15] == parent_id[:15]]
+
+    # --- persistence --------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Inventory":
+        kinds = {"user_licenses": UserLicense, "psls": Psl, "packages": Package, "api_profiles": NamedRecord,
+                 "generated_sets": NamedRecord, "generated_groups": NamedRecord, "users": User, "logins": Login, "tokens": Token,
+                 "assignments": Assignment, "psl_assignments": PslAssignment,
+                 "package_assignments": PackageAssignment, "components": Component, "access": Access,
+                 "profile_sets": NamedRecord}
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            v = data[f.name]
+            if f.name == "org":
+                v = Org(**v)
+            elif f.name in kinds:
+                v = [kinds[f.name](**x) for x in v]
+            values[f.name] = v
+        return cls(**values)
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _s(v: Any) -> str:
+    return "" if v is None else str(v)
+
+
+def _rel(rec: Mapping[str, Any], path: str) -> Any:
+    cur: Any = rec
+    for part in path.split("."):
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+def _int(v: Any) -> int:
+    try:
+        return int(v or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+USER_FIELDS = ("Id, Username, Name, IsActive, UserType, ProfileId, Profile.Name, Profile.UserLicenseId, "
+               "LastLoginDate, CreatedDate")
+
+
+def read_org(runner: SfRunner, org: Org, *, days: int, api_login_types: Iterable[str],
+             usernames: Iterable[str] | None = None, describe: bool = False, names: Iterable[str] = ()) -> Inventory:
+    """Round 1 (one sf call, more only for pages beyond 2,000 rows). With ``usernames`` the users read
+    are those (active or not); else every active internal user, with the evidence of API use."""
+    target = org.alias or org.username
+    types = list(api_login_types)
+    names = sorted(set(names))
+    q: dict[str, str] = {
+        "org": "SELECT Id, Name, OrganizationType, IsSandbox, InstanceName FROM Organization",
+        "licenses": "SELECT Id, Name, LicenseDefinitionKey, TotalLicenses, UsedLicenses FROM UserLicense",
+        "psls": "SELECT Id, DeveloperName, MasterLabel, TotalLicenses, UsedLicenses, IsAvailableForIntegrations, "
+                "Status FROM PermissionSetLicense",
+        "packages": "SELECT Id, NamespacePrefix, AllowedLicenses, UsedLicenses FROM PackageLicense",
+        "apps": "SELECT Id, Name FROM ConnectedApplication",
+        "apiProfiles": "SELECT Id, Name, Description, UserLicenseId FROM Profile WHERE UserLicense.Name = "
+                       + quote(INTEGRATION_USER_LICENSE) + " OR Name LIKE 'API Only - %'",
+        "generated": "SELECT Id, Name, Label, Description FROM PermissionSet WHERE IsOwnedByProfile = false AND "
+                     "(Name LIKE '%Intuser%'" + (f" OR Name IN {in_list(names)})" if names else ")"),
+        "generatedGroups": "SELECT Id, DeveloperName, MasterLabel, Description FROM PermissionSetGroup WHERE "
+                           "DeveloperName LIKE '%Intuser%'",
+        "apiOnlyProfiles": "SELECT ProfileId FROM PermissionSet WHERE IsOwnedByProfile = true "
+                           "AND PermissionsApiUserOnly = true",
+    }
+    wanted = sorted(set(usernames or ()))
+    if usernames is not None:
+        for i, group in enumerate(chunks(wanted, IDS_PER_QUERY)):
+            q[f"users{i}"] = f"SELECT {USER_FIELDS} FROM User WHERE Username IN {in_list(group)}"
+    else:
+        q["users0"] = f"SELECT {USER_FIELDS} FROM User WHERE IsActive = true AND UserType = 'Standard'"
+        q["apiOnlyUsers"] = ("SELECT AssigneeId FROM PermissionSetAssignment WHERE PermissionSet.PermissionsApiUserOnly"
+                             " = true AND PermissionSet.IsOwnedByProfile = false AND Assignee.IsActive = true")
+        q["apiLogins"] = (f"SELECT UserId, COUNT(Id) n FROM LoginHistory WHERE LoginTime = LAST_N_DAYS:{int(days)} "
+                          f"AND LoginType IN {in_list(types)} GROUP BY UserId")
+    describes = {"psDescribe": "PermissionSet", "pslDescribe": "PermissionSetLicense"} if describe else {}
+    try:
+        r = commands.query_all(runner, q, target, org.api_version, describes)
+    except commands.QueryFailed as exc:
+        if exc.key != "apiLogins" or "queryMore" not in exc.message:
+            raise
+        # more than 2,000 users with API logins: an aggregate cannot page, so count them per group of users
+        r = commands.query_all(runner, {k: v for k, v in q.items() if k != "apiLogins"}, target, org.api_version,
+                               describes)
+        ids = [u["Id"] for k in r if k.startswith("users") for u in r[k]]
+        per = {f"apiLogins{i}": f"SELECT UserId, COUNT(Id) n FROM LoginHistory WHERE LoginTime = LAST_N_DAYS:"
+                                f"{int(days)} AND LoginType IN {in_list(types)} AND UserId IN {in_list(g)} GROUP BY UserId"
+               for i, g in enumerate(chunks(ids, IDS_PER_QUERY))}
+        more = commands.query_all(runner, per, target, org.api_version) if per else {}
+        r["apiLogins"] = [row for k in more for row in more[k]]
+    o = (r["org"] or [{}])[0]
+    inv = Inventory(Org(org.id or _s(o.get("Id")), _s(o.get("Name")), _s(o.get("OrganizationType")),
+                        bool(o.get("IsSandbox")), org.instance_url, org.username, org.alias, org.api_version),
+                    days)
+    inv.user_licenses = [UserLicense(x["Id"], _s(x.get("Name")), _int(x.get("TotalLicenses")),
+                                     _int(x.get("UsedLicenses")), x.get("LicenseDefinitionKey"))
+                         for x in r["licenses"]]
+    inv.psls = [Psl(x["Id"], _s(x.get("DeveloperName")), _s(x.get("MasterLabel")), _int(x.get("TotalLicenses")),
+                    _int(x.get("UsedLicenses")), x.get("IsAvailableForIntegrations"), _s(x.get("Status")))
+                for x in r["psls"]]
+    inv.packages = [Package(x["Id"], _s(x.get("NamespacePrefix")), _int(x.get("AllowedLicenses")),
+                            _int(x.get("UsedLicenses"))) for x in r["packages"]]
+    inv.connected_apps = {x["Id"]: _s(x.get("Name")) for x in r["apps"]}
+    inv.api_profiles = [NamedRecord(x["Id"], _s(x.get("Name")), description=x.get("Description"),
+                                    license_id=x.get("UserLicenseId")) for x in r["apiProfiles"]]
+    inv.generated_sets = [NamedRecord(x["Id"], _s(x.get("Name")), _s(x.get("Label")), x.get("Description"))
+                          for x in r["generated"]]
+    inv.generated_groups = [NamedRecord(x["Id"], _s(x.get("DeveloperName")), _s(x.get("MasterLabel")),
+                                        x.get("Description")) for x in r["generatedGroups"]]
+    inv.api_only_profiles = sorted({_s(x.get("ProfileId")) for x in r["apiOnlyProfiles"]})
+    inv.api_only_users = sorted({_s(x.get("AssigneeId")) for x in r.get("apiOnlyUsers", [])})
+    inv.api_login_users = sorted({_s(x.get("UserId")) for x in r.get("apiLogins", [])})
+    for k in sorted(k for k in r if k.startswith("users")):
+        for x in r[k]:
+            lic_id = _s(_rel(x, "Profile.UserLicenseId"))
+            inv.users.append(User(x["Id"], _s(x.get("Username")), _s(x.get("Name")), bool(x.get("IsActive")),
+                                  _s(x.get("UserType")), _s(x.get("ProfileId")), _s(_rel(x, "Profile.Name")),
+                                  lic_id, inv.license_name(lic_id) or "", x.get("LastLoginDate"),
+                                  x.get("CreatedDate")))
+    if usernames is not None:
+        found = {u.username.lower() for u in inv.users}
+        inv.not_found = [n for n in wanted if n.lower() not in found]
+    if describe:
+        inv.org_permissions = _permission_fields(r.get("psDescribe"), "Permissions")
+        inv.maximum_fields = _permission_fields(r.get("pslDescribe"), "MaximumPermissions") if inv.psl() else None
+    return inv
+
+
+def _permission_fields(describe: Any, prefix: str) -> list[str] | None:
+    if not isinstance(describe, Mapping):
+        return None
+    names = [_s(f.get("name")) for f in describe.get("fields") or [] if isinstance(f, Mapping)]
+    return sorted(n[len(prefix):] for n in names if n.startswith(prefix) and len(n) > len(prefix))
+
+
+def _maximum_queries(perms: list[str]) -> dict[str, str]:
+    return {f"max{i}": f"SELECT DeveloperName, {', '.join('MaximumPermissions' + p for p in group)} FROM "
+                       f"PermissionSetLicense WHERE DeveloperName = {quote(INTEGRATION_PSL)}"
+            for i, group in enumerate(chunks(perms, FIELDS_PER_QUERY))}
+
+
+def _maximum(rows: list[dict[str, Any]]) -> dict[str, bool]:
+    out: dict[str, bool] = {}
+    for rec in rows:
+        for k, v in rec.items():
+            if k.startswith("MaximumPermissions"):
+                out[k[len("MaximumPermissions"):]] = bool(v)
+    return out
+
+
+def read_users(runner: SfRunner, inv: Inventory, user_ids: Iterable[str], *, deep: bool = False) -> None:
+    """Round 2: everything about ``user_ids`` a discovery shows or a snapshot keeps, into ``inv``."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return
+    profiles = sorted({u.profile_id for u in inv.users if u.id in set(ids) and u.profile_id})
+    q: dict[str, str] = {}
+    for i, g in enumerate(chunks(ids, IDS_PER_QUERY)):
+        u = in_list(g)
+        assigned = f"SELECT PermissionSetId FROM PermissionSetAssignment WHERE AssigneeId IN {u}"
+        q[f"logins{i}"] = (f"SELECT UserId, LoginType, Application, COUNT(Id) n, MAX(LoginTime) latest FROM "
+                           f"LoginHistory WHERE LoginTime = LAST_N_DAYS:{int(inv.days)} AND UserId IN {u} "
+                           "GROUP BY UserId, LoginType, Application")
+        q[f"tokens{i}"] = f"SELECT UserId, AppName, UseCount, LastUsedDate FROM OauthToken WHERE UserId IN {u}"
+        q[f"psa{i}"] = ("SELECT Id, AssigneeId, PermissionSetId, PermissionSet.Name, PermissionSet.Label, "
+                        "PermissionSet.LicenseId, PermissionSet.IsOwnedByProfile, PermissionSet.NamespacePrefix, "
+                        "PermissionSet.Type, PermissionSetGroupId, PermissionSetGroup.DeveloperName, "
+                        "PermissionSetGroup.MasterLabel, PermissionSetGroup.Status, ExpirationDate FROM "
+                        f"PermissionSetAssignment WHERE AssigneeId IN {u}")
+        q[f"psla{i}"] = ("SELECT Id, AssigneeId, PermissionSetLicenseId, PermissionSetLicense.DeveloperName FROM "
+                         f"PermissionSetLicenseAssign WHERE AssigneeId IN {u}")
+        q[f"upl{i}"] = ("SELECT Id, UserId, PackageLicenseId, PackageLicense.NamespacePrefix FROM UserPackageLicense "
+                        f"WHERE UserId IN {u}")
+        q[f"components{i}"] = ("SELECT Id, PermissionSetGroupId, PermissionSetId, PermissionSet.Name, "
+                               "PermissionSet.Label, PermissionSet.LicenseId, PermissionSet.Type, "
+                               "PermissionSet.NamespacePrefix FROM PermissionSetGroupComponent WHERE "
+                               "PermissionSetGroupId IN (SELECT PermissionSetGroupId FROM PermissionSetAssignment "
+                               f"WHERE AssigneeId IN {u})")
+        q[f"setAccess{i}"] = ("SELECT Id, ParentId, SetupEntityId, SetupEntityType FROM SetupEntityAccess WHERE "
+                              f"SetupEntityType IN {in_list(ENTITY_TYPES)} AND ParentId IN ({assigned})")
+        if deep:
+            q[f"setObjects{i}"] = ("SELECT ParentId, COUNT(Id) n FROM ObjectPermissions WHERE ParentId IN "
+                                   f"({assigned}) GROUP BY ParentId")
+            q[f"setFields{i}"] = ("SELECT ParentId, COUNT(Id) n FROM FieldPermissions WHERE ParentId IN "
+                                  f"({assigned}) GROUP BY ParentId")
+            q[f"setObjectNames{i}"] = ("SELECT SobjectType FROM ObjectPermissions WHERE ParentId IN "
+                                       f"({assigned}) GROUP BY SobjectType")
+            q[f"setFieldObjects{i}"] = ("SELECT SobjectType FROM FieldPermissions WHERE ParentId IN "
+                                        f"({assigned}) GROUP BY SobjectType")
+    for i, g in enumerate(chunks(profiles, IDS_PER_QUERY)):
+        owned = f"SELECT Id FROM PermissionSet WHERE ProfileId IN {in_list(g)}"
+        q[f"profileSets{i}"] = f"SELECT Id, Name, Label, ProfileId FROM PermissionSet WHERE ProfileId IN {in_list(g)}"
+        q[f"profileAccess{i}"] = ("SELECT Id, ParentId, SetupEntityId, SetupEntityType FROM SetupEntityAccess WHERE "
+                                  f"SetupEntityType IN {in_list(ENTITY_TYPES)} AND ParentId IN ({owned})")
+        if deep:
+            q[f"profileObjects{i}"] = ("SELECT ParentId, COUNT(Id) n FROM ObjectPermissions WHERE ParentId IN "
+                                       f"({owned}) GROUP BY ParentId")
+            q[f"profileFields{i}"] = ("SELECT ParentId, COUNT(Id) n FROM FieldPermissions WHERE ParentId IN "
+                                      f"({owned}) GROUP BY ParentId")
+            q[f"profileObjectNames{i}"] = ("SELECT SobjectType FROM ObjectPermissions WHERE ParentId IN "
+                                           f"({owned}) GROUP BY SobjectType")
+            q[f"profileFieldObjects{i}"] = ("SELECT SobjectType FROM FieldPermissions WHERE ParentId IN "
+                                            f"({owned}) GROUP BY SobjectType")
+    if deep:
+        if inv.maximum_fields and inv.psl_maximum is None:
+            q.update(_maximum_queries(inv.maximum_fields))
+        # the sets inside groups, whichever groups: one level of semi-join is all SOQL allows, and the
+        # groups are not known yet (few sets sit in groups; this spares a round)
+        inside = "SELECT PermissionSetId FROM PermissionSetGroupComponent"
+        q["groupSetAccess0"] = ("SELECT Id, ParentId, SetupEntityId, SetupEntityType FROM SetupEntityAccess WHERE "
+                                f"SetupEntityType = 'ConnectedApplication' AND ParentId IN ({inside})")
+        q["groupSetObjects0"] = f"SELECT ParentId, COUNT(Id) n FROM ObjectPermissions WHERE ParentId IN ({inside}) GROUP BY ParentId"
+        q["groupSetFields0"] = f"SELECT ParentId, COUNT(Id) n FROM FieldPermissions WHERE ParentId IN ({inside}) GROUP BY ParentId"
+        q["groupSetObjectNames0"] = (f"SELECT SobjectType FROM ObjectPermissions WHERE ParentId IN ({inside}) "
+                                     "GROUP BY SobjectType")
+        q["groupSetFieldObjects0"] = (f"SELECT SobjectType FROM FieldPermissions WHERE ParentId IN ({inside}) "
+                                      "GROUP BY SobjectType")
+    r = commands.query_all(runner, q, inv.org.alias or inv.org.username, inv.org.api_version)
+
+    def rows(prefix: str) -> list[dict[str, Any]]:
+        return [x for k in sorted(r) if k.startswith(prefix) and k[len(prefix):].isdigit() for x in r[k]]
+
+    if any(k.startswith("max") for k in r):
+        inv.psl_maximum = _maximum(rows("max"))
+    inv.logins += [Login(_s(x.get("UserId")), _s(x.get("LoginType")), x.get("Application"), _int(x.get("n")),
+                         x.get("latest")) for x in rows("logins")]
+    inv.tokens += [Token(_s(x.get("UserId")), _s(x.get("AppName")), _int(x.get("UseCount")), x.get("LastUsedDate"))
+                   for x in rows("tokens")]
+    inv.assignments += [Assignment(
+        x["Id"], _s(x.get("AssigneeId")), _s(x.get("PermissionSetId")), _s(_rel(x, "PermissionSet.Name")),
+        _s(_rel(x, "PermissionSet.Label")), _rel(x, "PermissionSet.LicenseId"),
+        bool(_rel(x, "PermissionSet.IsOwnedByProfile")), _rel(x, "PermissionSet.NamespacePrefix"),
+        _rel(x, "PermissionSet.Type"), x.get("PermissionSetGroupId"), _rel(x, "PermissionSetGroup.DeveloperName"),
+        _rel(x, "PermissionSetGroup.MasterLabel"), _rel(x, "PermissionSetGroup.Status"), x.get("ExpirationDate"))
+        for x in rows("psa")]
+    inv.psl_assignments += [PslAssignment(x["Id"], _s(x.get("AssigneeId")), _s(x.get("PermissionSetLicenseId")),
+                                          _s(_rel(x, "PermissionSetLicense.DeveloperName"))) for x in rows("psla")]
+    inv.package_assignments += [PackageAssignment(x["Id"], _s(x.get("UserId")), _s(x.get("PackageLicenseId")),
+                                                  _s(_rel(x, "PackageLicense.NamespacePrefix"))) for x in rows("upl")]
+    seen = {c.id for c in inv.components}
+    inv.components += [c for c in (_component(x) for x in rows("components")) if c.id not in seen]
+    _add_access(inv, rows("setAccess") + rows("profileAccess") + rows("groupSetAccess"))
+    known = {p.id for p in inv.profile_sets}
+    inv.profile_sets += [NamedRecord(x["Id"], _s(x.get("Name")), _s(x.get("Label")), profile_id=x.get("ProfileId"))
+                         for x in rows("profileSets") if x["Id"] not in known]
+    if deep:
+        for x in rows("setObjects") + rows("profileObjects") + rows("groupSetObjects"):
+            inv.object_counts[_s(x.get("ParentId"))] = _int(x.get("n"))
+        for x in rows("setFields") + rows("profileFields") + rows("groupSetFields"):
+            inv.field_counts[_s(x.get("ParentId"))] = _int(x.get("n"))
+        inv.objects = sorted({*inv.objects, *(_s(x.get("SobjectType")) for x in
+                                              rows("setObjectNames") + rows("profileObjectNames")
+                                              + rows("setFieldObjects") + rows("profileFieldObjects")
+                                              + rows("groupSetObjectNames") + rows("groupSetFieldObjects"))})
+
+
+def _component(x: Mapping[str, Any]) -> Component:
+    return Component(x["Id"], _s(x.get("PermissionSetGroupId")), _s(x.get("PermissionSetId")),
+                     _s(_rel(x, "PermissionSet.Name")), _s(_rel(x, "PermissionSet.Label")),
+                     _rel(x, "PermissionSet.LicenseId"), _rel(x, "PermissionSet.Type"),
+                     _rel(x, "PermissionSet.NamespacePrefix"))
+
+
+def _add_access(inv: Inventory, rows: list[Mapping[str, Any]]) -> None:
+    seen = {a.id for a in inv.access}
+    for x in rows:
+        if x["Id"] not in seen:
+            seen.add(x["Id"])
+            inv.access.append(Access(x["Id"], _s(x.get("ParentId")), _s(x.get("SetupEntityId")),
+                                     _s(x.get("SetupEntityType"))))

@@ -1,0 +1,135 @@
+"""Reading an org in as few sf calls as possible: the rounds of :mod:`.inventory` with the metadata
+retrieves that can run beside them.
+
+``discover`` makes 4 sf calls whatever the number of users: ``sf org list auth`` (which org), one
+Composite Batch round for the org and its users (:func:`inventory.read_org`), then, side by side, a
+second round for the users with evidence of API use (:func:`inventory.read_users`) and one retrieve
+of their profiles (login IP ranges and hours always come back with a profile) and of every
+connected app (which ones run as a user, what they pre-authorize). Pages beyond 2,000 rows, more than
+200 users with evidence, and an org where more than 2,000 users log in over the API add a call each.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from sf_intuser.metadata import connected_app, package_xml
+from sf_intuser.metadata import license_rules as rules
+from sf_intuser.metadata.profile import login_policy
+from sf_intuser.metadata.xml import MetadataXmlError, parse
+from sf_intuser.org import discover as discover_mod
+from sf_intuser.org import inventory
+from sf_intuser.sf import commands
+from sf_intuser.sf.runner import SfConnectionError, SfRunner
+
+Progress = Callable[[str], None]
+
+
+def connect(runner: SfRunner, target_org: str | None, api_version: str = inventory.API_VERSION) -> inventory.Org:
+    """The org ``-o`` names, else sf's configured target-org (``sf org list auth``: local files, one
+    call); and a quick check that it answers, since sf itself retries a dead instance for half a minute."""
+    auth = commands.target_org(runner, target_org)
+    why = commands.unreachable(auth.instance_url)
+    if why:
+        name = auth.alias or auth.username
+        fix = (f"Start the emulated org again: sf-intuser emulator serve --alias {name}"
+               if commands.is_local(auth.instance_url) else
+               "Check the network (VPN, proxy) and the org's My Domain URL, then run this again")
+        raise SfConnectionError("OrgUnreachable", f"org {name} at {auth.instance_url} does not answer: {why}", 1,
+                                actions=[fix])
+    return inventory.Org(auth.org_id, "", "", False, auth.instance_url, auth.username, auth.alias, api_version)
+
+
+@dataclass
+class Retrieved:
+    """Metadata read from the org: name -> bytes per type, and what the org did not have."""
+
+    files: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    root: Path | None = None
+
+
+def retrieve(runner: SfRunner, org: inventory.Org, manifest: bytes, into: Path | None = None) -> Retrieved:
+    """One retrieve of ``manifest`` (package.xml bytes). ``into``: the folder to keep the files in
+    (mdapi format); without it they are read and the temporary folder removed."""
+    from urllib.parse import unquote
+
+    from sf_intuser.workspace import classify_path, read_bytes
+
+    work = Path(tempfile.mkdtemp(prefix="sf-intuser-retrieve-"))
+    try:
+        (work / "package.xml").write_bytes(manifest)
+        res = commands.retrieve(runner, work / "package.xml", org.alias or org.username, work / "out")
+        out = Retrieved(missing=res.missing)
+        for f in res.files:
+            mf = classify_path(f)
+            if mf is not None and mf.format == "mdapi":
+                out.files.setdefault(mf.type, {})[unquote(mf.name)] = read_bytes(f)
+        if into is not None:
+            into.mkdir(parents=True, exist_ok=True)
+            for f in res.files:
+                dest = into / f.relative_to(res.root)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, dest)
+            out.root = into
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_as_users(apps: dict[str, bytes]) -> dict[str, list[str]]:
+    """Lower-case username -> the client-credentials connected apps that run as that user."""
+    out: dict[str, list[str]] = {}
+    for name, data in apps.items():
+        try:
+            app = connected_app.read(data, name)
+        except MetadataXmlError:
+            continue
+        if app.client_credentials_user:
+            out.setdefault(app.client_credentials_user.lower(), []).append(app.label or name)
+    return out
+
+
+def policies_of(profiles: dict[str, bytes]) -> dict[str, dict]:
+    out = {}
+    for name, data in profiles.items():
+        try:
+            out[name] = login_policy(parse(data, f"Profile {name}").root).to_dict()
+        except MetadataXmlError:
+            continue
+    return out
+
+
+def with_evidence(inv: inventory.Inventory, usernames: Iterable[str] = ()) -> list[str]:
+    """Ids of the active internal users not on the integration license that show API use (or are named)."""
+    named = {u.lower() for u in usernames}
+    api_profiles = set(inv.api_only_profiles)
+    evidence = set(inv.api_login_users) | set(inv.api_only_users)
+    return sorted(u.id for u in inv.users if u.active and u.license != rules.INTEGRATION_USER_LICENSE and (
+        u.id in evidence or u.profile_id in api_profiles or u.username.lower() in named))
+
+
+def discover(runner: SfRunner, org: inventory.Org, opts: discover_mod.Options,
+             progress: Progress = lambda _m: None) -> tuple[inventory.Inventory, discover_mod.Discovery]:
+    progress("Reading the org's users, licenses and API logins")
+    inv = inventory.read_org(runner, org, days=opts.days, api_login_types=opts.api_login_types)
+    ids = with_evidence(inv)
+    profiles = sorted({u.profile for u in inv.users if u.id in set(ids)})
+    manifest = package_xml.build({"Profile": profiles, "ConnectedApp": ["*"]}, org.api_version)
+    progress(f"Reading {len(ids)} user(s) with signs of API use, and their profiles")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        meta = pool.submit(retrieve, runner, org, manifest)
+        inventory.read_users(runner, inv, ids)
+        got = meta.result()
+    run_as = run_as_users(got.files.get("ConnectedApp", {}))
+    late = with_evidence(inv, run_as) if run_as else []
+    late = [i for i in late if i not in set(ids)]
+    if late:   # a run-as user without API Only User or API logins: read it too
+        inventory.read_users(runner, inv, late)
+    result = discover_mod.discover(inv, opts, run_as=run_as, login_policies=policies_of(got.files.get("Profile", {})))
+    return inv, result

@@ -1,0 +1,112 @@
+"""``plan.md``: the plan as a Salesforce admin reviews it (per user: from -> to, kept, rewritten,
+dropped with reasons, blockers; then seats and the saving; then what apply will do). Pure."""
+
+from __future__ import annotations
+
+from sf_intuser.report.discovery import money, when
+
+#: how many dropped entries a user section lists before it summarises the rest
+DROPPED_SHOWN = 12
+
+
+def _code(name: str) -> str:
+    return f"`{name}`"
+
+
+def _user(u: dict) -> list[str]:
+    to = u["to"]
+    out = [f"### {u['username']}" + (f" ({u['name']})" if u.get("name") else ""), ""]
+    out.append(f"**From** {u['from']['license']}, profile *{u['from']['profile']}*  \n"
+               f"**To** {to['license']}, profile *{to['profile']}* ({to['profileHow']}), with the permission set "
+               f"license {_code(to['permissionSetLicense'])}")
+    out.append("")
+    ev = u.get("evidence") or {}
+    if ev.get("apiLogins"):
+        logins = ", ".join(f"{x['count']}× {x['type']}" + (f" ({x['application']})" if x.get("application") else "")
+                           for x in ev["apiLogins"])
+        out.append(f"- Evidence: {logins}; last API login {when(ev.get('lastApiLogin'))}")
+    assigns = to["assign"]
+    out.append(f"- Access from the profile moves to {_code(to['permissionSet'])} (license-less, made from it)")
+    for a in assigns[1:]:
+        exp = f", expires {a['expires']}" if a.get("expires") else ""
+        out.append(f"- Permission set {_code(a['permissionSet'])}: {a['why']}{exp}")
+    for g in to["groups"]:
+        out.append(f"- Group {_code(g['group'])}: {g['why']}")
+    for k in u["kept"]:
+        if k["kind"] == "PermissionSetLicense":
+            out.append(f"- Kept: permission set license {k['name']} ({k['reason']})")
+    for r in u["rewritten"]:
+        if r["kind"] != "Profile":
+            out.append(f"- Rewritten: {r['kind']} {r['name']} → {_code(r.get('into', '?'))}: {r['reason']}")
+    apps = sorted({a["entity"] for a in to.get("access", [])})
+    if apps:
+        out.append(f"- Connected apps granted again on the new set: {', '.join(apps)}")
+    if u.get("packages"):
+        out.append("- Package licenses kept: " + ", ".join(p["namespace"] for p in u["packages"]))
+    dropped = u.get("dropped") or []
+    if dropped:
+        out += ["", f"Dropped ({len(dropped)}):", ""]
+        for d in dropped[:DROPPED_SHOWN]:
+            where = f" (from {d['from']})" if d.get("from") else ""
+            out.append(f"- {d['name']}{where}: {d['reason']}")
+        if len(dropped) > DROPPED_SHOWN:
+            out.append(f"- … and {len(dropped) - DROPPED_SHOWN} more (plan.json lists each)")
+    for w in u.get("warnings", []):
+        out.append(f"- Note: {w}")
+    out.append("")
+    return out
+
+
+def render(plan: dict) -> str:
+    org = plan["org"]
+    s = plan["summary"]
+    out = [f"# Integration user plan: {org.get('name') or org['id']}", "",
+           f"Org {org['id']} ({org.get('edition') or 'edition unknown'}) as {org['username']}; planned "
+           f"{when(plan['createdAt'])} by sf-intuser {plan['sfIntuser']}. Nothing in the org has changed: this is "
+           "the review before anything is applied.", "",
+           f"**{s['planned']} user(s) planned, {s['blocked']} blocked; {s['generated']} component(s) to deploy.**", ""]
+    seats = plan["seats"]
+    for key, label in (("integrationLicense", "Salesforce Integration seats"),
+                       ("integrationPsl", "Salesforce API Integration PSL seats")):
+        x = seats.get(key)
+        out.append(f"- {label}: " + ("the org has none" if x is None else
+                                     f"{x['free']} free of {x['total']}; {x['fit']} of {seats['candidates']} fit"
+                                     + (f", buy {x['toBuy']}" if x["toBuy"] else "")))
+    m = plan["savings"]
+    freed = " + ".join(f"{r['seats']} × {r['license']} at {money(r['monthlyPrice'])}" for r in m["freedSeats"])
+    out.append(f"- Yearly saving at list prices: {money(m['yearlySaving'])}" + (f" ({freed} a month each"
+                                                                             + (f", less {m['integrationSeatsToBuy']} "
+                                                                                "Integration seat(s) to buy"
+                                                                                if m["integrationSeatsToBuy"] else "")
+                                                                             + ")" if freed else ""))
+    out += [f"- {m['note']}", ""]
+    planned = [u for u in plan["users"] if u["status"] == "planned"]
+    blocked = [u for u in plan["users"] if u["status"] == "blocked"]
+    if planned:
+        out += ["## Users to move", ""]
+        for u in planned:
+            out += _user(u)
+    if blocked:
+        out += ["## Blocked", ""]
+        for u in blocked:
+            out.append(f"### {u['username']}")
+            out.append("")
+            for b in u["blockers"]:
+                out.append(f"- **{b['problem']}**. Fix: {b['fix']}")
+            out.append("")
+    if plan["steps"]:
+        out += ["## What apply will do", ""]
+        for st in plan["steps"]:
+            n = len(st["records"])
+            out.append(f"{st['id']}. **{st['action']}**" + (f" ({n} record(s))" if n else "") + f": {st['why']}. "
+                       f"Undo: {st['inverse']['action']}.")
+        out.append("")
+    if plan["generated"]:
+        out += ["## Generated metadata (metadata/, Metadata API format)", ""]
+        for g in plan["generated"]:
+            out.append(f"- {g['type']} {_code(g['name'])} from {g['source']}"
+                       + (" (exists in the org: redeployed)" if g["exists"] else " (new)"))
+        out.append("")
+    if plan["warnings"]:
+        out += ["## Warnings", ""] + [f"- {w}" for w in plan["warnings"]] + [""]
+    return "\n".join(out)

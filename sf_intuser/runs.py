@@ -1,0 +1,158 @@
+"""Run folders: ``intuser-runs/<org>-<timestamp>/`` holding ``snapshot/``, ``metadata/`` (Metadata API
+format with ``package.xml``), ``plan.json`` and ``plan.md``.
+
+A run folder is written whole: everything goes into a hidden temporary folder beside it, which is
+renamed into place at the end, so a run that dies leaves nothing half-written. A run folder is never
+written over; one holding only a snapshot (``sf-intuser snapshot``) can receive its plan, written the
+same way (files under temporary names, ``plan.json`` renamed last).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sf_intuser.org import snapshot as snapshot_mod
+
+DEFAULT_BASE = Path("intuser-runs")
+PLAN = "plan.json"
+PLAN_MD = "plan.md"
+METADATA = "metadata"
+
+
+class RunError(Exception):
+    def __init__(self, name: str, message: str, actions: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+        self.actions = actions or []
+
+
+def folder_name(org: str, when: datetime) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", org).strip("-.") or "org"
+    return f"{slug[:60]}-{when.strftime('%Y%m%d-%H%M%S')}"
+
+
+def state(folder: Path) -> str:
+    """``absent``, ``empty``, ``snapshot`` (a snapshot and no plan), ``planned`` or ``other``."""
+    if not folder.exists():
+        return "absent"
+    if not folder.is_dir():
+        return "other"
+    names = {p.name for p in folder.iterdir()}
+    if not names:
+        return "empty"
+    if PLAN in names:
+        return "planned"
+    if names == {snapshot_mod.FOLDER}:
+        return "snapshot"
+    return "other"
+
+
+def _json(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _put(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def write(folder: Path, *, snap: snapshot_mod.Snapshot | None, plan: dict | None = None,
+          plan_md: str = "", files: dict[str, bytes] | None = None) -> Path:
+    """Write a run folder. ``snap`` None: ``folder`` already holds the snapshot (state ``snapshot``)
+    and receives the plan. Raises :class:`RunError` rather than write over anything."""
+    st = state(folder)
+    if snap is not None and st not in ("absent", "empty"):
+        raise RunError("RunFolderExists", f"{folder} exists and is not empty: a run folder is never written over",
+                       ["Leave out --run-dir for a new folder, or name a new one"])
+    if snap is None and st != "snapshot":
+        raise RunError("RunFolderExists", f"{folder} {'already holds a plan' if st == 'planned' else 'is not a run folder holding only a snapshot'}",
+                       ["Leave out --run-dir for a new folder, or name a new one"])
+    if snap is not None:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        try:
+            snapshot_mod.write(tmp, snap)
+            _plan_files(tmp, plan, plan_md, files)
+            if st == "empty":
+                folder.rmdir()
+            os.rename(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return folder
+    # a plan for a snapshot already there: temporary names, plan.json last
+    tmp = Path(tempfile.mkdtemp(prefix=".plan.tmp-", dir=folder))
+    try:
+        _plan_files(tmp, plan, plan_md, files)
+        if (tmp / METADATA).exists():
+            os.rename(tmp / METADATA, folder / METADATA)
+        os.rename(tmp / PLAN_MD, folder / PLAN_MD)
+        os.rename(tmp / PLAN, folder / PLAN)
+    except BaseException:
+        for name in (METADATA, PLAN_MD):
+            p = folder / name
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.exists() and not (folder / PLAN).exists():
+                p.unlink()
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _plan_files(root: Path, plan: dict | None, plan_md: str, files: dict[str, bytes] | None) -> None:
+    if plan is None:
+        return
+    for rel, data in (files or {}).items():
+        _put(root / METADATA / rel, data)
+    _put(root / PLAN_MD, plan_md.encode("utf-8"))
+    _put(root / PLAN, _json(plan))
+
+
+def into_project(project: Path, plan: dict, files: dict[str, bytes], force: bool = False) -> list[dict]:
+    """Write the plan's generated components into the project's default package directory in source
+    format. Nothing is written over an existing file that differs, unless ``force``; all or nothing."""
+    from sf_intuser import workspace
+
+    cfg = json.loads((project / "sfdx-project.json").read_text(encoding="utf-8"))
+    dirs = [d for d in cfg.get("packageDirectories", []) if isinstance(d, dict) and d.get("path")]
+    default = next((d for d in dirs if d.get("default")), dirs[0] if dirs else {"path": "force-app"})
+    base = project / default["path"] / "main" / "default"
+    found = workspace.existing_components([project], types=("PermissionSet", "Profile", "PermissionSetGroup"))
+    writes: dict[str, bytes] = {}
+    report = []
+    clashes = []
+    for g in plan["generated"]:
+        rel = g["file"][len(METADATA) + 1:]
+        data = files[rel]
+        there = found.get((g["type"], g["name"].lower()))
+        target = there or (base / workspace.file_name(g["type"], g["name"], "source"))
+        if there is not None and there.read_bytes() == data:
+            report.append({"type": g["type"], "name": g["name"], "path": str(target), "action": "unchanged"})
+            continue
+        if there is not None and not force:
+            clashes.append(str(there))
+            continue
+        writes[str(target.relative_to(project))] = data
+        report.append({"type": g["type"], "name": g["name"], "path": str(target),
+                       "action": "overwritten" if there is not None else "written"})
+    if clashes:
+        raise RunError("ProjectFileDiffers", f"{clashes[0]} exists and differs from the plan's"
+                       + (f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else "") + ": nothing was written "
+                       "into the project", ["Review the difference, then run again with --force to overwrite",
+                                            "Or plan without --into-project and deploy metadata/ from the run folder"])
+    if writes:
+        workspace.write_atomic(project, writes)
+    return report

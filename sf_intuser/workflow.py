@@ -1,0 +1,212 @@
+"""The read side of a migration, end to end: ``discover``, ``snapshot`` and ``plan`` as functions the
+command line (and ``demo``) call with an sf runner. They read the org through :mod:`.org`, plan with
+:mod:`.migrate.plan` and write run folders through :mod:`.runs`; they print nothing and pick no exit
+code: a failure is a :class:`Failure` naming the thing and the fix, and results are plain dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from sf_intuser import __version__, config as config_mod, runs
+from sf_intuser.metadata import license_rules
+from sf_intuser.migrate import plan as plan_mod
+from sf_intuser.org import discover as discover_mod
+from sf_intuser.org import read, snapshot as snapshot_mod
+from sf_intuser.report import plan_md
+from sf_intuser.sf.runner import SfError, SfRunner
+
+Progress = Callable[[str], None]
+
+
+class Failure(Exception):
+    """What went wrong, for a person: a stable name, the message, the exit code, what to do."""
+
+    def __init__(self, name: str, message: str, exit_code: int = 1, actions: Sequence[str] = (),
+                 data: Any = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+        self.exit_code = exit_code
+        self.actions = list(actions)
+        self.data = data
+
+
+def from_error(exc: Exception) -> Failure:
+    if isinstance(exc, SfError):
+        return Failure(exc.name, exc.message, exc.exit_code if exc.exit_code not in (0, 2) else 1, exc.actions,
+                       exc.data if isinstance(exc.data, (dict, list)) else None)
+    if isinstance(exc, (snapshot_mod.SnapshotError, runs.RunError)):
+        return Failure(exc.name, exc.message, 1, exc.actions)
+    raise exc
+
+
+def options(cfg: config_mod.Config, days: int | None) -> discover_mod.Options:
+    opts = discover_mod.Options(days=days or cfg.days or 90, prices=dict(cfg.prices))
+    if cfg.api_login_types:
+        opts.api_login_types = cfg.api_login_types
+    if cfg.people_apps:
+        opts.people_apps = cfg.people_apps
+    return opts
+
+
+def stamp(now: datetime) -> str:
+    return now.isoformat().replace("+00:00", "Z")
+
+
+def org_dict(org: Any, from_flag: bool) -> dict:
+    return {"id": org.id, "name": org.name, "edition": org.edition, "username": org.username, "alias": org.alias,
+            "instanceUrl": org.instance_url, "targetOrgFrom": "flag" if from_flag else "sf config target-org"}
+
+
+# --- discover -----------------------------------------------------------------------------------
+
+
+def discover(runner: SfRunner, target_org: str | None, cfg: config_mod.Config, days: int | None,
+             progress: Progress) -> tuple[dict, discover_mod.Discovery]:
+    opts = options(cfg, days)
+    try:
+        org = read.connect(runner, target_org)
+        progress(f"Org {org.alias or org.username} ({org.instance_url})"
+                 + ("" if target_org else ", sf's configured target-org"))
+        inv, found = read.discover(runner, org, opts, progress)
+    except SfError as exc:
+        raise from_error(exc) from None
+    result = {"org": org_dict(inv.org, bool(target_org)), "days": opts.days, **found.to_dict(),
+              "sfCalls": len(runner.calls)}
+    return result, found
+
+
+# --- snapshot -----------------------------------------------------------------------------------
+
+
+def _take(runner: SfRunner, target_org: str | None, usernames: list[str] | None, cfg: config_mod.Config,
+          days: int | None, progress: Progress, now: datetime):
+    opts = options(cfg, days)
+    org = read.connect(runner, target_org)
+    progress(f"Org {org.alias or org.username} ({org.instance_url})"
+             + ("" if target_org else ", sf's configured target-org"))
+    names = [u.permission_set for u in cfg.users if u.permission_set]
+    snap, _ = snapshot_mod.take(runner, org, usernames=usernames, opts=opts, names=names, now=stamp(now),
+                                progress=progress)
+    return org, snap
+
+
+def run_folder(run_dir: Path | None, org_label: str, now: datetime, base: Path | None = None) -> Path:
+    return run_dir if run_dir is not None else (base or runs.DEFAULT_BASE) / runs.folder_name(org_label, now)
+
+
+def snapshot(runner: SfRunner, target_org: str | None, users: Sequence[str], cfg: config_mod.Config,
+             run_dir: Path | None, days: int | None, progress: Progress, now: datetime) -> tuple[dict, list[str]]:
+    if run_dir is not None and runs.state(run_dir) not in ("absent", "empty"):
+        raise Failure("RunFolderExists", f"{run_dir} exists and is not empty: a run folder is never written over",
+                      actions=["Leave out --run-dir for a new folder, or name a new one"])
+    try:
+        org, snap = _take(runner, target_org, list(users), cfg, days, progress, now)
+    except (SfError, snapshot_mod.SnapshotError) as exc:
+        raise from_error(exc) from None
+    inv = snap.inventory
+    if not [u for u in inv.users if u.active]:
+        raise Failure("NoUsersFound", "Nothing was written: none of the users is an active user of the org ("
+                      + ", ".join(inv.not_found or [u.username for u in inv.users]) + ")",
+                      actions=["Check the usernames: sf data query -q \"SELECT Username, IsActive FROM User\""])
+    folder = run_folder(run_dir, org.alias or org.username, now)
+    _write(folder, snap=snap)
+    result = {"runDir": str(folder), "snapshot": str(folder / snapshot_mod.FOLDER),
+              "users": [u.username for u in inv.users if u.active], "notFound": inv.not_found,
+              "inactive": [u.username for u in inv.users if not u.active], "files": len(snapshot_mod.files_of(snap)),
+              "sfCalls": len(runner.calls)}
+    warnings = [f"no user {n!r} in the org: left out" for n in inv.not_found] + \
+        [f"{u} is inactive: kept in the snapshot, but it holds no seat" for u in result["inactive"]]
+    return result, warnings
+
+
+def _write(folder: Path, **kwargs: Any) -> None:
+    try:
+        runs.write(folder, **kwargs)
+    except (runs.RunError, snapshot_mod.SnapshotError) as exc:
+        raise from_error(exc) from None
+    except OSError as exc:
+        raise Failure("OutputFailed", f"Nothing was written to {folder}: {exc.strerror or exc}",
+                      actions=["Check the folder is writable and has space"]) from None
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlanOutcome:
+    result: dict
+    plan: dict
+    blocked: bool
+
+
+def plan(runner_factory: Callable[[], SfRunner], target_org: str | None, users: Sequence[str], all_candidates: bool,
+         cfg: config_mod.Config, run_dir: Path | None, *, project: Path | None = None, force: bool = False,
+         psl: bool = False, days: int | None = None, progress: Progress = lambda _m: None,
+         now: datetime, base: Path | None = None) -> PlanOutcome:
+    """Snapshot and plan (or plan from the snapshot already in ``run_dir``), then write the run folder.
+    ``runner_factory`` is called only when the org must be read."""
+    wanted = list(users) or [u.username for u in cfg.users]
+    st = runs.state(run_dir) if run_dir is not None else "absent"
+    if st in ("planned", "other"):
+        raise Failure("RunFolderExists", f"{run_dir} " + ("already holds a plan" if st == "planned" else
+                                                         "exists and is not a run folder holding only a snapshot")
+                      + ": a run folder is never written over",
+                      actions=["Leave out --run-dir for a new folder, or name a new one"])
+    runner = None
+    try:
+        if st == "snapshot":
+            assert run_dir is not None
+            snap = snapshot_mod.load(run_dir)
+            progress(f"Planning from the snapshot in {run_dir} (taken {snap.meta.get('takenAt')}); the org is not read")
+            if wanted:
+                outside = [w for w in wanted if w.lower() not in {u.lower() for u in snap.users}]
+                if outside:
+                    raise Failure("NotInSnapshot", f"{', '.join(outside)} is not in the snapshot in {run_dir} "
+                                  f"(it holds {', '.join(snap.users)})",
+                                  actions=["Plan those users into a new run folder (leave out --run-dir)"])
+            else:
+                wanted = list(snap.users)
+            folder = run_dir
+        else:
+            runner = runner_factory()
+            org, snap = _take(runner, target_org, None if all_candidates else wanted, cfg, days, progress, now)
+            if all_candidates:
+                wanted = list(snap.users)
+                if not wanted:
+                    raise Failure("NoCandidates", "Nothing was written: discover finds no candidate in "
+                                  f"{org.alias or org.username}",
+                                  actions=["See why: sf-intuser discover --json (each user with the reason)"])
+            folder = run_folder(run_dir, org.alias or org.username, now, base)
+    except (SfError, snapshot_mod.SnapshotError) as exc:
+        raise from_error(exc) from None
+    req = plan_mod.Request(wanted, stamp(now), __version__, run=folder.name,
+                           overrides=plan_mod.overrides_from(cfg.users), discover=options(cfg, days),
+                           license=license_rules.INTEGRATION_PSL if psl else None)
+    the_plan = plan_mod.make_plan(snap.inventory, snap.metadata, req)
+    data = the_plan.data
+    if not the_plan.planned:
+        raise Failure("NothingToPlan", "Nothing was written: no user can be planned: " + "; ".join(
+            f"{u['username']}: {u['blockers'][0]['problem']}" for u in the_plan.blocked),
+            actions=[b["fix"] for u in the_plan.blocked for b in u["blockers"]][:3],
+            data={"users": [{"username": u["username"], "blockers": u["blockers"]} for u in the_plan.blocked]})
+    _write(folder, snap=None if st == "snapshot" else snap, plan=data, plan_md=plan_md.render(data),
+           files=the_plan.files)
+    written_project: list[dict] = []
+    if project is not None:
+        try:
+            written_project = runs.into_project(project, data, the_plan.files, force=force)
+        except runs.RunError as exc:
+            raise Failure(exc.name, f"The run folder {folder} was written; {exc.message}", 1, exc.actions) from None
+    result = {"runDir": str(folder), "planMd": str(folder / runs.PLAN_MD), "planJson": str(folder / runs.PLAN),
+              "metadata": str(folder / runs.METADATA) if the_plan.files else None, "summary": data["summary"],
+              "users": [{"username": u["username"], "status": u["status"],
+                         **({"to": u["to"]["profile"], "permissionSet": u["to"]["permissionSet"]}
+                            if u["status"] == "planned" else {"blockers": u["blockers"]})} for u in data["users"]],
+              "seats": data["seats"], "savings": data["savings"], "intoProject": written_project,
+              "warnings": data["warnings"], "sfCalls": len(runner.calls) if runner else 0}
+    return PlanOutcome(result, data, bool(the_plan.blocked))
