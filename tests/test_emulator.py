@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import json
 import zipfile
 
 import pytest
@@ -321,3 +322,61 @@ def test_options_from_text_name_the_valid_values(org):
                               ("bogus", "1", "unknown option")):
         with pytest.raises(ValueError, match=says):
             org.options.set(name, value)
+
+
+# --- Composite Batch over HTTP ----------------------------------------------------------------------
+
+
+def _post(emu, path, body):
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(emu.url + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Authorization": "Bearer " + emu.access_token(),
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+@pytest.fixture()
+def http_org():
+    from sf_intuser.emulator.server import EmulatedOrg
+
+    emu = EmulatedOrg(max_seconds=120).start()
+    yield emu
+    emu.stop()
+
+
+def test_batch_subrequests_answer_each_on_its_own(http_org):
+    q = "v60.0/query?q=" + "SELECT+Username+FROM+User+WHERE+Username+%3D+%27etl%40acme.emulated%27"
+    status, body = _post(http_org, "/services/data/v60.0/composite/batch", {"batchRequests": [
+        {"method": "GET", "url": q},
+        {"method": "GET", "url": "v60.0/query?q=SELECT+Nope+FROM+User"},
+        {"method": "GET", "url": "v60.0/sobjects/PermissionSetLicense/describe"},
+        {"method": "GET", "url": "v60.0/tooling/query?q=SELECT+Id+FROM+PermissionDependency"}]})
+    assert status == 200 and body["hasErrors"] is True
+    ok, bad, describe, tooling = body["results"]
+    assert ok["statusCode"] == 200 and ok["result"]["records"][0]["Username"] == "etl@acme.emulated"
+    assert bad["statusCode"] == 400 and bad["result"][0]["errorCode"] == "INVALID_FIELD"
+    assert "MaximumPermissionsModifyAllData" in {f["name"] for f in describe["result"]["fields"]}
+    assert tooling["statusCode"] == 404          # the batch resource takes no Tooling API
+
+
+def test_batch_limits_and_halt_on_error(http_org):
+    one = {"method": "GET", "url": "v60.0/query?q=SELECT+Id+FROM+Organization"}
+    status, body = _post(http_org, "/services/data/v60.0/composite/batch", {"batchRequests": [one] * 26})
+    assert status == 400 and "25" in body[0]["message"]
+    status, body = _post(http_org, "/services/data/v60.0/composite/batch",
+                         {"batchRequests": [{"method": "GET", "url": "v62.0/query?q=SELECT+Id+FROM+Organization"}]})
+    assert status == 400                          # later than the batch's own version
+    status, body = _post(http_org, "/services/data/v60.0/composite/batch", {"haltOnError": True, "batchRequests": [
+        {"method": "GET", "url": "v60.0/query?q=SELECT+Nope+FROM+User"}, one]})
+    assert [r["statusCode"] for r in body["results"]] == [400, 412]
+    assert body["results"][1]["result"][0]["errorCode"] == "BATCH_PROCESSING_HALTED"
+    long_q = "v60.0/query?q=SELECT+Id+FROM+User+WHERE+Username+IN+(" + "%27x%27%2C" * 2000 + "%27y%27)"
+    status, body = _post(http_org, "/services/data/v60.0/composite/batch",
+                         {"batchRequests": [{"method": "GET", "url": long_q}]})
+    assert body["results"][0]["statusCode"] == 414

@@ -397,3 +397,28 @@ def test_a_plan_joins_a_snapshot_only_folder_and_never_a_planned_one(tmp_path):
     with pytest.raises(runs.RunError, match="already holds a plan"):
         runs.write(tmp_path / "r", snap=None, plan={"x": 2})
     assert not [p for p in (tmp_path / "r").iterdir() if p.name.startswith(".")]
+
+
+# --- the reads' queries ---------------------------------------------------------------------------
+
+
+def test_every_query_of_a_round_fits_in_a_rest_uri_and_one_batch_call(monkeypatch):
+    """300 users and 300 profiles in IN lists: each subrequest URL stays under the 16,384 bytes of
+    KB 000386264, and the round for 300 users of 300 profiles is one Composite Batch call."""
+    from urllib.parse import quote
+
+    from sf_intuser.emulator.server import URI_LIMIT
+    from sf_intuser.org import inventory as inv_mod
+    from sf_intuser.sf import commands
+
+    seen: list[dict] = []
+    monkeypatch.setattr(commands, "query_all", lambda _r, q, _o, _v, d=None: (seen.append(dict(q)), {})[1])
+    b = Builder()
+    b.inv.maximum_fields = sorted(rules.known_user_permissions())
+    for i in range(300):
+        b.user(f"user{i:03d}@a-rather-long-company-domain.example.com", f"Profile {i:03d}")
+    inv_mod.read_users(None, b.inv, [u.id for u in b.inv.users], deep=True)
+    queries = seen[0]
+    longest = max(len(("v60.0/query?q=" + quote(q, safe="")).encode()) for q in queries.values())
+    assert longest < URI_LIMIT
+    assert len(queries) <= 25       # one Composite Batch call

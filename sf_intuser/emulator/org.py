@@ -310,7 +310,15 @@ class OrgState:
                                       "grouped in a query call", q.positions.get(path))
         now = self.now()
 
+        memo: dict[int, set] = {}
+
         def semi(sub: soql.Query) -> set:
+            # a semi-join's answer does not depend on the outer record: evaluate it once per query
+            if id(sub) not in memo:
+                memo[id(sub)] = semi_once(sub)
+            return memo[id(sub)]
+
+        def semi_once(sub: soql.Query) -> set:
             sub_obj = objects.canonical(sub.obj)
             if sub_obj is None:
                 raise soql.QueryError("INVALID_TYPE", f"sObject type '{sub.obj}' is not supported. If you are "

@@ -28,6 +28,8 @@ from sf_intuser.emulator.soql import QueryError
 NOT_FOUND = "The requested resource does not exist"
 COLLECTION_LIMIT = 200
 BATCH_LIMIT = 25
+#: bytes a request URI may have (Salesforce KB 000386264)
+URI_LIMIT = 16384
 
 
 def error_body(code: str, message: str, fields: list[str] | None = None) -> list[dict[str, Any]]:
@@ -115,6 +117,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         raw = self._body()
+        if len(self.path.encode()) > URI_LIMIT:
+            # KB 000386264: a URI over 16,384 bytes is answered 414 URI Too Long
+            return self._error(414, "URI_TOO_LONG", "URI Too Long")
         url = urlsplit(self.path)
         soap = url.path.startswith("/services/Soap/m/")
         label = f"{method} {self.path}"
@@ -232,10 +237,14 @@ class Handler(BaseHTTPRequestHandler):
                                        f"Invalid subrequest: {sub!r}: the url must be vXX.X/... (34.0 to {version}) "
                                        "and the method GET, POST, PATCH or DELETE")
             parsed.append((verb, m.group(1), m.group(2).rstrip("/"), parse_qs(m.group(3) or ""),
-                           sub.get("richInput")))
+                           sub.get("richInput"), len(str(sub["url"]).encode())))
         results = []
         halted = False
-        for verb, sub_version, rest, qs, rich in parsed:
+        for verb, sub_version, rest, qs, rich, size in parsed:
+            if size > URI_LIMIT:
+                # a subrequest's URL under the same limit as a request's [U: the strict side]
+                results.append({"statusCode": 414, "result": error_body("URI_TOO_LONG", "URI Too Long")})
+                continue
             if halted:
                 results.append({"statusCode": 412,
                                 "result": error_body("BATCH_PROCESSING_HALTED", "Batch processing halted")})

@@ -329,6 +329,9 @@ class OrgRefusals(Mapping[str, Rule]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
+    def __bool__(self) -> bool:   # ``refused or {}`` must not count the whole map each time
+        return True
+
 
 # --- profile sections -------------------------------------------------------------------------
 
