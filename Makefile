@@ -35,6 +35,7 @@ demo: setup
 
 bench: setup
 	$(PY) scripts/bench_convert.py
+	$(PY) scripts/bench_read.py
 
 clean:
 	rm -rf $(VENV) $(SFCLI)/node_modules .pytest_cache

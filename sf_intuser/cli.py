@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import click
 
 from sf_intuser import __version__
+from sf_intuser.errors import Failure
 from sf_intuser.report.output import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -27,17 +28,7 @@ from sf_intuser.report.output import (
 )
 
 
-class CliError(Exception):
-    """A failure to report: name (stable code), message, exit code and suggested actions."""
-
-    def __init__(self, name: str, message: str, exit_code: int = EXIT_FAILURE,
-                 actions: Sequence[str] = (), data: Any = None) -> None:
-        super().__init__(message)
-        self.name = name
-        self.message = message
-        self.exit_code = exit_code
-        self.actions = list(actions)
-        self.data = data
+CliError = Failure   # what a command fails with; run() prints it as sf does
 
 
 def json_wanted(flag: bool) -> bool:
@@ -323,7 +314,7 @@ def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
         org = None
         try:
             org = commands.target_org(runner, target_org)
-        except SfError as exc:
+        except SfError:
             if target_org:
                 raise
             checks.append({"check": "target org", "ok": True, "detail": "none given and no target-org configured: "
@@ -397,10 +388,9 @@ class _Progress:
 
 
 def _failure(exc: Exception) -> CliError:
-    from sf_intuser.workflow import Failure, from_error
+    from sf_intuser.workflow import from_error
 
-    f = exc if isinstance(exc, Failure) else from_error(exc)
-    return CliError(f.name, f.message, f.exit_code, f.actions, f.data)
+    return exc if isinstance(exc, Failure) else from_error(exc)
 
 
 def _load_config(config_path: Path | None) -> "config_mod.Config":
@@ -797,7 +787,7 @@ def demo(output_dir: Path | None, sf_path: str | None, as_json: bool) -> None:
 
     def human() -> str:
         return (_discovery_human(found, None) + "\n\n" + _plan_human(out.result)
-                + f"\n\nThe emulated org is stopped. Try it yourself: sf-intuser emulator serve, then "
+                + "\n\nThe emulated org is stopped. Try it yourself: sf-intuser emulator serve, then "
                   "sf-intuser discover -o intuser-emu")
 
     emit(as_json, result, human)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sf_intuser.org import snapshot as snapshot_mod
+from sf_intuser.workspace import write_synced as _put
 
 DEFAULT_BASE = Path("intuser-runs")
 PLAN = "plan.json"
@@ -57,14 +58,6 @@ def state(folder: Path) -> str:
 
 def _json(value: Any) -> bytes:
     return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-
-def _put(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def write(folder: Path, *, snap: snapshot_mod.Snapshot | None, plan: dict | None = None,

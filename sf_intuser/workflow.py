@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sf_intuser import __version__, config as config_mod, runs
+from sf_intuser.errors import Failure
 from sf_intuser.metadata import license_rules
 from sf_intuser.migrate import plan as plan_mod
 from sf_intuser.org import discover as discover_mod
@@ -20,19 +21,6 @@ from sf_intuser.report import plan_md
 from sf_intuser.sf.runner import SfError, SfRunner
 
 Progress = Callable[[str], None]
-
-
-class Failure(Exception):
-    """What went wrong, for a person: a stable name, the message, the exit code, what to do."""
-
-    def __init__(self, name: str, message: str, exit_code: int = 1, actions: Sequence[str] = (),
-                 data: Any = None) -> None:
-        super().__init__(message)
-        self.name = name
-        self.message = message
-        self.exit_code = exit_code
-        self.actions = list(actions)
-        self.data = data
 
 
 def from_error(exc: Exception) -> Failure:

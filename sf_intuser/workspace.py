@@ -168,6 +168,15 @@ class Staging:
         self.discard()
 
 
+def write_synced(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` (folders made) and flush it to disk before returning."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def write_atomic(out_dir: Path, files: dict[str, bytes], protect: Iterable[Path] = ()) -> list[Path]:
     """Write ``files`` (relative path -> bytes) under ``out_dir``; all or nothing, never over ``protect``."""
     with Staging(out_dir, protect) as stage:

@@ -14,7 +14,7 @@ from sf_intuser import cli
 from sf_intuser.org import snapshot as snap_mod
 from sf_intuser.sf import commands
 from tests.conftest import ROOT
-from tests.e2e import ORG, SHIM, needs_cli, sf_env, start_org, user
+from tests.e2e import ORG, SHIM, needs_cli, start_org
 
 pytestmark = needs_cli
 

@@ -311,7 +311,6 @@ def test_a_scaled_seed_serves_its_generated_users(tmp_path):
 
 def _cli(args, env):
     import subprocess
-    import sys
 
     from tests.conftest import ROOT
     exe = ROOT / ".venv" / "bin" / "sf-intuser"

@@ -15,7 +15,7 @@ from sf_intuser.metadata.xml import parse
 from sf_intuser.migrate import plan as plan_mod
 from sf_intuser.org import discover as disc
 from sf_intuser.org import snapshot as snap_mod
-from tests.readside import LIC_INT, LIC_SF, PSL_API, PSL_CPQ, Builder, group_xml, profile_xml, set_xml
+from tests.readside import LIC_INT, LIC_SF, PSL_CPQ, Builder, group_xml, profile_xml, set_xml
 
 UI = ("Application", None, 3)
 
@@ -245,8 +245,8 @@ def test_users_beyond_the_free_seats_are_blocked_with_how_many_to_buy():
 
 def test_overrides_name_the_set_choose_the_sets_and_add_ip_ranges():
     b = acme_like()
-    ov = {"mw@x.com": plan_mod.Override(permission_set="MW_Access", keep=("Reader",),
-                                        add_ip_ranges=(plan_mod.IpRange("198.51.100.1", "198.51.100.1"),))}
+    ov = {"mw@x.com": config.UserConfig("mw@x.com", permission_set="MW_Access", keep=("Reader",),
+                                        add_ip_ranges=(config.IpRange("198.51.100.1", "198.51.100.1"),))}
     u = by_user(plan_of(b, ["mw@x.com", "etl@x.com"], overrides=ov))
     mw = u["mw@x.com"]
     assert mw["to"]["permissionSet"] == "MW_Access"

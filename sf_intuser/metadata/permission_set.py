@@ -37,7 +37,6 @@ from sf_intuser.metadata.access import (
 from sf_intuser.metadata.xml import (
     DEFAULT_STYLE,
     MD_NS,
-    NS,
     Document,
     add,
     children,

@@ -31,7 +31,6 @@ from sf_intuser.metadata.xml import (
     add,
     child,
     children,
-    flag,
     local,
     new_root,
     parse,

@@ -32,35 +32,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from sf_intuser.config import UserConfig
 from sf_intuser.metadata import license_rules as rules
 from sf_intuser.metadata import naming, package_xml, profile as profile_md
 from sf_intuser.metadata import permission_set as ps_md
 from sf_intuser.metadata.access import Change
 from sf_intuser.metadata.xml import DEFAULT_STYLE, MetadataXmlError, add, children, new_root, parse, serialize, text
 from sf_intuser.org import discover as discover_mod
-from sf_intuser.org.inventory import Assignment, Inventory, User
+from sf_intuser.org.inventory import Inventory, User
 
 SCHEMA = "sf-intuser/plan"
 VERSION = 1
 SUFFIX = "_Intuser"
 API_PROFILE_PREFIX = "API Only - "
-
-
-@dataclass(frozen=True)
-class IpRange:
-    start: str
-    end: str
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class Override:
-    """Per-user choices (sf-intuser.toml ``[[users]]``)."""
-
-    permission_set: str | None = None
-    keep: tuple[str, ...] | None = None
-    drop: tuple[str, ...] = ()
-    add_ip_ranges: tuple[IpRange, ...] = ()
 
 
 @dataclass
@@ -69,7 +53,7 @@ class Request:
     created_at: str
     tool_version: str
     run: str = ""
-    overrides: Mapping[str, Override] = field(default_factory=dict)   # lower-case username -> choices
+    overrides: Mapping[str, UserConfig] = field(default_factory=dict)   # lower-case username -> choices
     discover: discover_mod.Options = field(default_factory=discover_mod.Options)
     license: str | None = None        # generated sets: license-less (None) or rules.INTEGRATION_PSL
 
@@ -168,7 +152,7 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
     people = {a.lower() for a in req.discover.people_apps}
 
     # --- who can be planned ---------------------------------------------------------------------
-    per_user: list[tuple[User, dict[str, Any], Override]] = []
+    per_user: list[tuple[User, dict[str, Any], UserConfig]] = []
     seen: set[str] = set()
     for username in req.usernames:
         if username.lower() in seen:
@@ -205,7 +189,7 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
         if not ev.api_logins and not ev.api_only:
             entry["warnings"].append(f"no API login in the last {inv.days} days and no API Only User: planned because "
                                      "it was asked for by name")
-        per_user.append((u, entry, req.overrides.get(u.username.lower(), Override())))
+        per_user.append((u, entry, req.overrides.get(u.username.lower(), UserConfig(u.username))))
 
     # --- each user's access ---------------------------------------------------------------------
     copies: dict[str, str] = {}                    # source set -> why it is copied
@@ -467,7 +451,6 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
             refused_by_source.setdefault(c.file, []).append({"kind": "userPermission", "name": c.name,
                                                             "reason": c.reason, "rule": c.rule, "source": c.source})
     steps_assign, steps_groups, steps_access, steps_switch, steps_psl, steps_pkg = [], [], [], [], [], []
-    by_name = {g["name"]: g for g in generated}
     for u, e, ov in planned:
         if e["blockers"]:
             e["status"] = "blocked"
@@ -725,10 +708,6 @@ def _savings(inv: Inventory, planned: list[dict], req: Request) -> dict:
             "note": discover_mod.RENEWAL_NOTE}
 
 
-def overrides_from(users: Iterable[Any]) -> dict[str, Override]:
-    """Per-user overrides from sf-intuser.toml entries (:class:`config.UserConfig`)."""
-    out = {}
-    for u in users:
-        out[u.username.lower()] = Override(u.permission_set, u.keep, tuple(u.drop),
-                                           tuple(IpRange(r.start, r.end, r.description) for r in u.add_ip_ranges))
-    return out
+def overrides_from(users: Iterable[UserConfig]) -> dict[str, UserConfig]:
+    """Per-user choices (sf-intuser.toml ``[[users]]``) by lower-case username."""
+    return {u.username.lower(): u for u in users}

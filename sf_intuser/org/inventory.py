@@ -455,45 +455,19 @@ def read_users(runner: SfRunner, inv: Inventory, user_ids: Iterable[str], *, dee
                                "PermissionSet.NamespacePrefix FROM PermissionSetGroupComponent WHERE "
                                "PermissionSetGroupId IN (SELECT PermissionSetGroupId FROM PermissionSetAssignment "
                                f"WHERE AssigneeId IN {u})")
-        q[f"setAccess{i}"] = ("SELECT Id, ParentId, SetupEntityId, SetupEntityType FROM SetupEntityAccess WHERE "
-                              f"SetupEntityType IN {in_list(ENTITY_TYPES)} AND ParentId IN ({assigned})")
-        if deep:
-            q[f"setObjects{i}"] = ("SELECT ParentId, COUNT(Id) n FROM ObjectPermissions WHERE ParentId IN "
-                                   f"({assigned}) GROUP BY ParentId")
-            q[f"setFields{i}"] = ("SELECT ParentId, COUNT(Id) n FROM FieldPermissions WHERE ParentId IN "
-                                  f"({assigned}) GROUP BY ParentId")
-            q[f"setObjectNames{i}"] = ("SELECT SobjectType FROM ObjectPermissions WHERE ParentId IN "
-                                       f"({assigned}) GROUP BY SobjectType")
-            q[f"setFieldObjects{i}"] = ("SELECT SobjectType FROM FieldPermissions WHERE ParentId IN "
-                                        f"({assigned}) GROUP BY SobjectType")
+        _access_queries(q, "set", i, assigned, ENTITY_TYPES, deep)
     for i, g in enumerate(chunks(profiles, IDS_PER_QUERY)):
         owned = f"SELECT Id FROM PermissionSet WHERE ProfileId IN {in_list(g)}"
         q[f"profileSets{i}"] = f"SELECT Id, Name, Label, ProfileId FROM PermissionSet WHERE ProfileId IN {in_list(g)}"
-        q[f"profileAccess{i}"] = ("SELECT Id, ParentId, SetupEntityId, SetupEntityType FROM SetupEntityAccess WHERE "
-                                  f"SetupEntityType IN {in_list(ENTITY_TYPES)} AND ParentId IN ({owned})")
-        if deep:
-            q[f"profileObjects{i}"] = ("SELECT ParentId, COUNT(Id) n FROM ObjectPermissions WHERE ParentId IN "
-                                       f"({owned}) GROUP BY ParentId")
-            q[f"profileFields{i}"] = ("SELECT ParentId, COUNT(Id) n FROM FieldPermissions WHERE ParentId IN "
-                                      f"({owned}) GROUP BY ParentId")
-            q[f"profileObjectNames{i}"] = ("SELECT SobjectType FROM ObjectPermissions WHERE ParentId IN "
-                                           f"({owned}) GROUP BY SobjectType")
-            q[f"profileFieldObjects{i}"] = ("SELECT SobjectType FROM FieldPermissions WHERE ParentId IN "
-                                            f"({owned}) GROUP BY SobjectType")
+        _access_queries(q, "profile", i, owned, ENTITY_TYPES, deep)
     if deep:
         if inv.maximum_fields and inv.psl_maximum is None:
             q.update(_maximum_queries(inv.maximum_fields))
         # the sets inside groups, whichever groups: one level of semi-join is all SOQL allows, and the
-        # groups are not known yet (few sets sit in groups; this spares a round)
-        inside = "SELECT PermissionSetId FROM PermissionSetGroupComponent"
-        q["groupSetAccess0"] = ("SELECT Id, ParentId, SetupEntityId, SetupEntityType FROM SetupEntityAccess WHERE "
-                                f"SetupEntityType = 'ConnectedApplication' AND ParentId IN ({inside})")
-        q["groupSetObjects0"] = f"SELECT ParentId, COUNT(Id) n FROM ObjectPermissions WHERE ParentId IN ({inside}) GROUP BY ParentId"
-        q["groupSetFields0"] = f"SELECT ParentId, COUNT(Id) n FROM FieldPermissions WHERE ParentId IN ({inside}) GROUP BY ParentId"
-        q["groupSetObjectNames0"] = (f"SELECT SobjectType FROM ObjectPermissions WHERE ParentId IN ({inside}) "
-                                     "GROUP BY SobjectType")
-        q["groupSetFieldObjects0"] = (f"SELECT SobjectType FROM FieldPermissions WHERE ParentId IN ({inside}) "
-                                      "GROUP BY SobjectType")
+        # groups are not known yet (few sets sit in groups; this spares a round). Only their connected
+        # apps matter: their Apex and page access travels in their metadata.
+        _access_queries(q, "groupSet", 0, "SELECT PermissionSetId FROM PermissionSetGroupComponent",
+                        ("ConnectedApplication",), deep)
     r = commands.query_all(runner, q, inv.org.alias or inv.org.username, inv.org.api_version)
 
     def rows(prefix: str) -> list[dict[str, Any]]:
@@ -523,14 +497,28 @@ def read_users(runner: SfRunner, inv: Inventory, user_ids: Iterable[str], *, dee
     inv.profile_sets += [NamedRecord(x["Id"], _s(x.get("Name")), _s(x.get("Label")), profile_id=x.get("ProfileId"))
                          for x in rows("profileSets") if x["Id"] not in known]
     if deep:
-        for x in rows("setObjects") + rows("profileObjects") + rows("groupSetObjects"):
-            inv.object_counts[_s(x.get("ParentId"))] = _int(x.get("n"))
-        for x in rows("setFields") + rows("profileFields") + rows("groupSetFields"):
-            inv.field_counts[_s(x.get("ParentId"))] = _int(x.get("n"))
-        inv.objects = sorted({*inv.objects, *(_s(x.get("SobjectType")) for x in
-                                              rows("setObjectNames") + rows("profileObjectNames")
-                                              + rows("setFieldObjects") + rows("profileFieldObjects")
-                                              + rows("groupSetObjectNames") + rows("groupSetFieldObjects"))})
+        kinds = ("set", "profile", "groupSet")
+        for k in kinds:
+            for x in rows(f"{k}Objects"):
+                inv.object_counts[_s(x.get("ParentId"))] = _int(x.get("n"))
+            for x in rows(f"{k}Fields"):
+                inv.field_counts[_s(x.get("ParentId"))] = _int(x.get("n"))
+        inv.objects = sorted({*inv.objects, *(_s(x.get("SobjectType")) for k in kinds
+                                              for x in rows(f"{k}ObjectNames") + rows(f"{k}FieldObjects"))})
+
+
+def _access_queries(q: dict[str, str], kind: str, i: int, parents: str, entity_types: Iterable[str],
+                    deep: bool) -> None:
+    """The SetupEntityAccess rows of the permission sets ``parents`` (a semi-join) selects and, when
+    ``deep``, how many object and field permission rows each holds and the objects they name."""
+    within = f"ParentId IN ({parents})"
+    q[f"{kind}Access{i}"] = ("SELECT Id, ParentId, SetupEntityId, SetupEntityType FROM SetupEntityAccess WHERE "
+                             f"SetupEntityType IN {in_list(entity_types)} AND {within}")
+    if deep:
+        q[f"{kind}Objects{i}"] = f"SELECT ParentId, COUNT(Id) n FROM ObjectPermissions WHERE {within} GROUP BY ParentId"
+        q[f"{kind}Fields{i}"] = f"SELECT ParentId, COUNT(Id) n FROM FieldPermissions WHERE {within} GROUP BY ParentId"
+        q[f"{kind}ObjectNames{i}"] = f"SELECT SobjectType FROM ObjectPermissions WHERE {within} GROUP BY SobjectType"
+        q[f"{kind}FieldObjects{i}"] = f"SELECT SobjectType FROM FieldPermissions WHERE {within} GROUP BY SobjectType"
 
 
 def _component(x: Mapping[str, Any]) -> Component:

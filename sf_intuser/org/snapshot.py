@@ -34,8 +34,9 @@ from sf_intuser.metadata.xml import MetadataXmlError, children, parse, text
 from sf_intuser.org import discover as discover_mod
 from sf_intuser.org import inventory, read
 from sf_intuser.sf import commands
-from sf_intuser.sf.runner import SfError, SfRunner
+from sf_intuser.sf.runner import SfRunner
 from sf_intuser.sf.soql import in_list
+from sf_intuser.workspace import write_synced
 
 SCHEMA = "sf-intuser/snapshot"
 VERSION = 1
@@ -252,22 +253,14 @@ def write(folder: Path, snap: Snapshot) -> Path:
     try:
         files = files_of(snap)
         for rel, data in files.items():
-            _write(tmp / rel, data)
+            write_synced(tmp / rel, data)
         manifest = {"schema": SCHEMA, "version": VERSION, "files": {rel: sha256(d) for rel, d in sorted(files.items())}}
-        _write(tmp / MANIFEST, _json(manifest))
+        write_synced(tmp / MANIFEST, _json(manifest))
         os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def load(folder: Path) -> Snapshot:
