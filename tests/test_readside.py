@@ -422,3 +422,18 @@ def test_every_query_of_a_round_fits_in_a_rest_uri_and_one_batch_call(monkeypatc
     longest = max(len(("v60.0/query?q=" + quote(q, safe="")).encode()) for q in queries.values())
     assert longest < URI_LIMIT
     assert len(queries) <= 25       # one Composite Batch call
+
+
+def test_a_set_shared_by_two_users_is_granted_its_connected_app_once():
+    from sf_intuser.org.inventory import Access
+
+    b = Builder()
+    b.user("a@x.com", "Shared")
+    b.user("b@x.com", "Shared")
+    own = b.inv.profile_set(b._profiles["Shared"])
+    b.inv.access.append(Access("0J0000000000001AAA", own.id, "0H4000000000001AAA", "ConnectedApplication"))
+    b.inv.connected_apps["0H4000000000001AAA"] = "Middleware"
+    p = plan_of(b, ["a@x.com", "b@x.com"])
+    grant = next(s for s in p.data["steps"] if s["action"] == "grant-access")
+    assert [(r["permissionSet"], r["entity"]) for r in grant["records"]] == [("Shared_Intuser", "Middleware")]
+    assert all(u["to"]["access"][0]["entity"] == "Middleware" for u in p.data["users"])

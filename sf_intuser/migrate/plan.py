@@ -193,9 +193,7 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
 
     # --- each user's access ---------------------------------------------------------------------
     copies: dict[str, str] = {}                    # source set -> why it is copied
-    copy_refused: dict[str, list[str]] = {}
     rebuilt: dict[str, dict] = {}                  # group name -> its plan
-    profile_sources: dict[str, str] = {}           # profile -> set name override (or "")
     policies: dict[str, tuple[profile_md.LoginPolicy, set[str]]] = {}
     policy_key: dict[str, str] = {}                # username -> key in policies
     std_profile = next((p for p in inv.api_profiles if p.name == rules.STANDARD_API_PROFILE), None)
@@ -226,8 +224,6 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
             blockers.append(_blocker(f"the org has no {rules.STANDARD_API_PROFILE!r} profile",
                                      "The org's edition lacks the Salesforce Integration license (Enterprise, "
                                      "Unlimited, Performance and Developer editions have it)"))
-        if ov.permission_set:
-            profile_sources.setdefault(u.profile, ov.permission_set)
         source, base, alt = _ps_request("profile", u.profile)
         if ov.permission_set:
             gen.fixed[("PermissionSet", f"{source} as {ov.permission_set}")] = ov.permission_set
@@ -262,7 +258,6 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
                 continue
             if plan_set["verdict"] == "copy":
                 copies[a.ps_name] = plan_set["reason"]
-                copy_refused[a.ps_name] = plan_set.get("refused", [])
                 src, b, al = _ps_request("permission set", a.ps_name)
                 gen.want("PermissionSet", src, b, al)
                 assign.append({"source": a.ps_name, "copyOf": src, "expires": a.expires})
@@ -309,7 +304,6 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
             for n, p in plans.items():
                 if p["verdict"] == "copy":
                     copies[n] = p["reason"]
-                    copy_refused[n] = p.get("refused", [])
                     s2, b2, al2 = _ps_request("permission set", n)
                     gen.want("PermissionSet", s2, b2, al2)
             rebuilt[gname] = {"source": src, "data": gdata, "members": plans}
@@ -332,8 +326,6 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
                                          "reason": "not available for integration users; nothing that comes along "
                                                    "needs it"})
         entry["_assign"], entry["_groups"] = assign, group_assign
-        entry["_psls"] = sorted({p.psl_name for p in inv.of_user(inv.psl_assignments, u.id)
-                                 if p.psl_name != rules.INTEGRATION_PSL and (inv.psl(p.psl_name) or _NO).for_integrations})
         entry["packages"] = [{"namespace": p.namespace, "packageLicenseId": p.package_id}
                              for p in inv.of_user(inv.package_assignments, u.id)]
 
@@ -524,7 +516,6 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
                              f"{entries['CustomPermission']} custom permission(s) from the profile)"
                              if any(entries.values()) else ""))
         e.pop("_profileSource", None)
-        e.pop("_psls", None)
         steps_switch.append({"user": u.username, "userId": u.id, "from": {"profileId": u.profile_id,
                                                                         "profile": u.profile},
                              "to": {"profile": target}})
@@ -536,7 +527,7 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
         steps_access += grants
         steps_pkg += [{"user": u.username, "userId": u.id, **p} for p in e["packages"]]
     for e in users_out:
-        for k in ("_assign", "_groups", "_profileSource", "_psls"):
+        for k in ("_assign", "_groups", "_profileSource"):
             e.pop(k, None)
         for r in e.get("rewritten", []):
             r.pop("_source", None)
@@ -558,7 +549,9 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
     members = {t: m for t, m in members.items() if m}
     if files:
         files["package.xml"] = package_xml.build(members, inv.org.api_version)
-    steps = _steps(generated, how, steps_switch, steps_psl, steps_assign, steps_groups, steps_access, steps_pkg, lic)
+    unique_access = list({(a["permissionSet"], a["entityId"]): a for a in steps_access}.values())  # shared sets
+    steps = _steps(generated, how, steps_switch, steps_psl, steps_assign, steps_groups, unique_access, steps_pkg,
+                   lic)
     planned_users = [e for e in users_out if e["status"] == "planned"]
     data = {
         "schema": SCHEMA, "version": VERSION, "createdAt": req.created_at, "sfIntuser": req.tool_version,
@@ -578,13 +571,6 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
         "warnings": warnings + sorted({f"{e['username']}: {w}" for e in users_out for w in e.get("warnings", [])}),
     }
     return Plan(data, files, changes)
-
-
-class _NoPsl:
-    for_integrations = False
-
-
-_NO = _NoPsl()
 
 
 def _file(change: Change, file: str) -> Change:
