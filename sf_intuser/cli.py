@@ -624,6 +624,199 @@ def plan(target_org: str | None, users: tuple[str, ...], all_candidates: bool, c
          status=EXIT_PARTIAL if out.blocked else EXIT_OK, warnings=out.result["warnings"])
 
 
+# --- apply, verify, rollback, report -----------------------------------------------------------
+
+run_dir_argument = click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path, file_okay=False))
+yes_option = click.option("-y", "--yes", is_flag=True, help="Do it without asking (also implied by --json).")
+
+
+def _confirm(yes: bool, as_json: bool) -> "Callable[[list[str]], bool] | None":
+    """None when no question is asked; else a question for a person at a terminal. Without a
+    terminal and without --yes nothing is done: a script must say --yes."""
+    if yes or json_wanted(as_json):
+        return None
+
+    def ask(lines: list[str]) -> bool:
+        for line in lines:
+            click.echo(line, err=True)
+        if not sys.stdin.isatty():
+            raise CliError("ConfirmationRequired", "Nothing was changed: there is no terminal to ask, and --yes was "
+                           "not given", actions=["Review the lines above, then run again with --yes"])
+        return click.confirm("Go ahead?", default=False, err=True)
+
+    return ask
+
+
+def _outcome_human(title: str, out: Any) -> str:
+    r = out.result
+    lines = [title]
+    rows = [(s["username"], "moved", s["profile"], ", ".join(s["permissionSets"])) for s in r.get("successes", [])]
+    rows += [(f["username"], f["outcome"], f.get("message", ""), f.get("fix", "")) for f in r.get("failures", [])]
+    if rows:
+        lines += ["", table(rows, ("USER", "OUTCOME", "PROFILE / REASON", "PERMISSION SETS / FIX"))]
+    for d in r.get("dropped", []):
+        lines.append(f"Dropped from {d['permissionSet']} (the licence refuses them): {', '.join(d['permissions'])}")
+    if r.get("notAssigned"):
+        lines.append("Not assigned (nothing left in them): " + ", ".join(r["notAssigned"]))
+    lines.append(f"Journal: {r['journal']}")
+    return "\n".join(lines)
+
+
+@main.command()
+@run_dir_argument
+@target_org_option
+@yes_option
+@click.option("--resume", is_flag=True, help="Continue an apply that stopped or died; nothing is done twice.")
+@verbose_option
+@sf_path_option
+@json_option
+def apply(run_dir: Path, target_org: str | None, yes: bool, resume: bool, verbose: bool, sf_path: str | None,
+          as_json: bool) -> None:
+    """Carry out a plan: deploy, move the users, give their access back, verify.
+
+    Refuses a run folder changed by hand, another org, and users whose access changed since the plan.
+    Every step is written to journal.jsonl first; a run that stops or dies continues with --resume,
+    or is undone with rollback. Exit 0 when every user moved, 68 when some could not (each with the
+    way forward), 1 when the run stopped or a moved user differs from the plan.
+
+    \b
+    Examples:
+      sf-intuser apply intuser-runs/acme-20261123-101500 -o acme
+      sf-intuser apply intuser-runs/acme-20261123-101500 --resume --yes --json
+    """
+    import time
+
+    from sf_intuser.migrate import apply as apply_mod
+
+    t0 = time.perf_counter()
+    runner = _sf_runner(sf_path)
+    try:
+        out = apply_mod.apply(runner, run_dir, target_org, resume=resume, confirm=_confirm(yes, as_json),
+                              progress=_Progress(json_wanted(as_json)))
+    except Failure as exc:
+        raise exc from None
+    extra = "\n" + _calls_line(runner, t0) if verbose else ""
+    r = out.result
+    title = (f"Moved {len(r['successes'])} of {len(r['successes']) + len(r['failures'])} user(s) to the Salesforce "
+             f"Integration licence in {r['org']}.")
+    emit(as_json, r, lambda: _outcome_human(title, out) + f"\nNext: sf-intuser report {run_dir}" + extra,
+         status=out.exit_code)
+
+
+@main.command()
+@run_dir_argument
+@target_org_option
+@verbose_option
+@sf_path_option
+@json_option
+def verify(run_dir: Path, target_org: str | None, verbose: bool, sf_path: str | None, as_json: bool) -> None:
+    """Read the org again and compare every planned user with the plan's target.
+
+    Exit 0 when every user is as planned, 1 when anything differs (each difference is named).
+
+    \b
+    Example:
+      sf-intuser verify intuser-runs/acme-20261123-101500 -o acme
+    """
+    import time
+
+    from sf_intuser.migrate import apply as apply_mod
+
+    t0 = time.perf_counter()
+    runner = _sf_runner(sf_path)
+    out = apply_mod.verify(runner, run_dir, target_org)
+    r = out.result
+    rows = [(u["username"], "as planned" if u["reached"] else "differs", "; ".join(u["differences"]))
+            for u in r["users"]]
+    extra = "\n" + _calls_line(runner, t0) if verbose else ""
+    emit(as_json, r, lambda: f"{r['reached']} of {len(r['users'])} user(s) as planned.\n\n"
+         + table(rows, ("USER", "STATE", "DIFFERENCES")) + extra, status=out.exit_code)
+
+
+@main.command()
+@run_dir_argument
+@target_org_option
+@yes_option
+@click.option("--delete-generated", is_flag=True,
+              help="Also delete the permission sets the apply created, when no one holds them any more.")
+@verbose_option
+@sf_path_option
+@json_option
+def rollback(run_dir: Path, target_org: str | None, yes: bool, delete_generated: bool, verbose: bool,
+             sf_path: str | None, as_json: bool) -> None:
+    """Put every user the apply touched back as the snapshot says.
+
+    Profile (and so licence), permission set, group and licence assignments with their expiry, and the
+    access grants the apply made. Undoes only what the journal says was done; running it twice is
+    harmless; works after an apply or a rollback died at any point. Exit 0 when every user is back,
+    1 otherwise (each difference named).
+
+    \b
+    Examples:
+      sf-intuser rollback intuser-runs/acme-20261123-101500 -o acme
+      sf-intuser rollback intuser-runs/acme-20261123-101500 --delete-generated --yes
+    """
+    import time
+
+    from sf_intuser.migrate import apply as apply_mod
+
+    t0 = time.perf_counter()
+    runner = _sf_runner(sf_path)
+    out = apply_mod.rollback(runner, run_dir, target_org, delete_generated=delete_generated,
+                             confirm=_confirm(yes, as_json), progress=_Progress(json_wanted(as_json)))
+    r = out.result
+    extra = "\n" + _calls_line(runner, t0) if verbose else ""
+
+    def human() -> str:
+        if "alreadyRestored" in r:
+            return "\n".join(out.lines)
+        rows = [(u, "restored", "") for u in r["restored"]] + [(f["username"], "differs", f["message"])
+                                                              for f in r["failures"]]
+        return (f"Rolled back {len(r['restored'])} user(s).\n\n" + table(rows, ("USER", "STATE", "DIFFERENCES"))
+                + f"\nJournal: {r['journal']}" + extra)
+
+    emit(as_json, r, human, status=out.exit_code)
+
+
+@main.command()
+@run_dir_argument
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "csv"]), default=None,
+              help="md, html or csv (default: from --output's extension, else md).")
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the report here (default: print it; html goes to RUN/report.html).")
+@json_option
+def report(run_dir: Path, fmt: str | None, output: Path | None, as_json: bool) -> None:
+    """The migration report from the run folder (the org is not read): per user before, after, outcome
+    and saving, and the licence cost per month before and after.
+
+    \b
+    Examples:
+      sf-intuser report intuser-runs/acme-20261123-101500
+      sf-intuser report intuser-runs/acme-20261123-101500 --format html   # RUN/report.html
+      sf-intuser report intuser-runs/acme-20261123-101500 --output users.csv
+    """
+    from sf_intuser.migrate.apply import open_run
+    from sf_intuser.report import migration
+    from sf_intuser.workspace import write_synced
+
+    run = open_run(run_dir)
+    fmt = fmt or (output.suffix.lstrip(".").lower() if output and output.suffix.lstrip(".").lower()
+                  in ("md", "html", "csv") else "md")
+    rep = migration.build(run.plan, run.journal.records)
+    body = migration.render(rep, fmt)
+    if output is None and fmt == "html":
+        output = run_dir / "report.html"
+    if output is not None:
+        try:
+            write_synced(output, body.encode("utf-8"))
+        except OSError as exc:
+            raise CliError("OutputFailed", f"{output} could not be written: {exc.strerror or exc}",
+                           actions=["Check the folder is writable"]) from None
+    result = {**migration.summary(rep), "format": fmt, "output": str(output) if output else None,
+              "users": rep["users"]}
+    emit(as_json, result, lambda: f"Wrote {output}" if output else body.rstrip("\n"))
+
+
 # --- emulator ---------------------------------------------------------------------------------
 
 

@@ -25,6 +25,10 @@ DEFAULT_BASE = Path("intuser-runs")
 PLAN = "plan.json"
 PLAN_MD = "plan.md"
 METADATA = "metadata"
+#: SHA-256 of plan.json, plan.md and every file under metadata/, written with the plan: apply,
+#: verify, rollback and report refuse a run folder whose plan was changed by hand
+CHECKSUMS = "checksums.json"
+JOURNAL = "journal.jsonl"
 
 
 class RunError(Exception):
@@ -91,9 +95,10 @@ def write(folder: Path, *, snap: snapshot_mod.Snapshot | None, plan: dict | None
         if (tmp / METADATA).exists():
             os.rename(tmp / METADATA, folder / METADATA)
         os.rename(tmp / PLAN_MD, folder / PLAN_MD)
+        os.rename(tmp / CHECKSUMS, folder / CHECKSUMS)
         os.rename(tmp / PLAN, folder / PLAN)
     except BaseException:
-        for name in (METADATA, PLAN_MD):
+        for name in (METADATA, PLAN_MD, CHECKSUMS):
             p = folder / name
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
@@ -108,10 +113,49 @@ def write(folder: Path, *, snap: snapshot_mod.Snapshot | None, plan: dict | None
 def _plan_files(root: Path, plan: dict | None, plan_md: str, files: dict[str, bytes] | None) -> None:
     if plan is None:
         return
+    sums = {}
     for rel, data in (files or {}).items():
         _put(root / METADATA / rel, data)
-    _put(root / PLAN_MD, plan_md.encode("utf-8"))
-    _put(root / PLAN, _json(plan))
+        sums[f"{METADATA}/{rel}"] = snapshot_mod.sha256(data)
+    md = plan_md.encode("utf-8")
+    body = _json(plan)
+    _put(root / PLAN_MD, md)
+    sums[PLAN_MD] = snapshot_mod.sha256(md)
+    sums[PLAN] = snapshot_mod.sha256(body)
+    _put(root / CHECKSUMS, _json({"schema": "sf-intuser/checksums", "files": dict(sorted(sums.items()))}))
+    _put(root / PLAN, body)
+
+
+def check(folder: Path) -> dict:
+    """The plan of ``folder`` after checking plan.json, plan.md and metadata/ against checksums.json
+    (the snapshot has its own manifest). Raises :class:`RunError` naming the file that differs."""
+    fix = ["Plan again into a new run folder (sf-intuser plan); a run folder is never edited by hand"]
+    if not (folder / PLAN).is_file():
+        raise RunError("RunFolderNotFound", f"{folder} holds no {PLAN}: it is not a planned run folder",
+                       ["Point at a run folder sf-intuser plan wrote (intuser-runs/<org>-<time>)"])
+    try:
+        listed = json.loads((folder / CHECKSUMS).read_bytes())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RunError("RunFolderTampered", f"{folder / CHECKSUMS} is missing or unreadable", fix) from None
+    present = {p.relative_to(folder).as_posix() for p in (folder / METADATA).rglob("*") if p.is_file()}
+    for rel in sorted(present - set(listed)):
+        raise RunError("RunFolderTampered", f"{folder / rel} was added after the plan was written", fix)
+    for rel, digest in sorted(listed.items()):
+        try:
+            body = (folder / rel).read_bytes()
+        except OSError:
+            raise RunError("RunFolderTampered", f"{folder / rel} is missing from the run folder", fix) from None
+        if snapshot_mod.sha256(body) != digest:
+            raise RunError("RunFolderTampered", f"{folder / rel} does not match its checksum in {CHECKSUMS}: it was "
+                           "changed after the plan was written", fix)
+    try:
+        plan = json.loads((folder / PLAN).read_bytes())
+    except ValueError as exc:
+        raise RunError("RunFolderTampered", f"{folder / PLAN} is not JSON ({exc})", fix) from None
+    if not isinstance(plan, dict) or plan.get("schema") != "sf-intuser/plan" or plan.get("version") != 1:
+        raise RunError("RunFolderTampered", f"{folder / PLAN} is not an sf-intuser plan (schema sf-intuser/plan v1)",
+                       fix)
+    return plan
 
 
 def into_project(project: Path, plan: dict, files: dict[str, bytes], force: bool = False) -> list[dict]:

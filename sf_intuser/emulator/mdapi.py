@@ -240,6 +240,8 @@ def _record_for(state: OrgState, mtype: str, name: str) -> dict[str, Any] | None
         return state.one("Profile", Name=name)
     if mtype == "PermissionSet":
         return state.one("PermissionSet", Name=name, IsOwnedByProfile=False)
+    if mtype == "PermissionSetGroup":
+        return state.one("PermissionSetGroup", DeveloperName=name)
     if mtype in ("ApexClass", "ApexPage"):
         return state.one(mtype, Name=name)
     return None

@@ -62,7 +62,8 @@ OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 #: Fields the org computes; an insert or update naming them fails with INVALID_FIELD_FOR_INSERT_UPDATE.
-COMPUTED = {("UserLicense", "UsedLicenses"), ("PermissionSetLicense", "UsedLicenses")}
+COMPUTED = {("UserLicense", "UsedLicenses"), ("PermissionSetLicense", "UsedLicenses"),
+            ("PackageLicense", "UsedLicenses")}
 
 #: What the REST API may write here; other objects answer INVALID_TYPE_FOR_OPERATION.
 WRITABLE: dict[str, set[str]] = {
@@ -72,6 +73,7 @@ WRITABLE: dict[str, set[str]] = {
     "PermissionSetAssignment": {"create", "delete"},
     "PermissionSetLicenseAssign": {"create", "delete"},
     "SetupEntityAccess": {"create", "delete"},
+    "UserPackageLicense": {"create", "delete"},
     "LoginHistory": set(),
 }
 

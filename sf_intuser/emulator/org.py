@@ -209,6 +209,8 @@ class OrgState:
         if obj == "PermissionSetLicense":
             return {**rec, "UsedLicenses": len(self.find("PermissionSetLicenseAssign",
                                                          PermissionSetLicenseId=rec["Id"]))}
+        if obj == "PackageLicense":
+            return {**rec, "UsedLicenses": len(self.find("UserPackageLicense", PackageLicenseId=rec["Id"]))}
         return rec
 
     def field_value(self, obj: str, rec: dict[str, Any], name: str) -> Any:
@@ -745,6 +747,22 @@ class OrgState:
         rec = self.put("SetupEntityAccess", vals)
         self._patch_access(self.get(vals["ParentId"]), entity, True)
         return rec["Id"]
+
+    # UserPackageLicense -----------------------------------------------------------------------
+
+    def _insert_UserPackageLicense(self, vals: dict[str, Any]) -> str:
+        """A user's seat of a managed package (UserPackageLicense and PackageLicense object reference:
+        ``AllowedLicenses`` is the number of seats, -1 a site licence without a limit) [V]; the error
+        wording is [U] and taken from the user licence's."""
+        user = self._must("User", vals.get("UserId"), "UserId")
+        pkg = self._must("PackageLicense", vals.get("PackageLicenseId"), "PackageLicenseId")
+        if self.find("UserPackageLicense", UserId=user["Id"], PackageLicenseId=pkg["Id"]):
+            raise ApiError(400, "DUPLICATE_VALUE",
+                           "duplicate value found: <unknown> duplicates value on record with id: <unknown>")
+        allowed = int(pkg.get("AllowedLicenses") if pkg.get("AllowedLicenses") is not None else -1)
+        if 0 <= allowed <= len(self.find("UserPackageLicense", PackageLicenseId=pkg["Id"])):
+            raise ApiError(400, "LICENSE_LIMIT_EXCEEDED", "License Limit Exceeded")
+        return self.put("UserPackageLicense", vals)["Id"]
 
     def _delete_SetupEntityAccess(self, rec: dict[str, Any]) -> None:
         self._patch_access(self.get(rec["ParentId"]), self.get(rec["SetupEntityId"]), False)

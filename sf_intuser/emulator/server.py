@@ -28,6 +28,11 @@ from sf_intuser.emulator.soql import QueryError
 NOT_FOUND = "The requested resource does not exist"
 COLLECTION_LIMIT = 200
 BATCH_LIMIT = 25
+#: Composite (REST API Developer Guide, "Composite"): 25 subrequests, of which at most 5 may be sObject
+#: Collections or query operations
+COMPOSITE_LIMIT = 25
+COMPOSITE_HEAVY_LIMIT = 5
+HALTED = "The transaction was rolled back since another operation in the same transaction failed."
 #: bytes a request URI may have (Salesforce KB 000386264)
 URI_LIMIT = 16384
 
@@ -189,6 +194,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(404, "NOT_FOUND", NOT_FOUND)
         if (m.group(3) or "") == "/composite/batch" and not m.group(2):
             return self._send(*self._batch(m.group(1), method, raw))
+        if (m.group(3) or "") == "/composite" and not m.group(2):
+            return self._send(*self._composite(m.group(1), method, raw))
         status, body = self._resource(m.group(1), method, m.group(3) or "", parse_qs(url.query), raw)
         self._send(status, body)
 
@@ -250,7 +257,9 @@ class Handler(BaseHTTPRequestHandler):
                                 "result": error_body("BATCH_PROCESSING_HALTED", "Batch processing halted")})
                 continue
             try:
-                if rest.startswith("/tooling") or rest.startswith("/composite/batch"):
+                if rest.startswith("/tooling") or rest.startswith("/composite"):
+                    # the batchable resources are listed (limits, sObject, query, search, connect,
+                    # chatter, actions): no Tooling, no composite resource inside a batch
                     status, out = 404, error_body("NOT_FOUND", NOT_FOUND)
                 else:
                     status, out = self._resource(sub_version, verb, rest, qs, rich)
@@ -262,6 +271,66 @@ class Handler(BaseHTTPRequestHandler):
             if status >= 400 and body.get("haltOnError"):
                 halted = True
         return 200, {"hasErrors": any(r["statusCode"] >= 400 for r in results), "results": results}
+
+    def _composite(self, version: str, method: str, raw: bytes) -> tuple[int, Any]:
+        """Composite (REST API Developer Guide, "Composite" and "Composite Request Body"): up to 25
+        subrequests run in order, at most 5 of them sObject Collections or queries; each ``url`` is a
+        full ``/services/data/vXX.X/...`` path no later than the request's; every subrequest needs a
+        unique ``referenceId``. ``allOrNone`` true: when one subrequest fails, all are rolled back and
+        the others answer ``PROCESSING_HALTED``; false: the others keep their work. References between
+        subrequests (``@{ref.id}``) are not modelled and are refused loudly rather than sent on."""
+        if method != "POST":
+            return 405, error_body("METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are POST")
+        body = self._json(raw) or {}
+        subs = body.get("compositeRequest") if isinstance(body, dict) else None
+        if not isinstance(subs, list) or not subs:
+            return 400, error_body("JSON_PARSER_ERROR", "compositeRequest is required")
+        if len(subs) > COMPOSITE_LIMIT:
+            return 400, error_body("INVALID_COMPOSITE_REQUEST",   # limit documented; wording [U]
+                                   f"A composite request can contain a maximum of {COMPOSITE_LIMIT} subrequests")
+        parsed, refs = [], set()
+        for sub in subs:
+            sub = sub if isinstance(sub, dict) else {}
+            m = re.fullmatch(r"/services/data/v(\d+\.\d)(/[^?]*)(?:\?(.*))?", str(sub.get("url", "")))
+            verb = str(sub.get("method", "")).upper()
+            ref = str(sub.get("referenceId") or "")
+            if not m or verb not in ("GET", "POST", "PATCH", "PUT", "DELETE") or float(m.group(1)) > float(version) \
+                    or not re.fullmatch(r"[A-Za-z0-9_]+", ref) or ref in refs:
+                return 400, error_body("INVALID_COMPOSITE_REQUEST",
+                                       f"Invalid subrequest: {sub!r}: url must be /services/data/vXX.X/... (no later "
+                                       f"than v{version}), method GET, POST, PATCH, PUT or DELETE, and referenceId "
+                                       "unique letters, digits and underscores")
+            if "@{" in json.dumps(sub):
+                return 400, error_body("INVALID_COMPOSITE_REQUEST", "references between subrequests (@{...}) are not "
+                                       "modelled by the emulated org")
+            refs.add(ref)
+            rest = m.group(2).rstrip("/")
+            parsed.append((verb, m.group(1), rest, parse_qs(m.group(3) or ""), sub.get("body"), ref))
+        heavy = sum(1 for _, _, rest, *_ in parsed if rest in ("/composite/sobjects", "/query", "/queryAll"))
+        if heavy > COMPOSITE_HEAVY_LIMIT:
+            return 400, error_body("INVALID_COMPOSITE_REQUEST", "A composite request can contain a maximum of "
+                                   f"{COMPOSITE_HEAVY_LIMIT} sObject Collections or query subrequests")
+        all_or_none = bool(body.get("allOrNone"))
+        snap = self.state.snapshot() if all_or_none else None
+        out = []
+        for verb, sub_version, rest, qs, sub_body, ref in parsed:
+            try:
+                if rest.startswith("/tooling") or rest.startswith("/composite/batch") or rest == "/composite":
+                    status, res = 404, error_body("NOT_FOUND", NOT_FOUND)
+                else:
+                    status, res = self._resource(sub_version, verb, rest, qs, sub_body)
+            except ApiError as exc:
+                status, res = exc.status, [exc.body()]
+            except QueryError as exc:
+                status, res = 400, error_body(exc.code, exc.render(qs.get("q", [""])[0]))
+            out.append({"body": None if status == 204 else res, "httpHeaders": {}, "httpStatusCode": status,
+                        "referenceId": ref})
+        if snap is not None and any(r["httpStatusCode"] >= 400 for r in out):
+            snap.restore()
+            for r in out:
+                if r["httpStatusCode"] < 400:
+                    r.update(httpStatusCode=400, body=error_body("PROCESSING_HALTED", HALTED))
+        return 200, {"compositeResponse": out}
 
     def _sobject(self, method: str, type_name: str, rid: str | None, raw: Any) -> tuple[int, Any]:
         obj = objects.canonical(type_name)

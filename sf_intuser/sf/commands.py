@@ -197,6 +197,8 @@ class DeployResult:
     check_only: bool
     deployed: list[tuple[str, str]]   # (type, name)
     failures: list[ComponentFailure]
+    #: (type, name) -> record id, from each DeployMessage's ``id`` (Metadata API, DeployMessage)
+    ids: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def success(self) -> bool:
@@ -235,8 +237,10 @@ def deploy(runner: SfRunner, metadata_dir: Path, target_org: str | None, dry_run
                 for f in _as_list(details.get("componentFailures"))]
     deployed = [(s.get("componentType", ""), s.get("fullName", "")) for s in _as_list(details.get("componentSuccesses"))
                 if s.get("componentType") not in ("Package", "", None)]
+    ids = {(s.get("componentType", ""), s.get("fullName", "")): str(s["id"])
+           for s in _as_list(details.get("componentSuccesses")) if s.get("id")}
     return DeployResult(str(r.get("id", "")), str(r.get("status", "")), str(r.get("checkOnly")).lower() == "true",
-                        deployed, failures)
+                        deployed, failures, ids)
 
 
 def _int(v: Any) -> int | None:
@@ -510,3 +514,63 @@ def _json_body(stdout: str) -> Any:
         return json.loads(text[start:])
     except ValueError:
         return None
+
+
+#: Composite (REST API Developer Guide, "Composite"): 25 subrequests, at most 5 of them sObject
+#: Collections or queries; a collection holds up to 200 records
+COMPOSITE_LIMIT = 25
+COMPOSITE_HEAVY_LIMIT = 5
+COLLECTION_SIZE = 200
+
+
+@dataclass(frozen=True)
+class Write:
+    """One sObject Collections operation: ``method`` POST (create), PATCH (update, records carry
+    ``Id``) or DELETE (records are ``{"Id": ...}``); ``key`` names it in the results."""
+    key: str
+    method: str
+    sobject: str
+    records: list[dict[str, Any]]
+
+
+def writes(runner: SfRunner, ops: list[Write], target_org: str | None, api_version: str) -> dict[str, list[RecordResult]]:
+    """Many record writes in as few sf calls as Composite allows: each operation is cut into
+    collections of 200 records, five collections to a Composite call, run in the order given
+    (``allOrNone`` false: a record that fails leaves the others). Returns per operation one
+    :class:`RecordResult` per record, in order. A whole call that fails raises :class:`SfError`
+    (nothing after it was sent)."""
+    subs: list[tuple[str, int, dict[str, Any]]] = []
+    base = f"/services/data/v{api_version}/composite/sobjects"
+    for op in ops:
+        for part in chunks(op.records, COLLECTION_SIZE):  # type: ignore[arg-type]
+            if op.method == "DELETE":
+                ids = ",".join(str(r["Id"]) for r in part)
+                sub = {"method": "DELETE", "url": f"{base}?ids={ids}&allOrNone=false"}
+            else:
+                recs = [{"attributes": {"type": op.sobject}, **r} for r in part]
+                sub = {"method": op.method, "url": base, "body": {"allOrNone": False, "records": recs}}
+            subs.append((op.key, len(part), sub))
+    out: dict[str, list[RecordResult]] = {op.key: [] for op in ops}
+    for group in chunks(subs, COMPOSITE_HEAVY_LIMIT):  # type: ignore[arg-type]
+        body = {"allOrNone": False, "compositeRequest": [{**sub, "referenceId": f"r{i}"}
+                                                         for i, (_, _, sub) in enumerate(group)]}
+        data = rest(runner, f"/services/data/v{api_version}/composite", target_org, method="POST", body=body)
+        answers = data.get("compositeResponse") if isinstance(data, dict) else None
+        if not isinstance(answers, list) or len(answers) != len(group):
+            raise SfError("SfBadOutput", f"Composite gave no answer per subrequest: {str(data)[:300]}")
+        for (key, size, _), ans in zip(group, answers):
+            status, res = int(ans.get("httpStatusCode") or 0), ans.get("body")
+            if status < 400 and isinstance(res, list):
+                for item in res:
+                    errs = item.get("errors") or []
+                    e = errs[0] if errs else {}
+                    out[key].append(RecordResult(item.get("id"), bool(item.get("success")),
+                                                 str(e.get("statusCode", "")), str(e.get("message", ""))))
+                continue
+            err = res[0] if isinstance(res, list) and res and isinstance(res[0], dict) else {}
+            code = str(err.get("errorCode") or status)
+            if code == "INVALID_SESSION_ID":
+                raise SfAuthError(code, f"org {target_org or '(default)'}: session expired or invalid", 1,
+                                  actions=[_login_again(runner, target_org)])
+            out[key].extend(RecordResult(None, False, code, str(err.get("message") or res)) for _ in range(size))
+    return out

@@ -1,0 +1,911 @@
+"""The write side: ``apply`` a run folder's plan, ``verify`` it, ``rollback`` to its snapshot.
+
+Every step reads the org first and does only what is missing, so a step cut off by a crash is
+checked against the org before it is done again (the journal says which steps were cut off), and
+running a command twice is harmless. The number of sf calls does not grow with the users: one
+Composite Batch reads the state of up to 300 users, and writes go as sObject Collections of 200
+records, five to a Composite call (:func:`sf_intuser.sf.commands.writes`).
+
+apply: read (1 call) → create API-only profiles (1, when any) → validate the deploy (1) → deploy
+(1) → switch profiles, and so licenses (1 per 1,000 users) → permission set licence, sets,
+groups, connected-app access, package licences (1 per five collections) → read and verify (1).
+
+A user the org refuses to move (a licence change refused, no seat left) is reported with the way
+forward and the others go on; a user that moved but whose access can't be given back is put back
+as the snapshot says, so no user is left between the two. A permission the licence refuses on
+assignment ("The user license doesn't allow the permission: Z") is dropped from the generated set,
+recorded in the journal, redeployed and the assignment retried, up to ``MAX_AMEND_ROUNDS`` times.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from sf_intuser import runs
+from sf_intuser.errors import Failure
+from sf_intuser.metadata import license_rules as rules
+from sf_intuser.metadata.xml import children, local, parse, serialize, text
+from sf_intuser.migrate.journal import Journal, JournalError
+from sf_intuser.org import snapshot as snapshot_mod
+from sf_intuser.sf import commands
+from sf_intuser.sf.runner import SfError, SfRunner
+from sf_intuser.sf.soql import chunks, in_list, quote
+
+APPLY, ROLLBACK = "apply", "rollback"
+MAX_AMEND_ROUNDS = 3
+IDS_PER_QUERY = 300
+#: the org's answer when an assignment needs a permission the user's licences don't allow
+#: (Veeva KB 115003888654; salesforce-facts.md A2)
+REFUSED_PERMISSION = re.compile(r"doesn't allow the permission:?\s*([A-Za-z0-9_]+)")
+#: KB 000386999 (salesforce-facts.md A3): a profile change across licences refused
+REFUSED_LICENSE_CHANGE = "profile of the current license"
+NEW_USER_FIX = ("Create a new user on the Salesforce Integration license with the profile {profile} and the "
+                "permission sets {sets}, move the integration's credentials (connected app, named credential or "
+                "run-as user) to it, then deactivate {user} to free its seat")
+
+Progress = Callable[[str], None]
+
+
+def _noop(_message: str) -> None:
+    return None
+
+
+def _rel(rec: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(rec, dict):
+            return None
+        rec = rec.get(part)
+    return rec
+
+
+def _id15(value: Any) -> str:
+    return str(value or "")[:15]
+
+
+# --- the run folder ----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    folder: Path
+    plan: dict
+    journal: Journal
+
+    @property
+    def users(self) -> list[dict]:
+        return [u for u in self.plan["users"] if u["status"] == "planned"]
+
+    @property
+    def before(self) -> dict[str, dict]:
+        return {u["userId"]: u for u in self.plan["rollback"]["users"]}
+
+    def step(self, action: str) -> dict | None:
+        return next((s for s in self.plan["steps"] if s["action"] == action), None)
+
+    def label(self) -> str:
+        org = self.plan["org"]
+        return org.get("alias") or org.get("username") or org["id"]
+
+
+def open_run(folder: Path) -> Run:
+    """A planned run folder after checking the plan's and the snapshot's checksums and reading the
+    journal whole. Raises :class:`Failure` naming the file and the fix."""
+    try:
+        plan = runs.check(folder)
+        snapshot_mod.load(folder)
+        journal = Journal.load(folder)
+    except runs.RunError as exc:
+        raise Failure(exc.name, exc.message + "; nothing was changed", actions=exc.actions) from None
+    except snapshot_mod.SnapshotError as exc:
+        raise Failure(exc.name, exc.message + "; nothing was changed", actions=exc.actions) from None
+    except JournalError as exc:
+        raise Failure(exc.name, exc.message, actions=exc.actions) from None
+    return Run(folder, plan, journal)
+
+
+# --- the org as it is now ----------------------------------------------------------------------
+
+
+@dataclass
+class UserNow:
+    id: str
+    username: str
+    active: bool
+    profile_id: str
+    profile: str
+    license: str
+    sets: dict[str, dict] = field(default_factory=dict)      # name -> {id, psId, expires}
+    groups: dict[str, dict] = field(default_factory=dict)    # developer name -> {id, groupId, expires}
+    psls: dict[str, dict] = field(default_factory=dict)      # PSL id[:15] -> {id, name}
+    packages: dict[str, str] = field(default_factory=dict)   # PackageLicense id[:15] -> UPL id
+
+
+@dataclass
+class OrgNow:
+    org_id: str
+    users: dict[str, UserNow]
+    profiles: dict[str, str]          # name lower -> id
+    sets: dict[str, dict]             # name -> {Id, LicenseId}
+    groups: dict[str, str]            # developer name -> id
+    psl_id: str | None
+    access: dict[tuple[str, str], str]   # (parent id[:15], entity id[:15]) -> SetupEntityAccess id
+
+
+def read_now(runner: SfRunner, target_org: str | None, api_version: str, user_ids: Iterable[str],
+             profiles: Iterable[str], sets: Iterable[str], groups: Iterable[str]) -> OrgNow:
+    """One Composite Batch (for up to 300 users; one more per 300): the users, their assignments of
+    every kind, the profiles, permission sets and groups by name, the integration PSL, and the
+    SetupEntityAccess rows of the named sets."""
+    ids = sorted(set(user_ids))
+    q: dict[str, str] = {"org": "SELECT Id FROM Organization"}
+    for i, g in enumerate(chunks(ids, IDS_PER_QUERY)):
+        u = in_list(g)
+        q[f"users{i}"] = f"SELECT Id, Username, IsActive, ProfileId, Profile.Name, Profile.UserLicense.Name FROM User " \
+                         f"WHERE Id IN {u}"
+        q[f"psa{i}"] = ("SELECT Id, AssigneeId, PermissionSetId, PermissionSet.Name, PermissionSet.IsOwnedByProfile, "
+                        "PermissionSetGroupId, PermissionSetGroup.DeveloperName, ExpirationDate FROM "
+                        f"PermissionSetAssignment WHERE AssigneeId IN {u}")
+        q[f"psla{i}"] = ("SELECT Id, AssigneeId, PermissionSetLicenseId, PermissionSetLicense.DeveloperName FROM "
+                         f"PermissionSetLicenseAssign WHERE AssigneeId IN {u}")
+        q[f"upl{i}"] = f"SELECT Id, UserId, PackageLicenseId FROM UserPackageLicense WHERE UserId IN {u}"
+    names = sorted(set(sets))
+    for i, g in enumerate(chunks(sorted(set(profiles)), IDS_PER_QUERY)):
+        q[f"profiles{i}"] = f"SELECT Id, Name FROM Profile WHERE Name IN {in_list(g)}"
+    for i, g in enumerate(chunks(names, IDS_PER_QUERY)):
+        q[f"sets{i}"] = ("SELECT Id, Name, LicenseId FROM PermissionSet WHERE IsOwnedByProfile = false AND Name IN "
+                         f"{in_list(g)}")
+        q[f"access{i}"] = ("SELECT Id, ParentId, SetupEntityId FROM SetupEntityAccess WHERE ParentId IN (SELECT Id "
+                           f"FROM PermissionSet WHERE Name IN {in_list(g)})")
+    for i, g in enumerate(chunks(sorted(set(groups)), IDS_PER_QUERY)):
+        q[f"groups{i}"] = f"SELECT Id, DeveloperName FROM PermissionSetGroup WHERE DeveloperName IN {in_list(g)}"
+    q["psl"] = f"SELECT Id FROM PermissionSetLicense WHERE DeveloperName = {quote(rules.INTEGRATION_PSL)}"
+    r = commands.query_all(runner, q, target_org, api_version)
+
+    def rows(prefix: str) -> list[dict]:
+        return [x for k in sorted(r) if k.startswith(prefix) and k[len(prefix):].isdigit() for x in r[k]]
+
+    users = {x["Id"]: UserNow(x["Id"], str(x.get("Username")), bool(x.get("IsActive")), str(x.get("ProfileId")),
+                              str(_rel(x, "Profile.Name")), str(_rel(x, "Profile.UserLicense.Name")))
+             for x in rows("users")}
+    for x in rows("psa"):
+        u = users.get(x.get("AssigneeId"))
+        if u is None or _rel(x, "PermissionSet.IsOwnedByProfile"):
+            continue   # a profile's own set is never an assignment of ours (KB 000394118)
+        if x.get("PermissionSetGroupId"):
+            u.groups[str(_rel(x, "PermissionSetGroup.DeveloperName"))] = {
+                "id": x["Id"], "groupId": x["PermissionSetGroupId"], "expires": x.get("ExpirationDate")}
+        else:
+            u.sets[str(_rel(x, "PermissionSet.Name"))] = {"id": x["Id"], "psId": x.get("PermissionSetId"),
+                                                          "expires": x.get("ExpirationDate")}
+    for x in rows("psla"):
+        if x.get("AssigneeId") in users:
+            users[x["AssigneeId"]].psls[_id15(x.get("PermissionSetLicenseId"))] = {
+                "id": x["Id"], "name": _rel(x, "PermissionSetLicense.DeveloperName")}
+    for x in rows("upl"):
+        if x.get("UserId") in users:
+            users[x["UserId"]].packages[_id15(x.get("PackageLicenseId"))] = x["Id"]
+    orgs = r.get("org") or [{}]
+    psl = r.get("psl") or []
+    return OrgNow(str(orgs[0].get("Id", "")), users,
+                  {str(x["Name"]).lower(): x["Id"] for x in rows("profiles")},
+                  {str(x["Name"]): {"Id": x["Id"], "LicenseId": x.get("LicenseId")} for x in rows("sets")},
+                  {str(x["DeveloperName"]): x["Id"] for x in rows("groups")},
+                  psl[0]["Id"] if psl else None,
+                  {(_id15(x.get("ParentId")), _id15(x.get("SetupEntityId"))): x["Id"] for x in rows("access")})
+
+
+def _names(run: Run) -> tuple[set[str], set[str], set[str]]:
+    """Profiles, permission sets and groups a read must resolve: the snapshot's and the plan's."""
+    profiles, sets, groups = set(), set(), set()
+    for u in run.users:
+        profiles.add(u["to"]["profile"])
+        sets |= {a["permissionSet"] for a in u["to"]["assign"]}
+        groups |= {g["group"] for g in u["to"]["groups"]}
+    for b in run.plan["rollback"]["users"]:
+        profiles.add(b["profile"])
+        sets |= {p["name"] for p in b["permissionSets"]}
+        groups |= {g["name"] for g in b["groups"]}
+    sets |= {g["name"] for g in run.plan["generated"] if g["type"] == "PermissionSet"}
+    groups |= {g["name"] for g in run.plan["generated"] if g["type"] == "PermissionSetGroup"}
+    return profiles, sets, groups
+
+
+def _read(runner: SfRunner, run: Run, target_org: str | None, user_ids: Iterable[str]) -> OrgNow:
+    profiles, sets, groups = _names(run)
+    try:
+        now = read_now(runner, target_org, run.plan["org"]["apiVersion"], user_ids, profiles, sets, groups)
+    except SfError as exc:
+        raise Failure(exc.name, f"The org could not be read: {exc.message}; nothing was changed",
+                      exc.exit_code or 1, exc.actions) from None
+    if _id15(now.org_id) != _id15(run.plan["org"]["id"]):
+        raise Failure("WrongOrg", f"{run.folder} was planned for the org {run.label()} ({run.plan['org']['id']}), but "
+                      f"{target_org or 'the default org'} is {now.org_id}: nothing was changed",
+                      actions=[f"Name the planned org: -o {run.label()}",
+                               "Or plan for this org: sf-intuser plan -o " + (target_org or "ALIAS")])
+    return now
+
+
+# --- comparisons -------------------------------------------------------------------------------
+
+
+def differences_from_snapshot(now: UserNow | None, before: dict) -> list[str]:
+    """What differs between a user in the org and the same user in the snapshot."""
+    if now is None:
+        return ["the user no longer exists"]
+    out = []
+    if _id15(now.profile_id) != _id15(before["profileId"]):
+        out.append(f"profile {before['profile']} → {now.profile}")
+    was = {p["name"] for p in before["permissionSets"]}
+    out += [f"permission set {n} removed" for n in sorted(was - set(now.sets))]
+    out += [f"permission set {n} added" for n in sorted(set(now.sets) - was)]
+    was_g = {g["name"] for g in before["groups"]}
+    out += [f"group {n} removed" for n in sorted(was_g - set(now.groups))]
+    out += [f"group {n} added" for n in sorted(set(now.groups) - was_g)]
+    was_l = {_id15(p["permissionSetLicenseId"]): p["name"] for p in before["permissionSetLicenses"]}
+    out += [f"permission set license {was_l[k]} removed" for k in sorted(set(was_l) - set(now.psls))]
+    out += [f"permission set license {now.psls[k]['name']} added" for k in sorted(set(now.psls) - set(was_l))]
+    was_p = {_id15(p["packageLicenseId"]): p["namespace"] for p in before["packageLicenses"]}
+    out += [f"package licence {was_p[k]} removed" for k in sorted(set(was_p) - set(now.packages))]
+    out += [f"package licence {k} added" for k in sorted(set(now.packages) - set(was_p))]
+    return out
+
+
+def differences_from_target(now: UserNow | None, user: dict, org: OrgNow, empty: set[str]) -> list[str]:
+    """What differs between a user in the org and the plan's target for it (``empty``: generated sets
+    left unassigned because nothing remained in them)."""
+    if now is None:
+        return ["the user no longer exists"]
+    to = user["to"]
+    out = []
+    if now.profile.lower() != to["profile"].lower():
+        out.append(f"profile is {now.profile}, planned {to['profile']}")
+    if now.license != to["license"]:
+        out.append(f"licence is {now.license}, planned {to['license']}")
+    if org.psl_id is None or _id15(org.psl_id) not in now.psls:
+        out.append(f"permission set license {rules.INTEGRATION_PSL} missing")
+    want = {a["permissionSet"] for a in to["assign"]} - empty
+    out += [f"permission set {n} missing" for n in sorted(want - set(now.sets))]
+    out += [f"permission set {n} not planned" for n in sorted(set(now.sets) - want)]
+    want_g = {g["group"] for g in to["groups"]}
+    out += [f"group {n} missing" for n in sorted(want_g - set(now.groups))]
+    out += [f"group {n} not planned" for n in sorted(set(now.groups) - want_g)]
+    for a in to["access"]:
+        ps = org.sets.get(a["permissionSet"])
+        if a["permissionSet"] not in empty and (ps is None or (_id15(ps["Id"]), _id15(a["entityId"])) not in org.access):
+            out.append(f"access to {a['entity']} missing on {a['permissionSet']}")
+    for p in user.get("packages", []):
+        if _id15(p["packageLicenseId"]) not in now.packages:
+            out.append(f"package licence {p['namespace']} missing")
+    return out
+
+
+# --- metadata with the journal's amendments ----------------------------------------------------
+
+
+META_ONLY = {"description", "hasActivationRequired", "label", "license", "userLicense"}
+
+
+def grants_anything(data: bytes, name: str) -> bool:
+    """Whether a permission set still grants something (any entry with a true flag)."""
+    root = parse(data, f"PermissionSet {name}").root
+    for entry in children(root):
+        if local(entry) in META_ONLY:
+            continue
+        if any((el.text or "").strip() == "true" for el in entry.iter() if isinstance(el.tag, str)):
+            return True
+    return False
+
+
+def amended(data: bytes, name: str, drop: set[str]) -> bytes:
+    """A generated permission set without the user permissions in ``drop``."""
+    root = parse(data, f"PermissionSet {name}").root
+    for entry in list(children(root, "userPermissions")):
+        if text(entry, "name") in drop:
+            root.remove(entry)
+    return serialize(root)
+
+
+def deploy_folder(run: Run, into: Path) -> tuple[Path, set[str]]:
+    """The run's metadata/ copied into ``into`` with the journal's amendments made; returns the folder
+    and the generated sets that no longer grant anything."""
+    src = run.folder / runs.METADATA
+    dst = into / "metadata"
+    shutil.copytree(src, dst)
+    empty: set[str] = set()
+    for name, drop in run.journal.amendments().items():
+        g = next((x for x in run.plan["generated"] if x["type"] == "PermissionSet" and x["name"] == name), None)
+        if g is None:
+            continue
+        path = dst / g["file"][len(runs.METADATA) + 1:]
+        data = amended(path.read_bytes(), name, drop)
+        path.write_bytes(data)
+        if not grants_anything(data, name):
+            empty.add(name)
+    return dst, empty
+
+
+def _empty_sets(run: Run) -> set[str]:
+    with tempfile.TemporaryDirectory(prefix="sf-intuser-deploy-") as tmp:
+        return deploy_folder(run, Path(tmp))[1]
+
+
+# --- outcome ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    result: dict
+    exit_code: int
+    lines: list[str] = field(default_factory=list)
+
+
+class _Stop(Exception):
+    """A whole call failed: the run stops, the journal says where."""
+
+    def __init__(self, step: str, exc: SfError) -> None:
+        super().__init__(exc.message)
+        self.step = step
+        self.exc = exc
+
+
+def _stopped(run: Run, kind: str, stop: _Stop, calls: int) -> Failure:
+    run.journal.append(kind, "stopped", stop.step, error={"name": stop.exc.name, "message": stop.exc.message})
+    verb = "apply" if kind == APPLY else "rollback"
+    actions = [f"Continue: sf-intuser {verb} {run.folder}" + (" --resume" if kind == APPLY else ""),
+               *(["Or put every user back: sf-intuser rollback " + str(run.folder)] if kind == APPLY else []),
+               *stop.exc.actions]
+    return Failure("ApplyStopped" if kind == APPLY else "RollbackStopped",
+                   f"{verb} stopped at the step {stop.step}: {stop.exc.message}. The journal "
+                   f"({run.folder / runs.JOURNAL}) says what was done", stop.exc.exit_code or 1, actions,
+                   data={"step": stop.step, "sfCalls": calls})
+
+
+def _writes(runner: SfRunner, step: str, ops: list[commands.Write], target_org: str | None,
+            api: str) -> dict[str, list[commands.RecordResult]]:
+    try:
+        return commands.writes(runner, [o for o in ops if o.records], target_org, api) | \
+            {o.key: [] for o in ops if not o.records}
+    except SfError as exc:
+        raise _Stop(step, exc) from None
+
+
+def _ok(r: commands.RecordResult) -> bool:
+    # an assignment that is already there is what was wanted (sf-wire.md section 8: DUPLICATE_VALUE)
+    return r.success or r.code == "DUPLICATE_VALUE"
+
+
+# --- apply --------------------------------------------------------------------------------------
+
+
+def apply(runner: SfRunner, folder: Path, target_org: str | None, *, resume: bool = False,
+          confirm: Callable[[list[str]], bool] | None = None, progress: Progress = _noop) -> Outcome:
+    run = open_run(folder)
+    j = run.journal
+    if j.of(ROLLBACK):
+        raise Failure("RolledBack", f"{folder} was rolled back: a rolled-back run is not applied again; nothing was "
+                      "changed", actions=["Plan again into a new run folder: sf-intuser plan"])
+    finished = j.finished(APPLY)
+    if finished is not None:
+        raise Failure("AlreadyApplied", f"{folder} was applied at {finished['at']}: nothing was changed",
+                      actions=[f"Check it: sf-intuser verify {folder}", f"Read it: sf-intuser report {folder}",
+                               f"Undo it: sf-intuser rollback {folder}"])
+    started = bool(j.of(APPLY, "start"))
+    if started and not resume:
+        raise Failure("ApplyUnfinished", f"{folder} holds an apply that did not finish; nothing was changed",
+                      actions=[f"Continue it: sf-intuser apply {folder} --resume",
+                               f"Or undo it: sf-intuser rollback {folder}"])
+    api = run.plan["org"]["apiVersion"]
+    users = run.users
+    progress(f"Reading {len(users)} user(s) in the org")
+    now = _read(runner, run, target_org, [u["id"] for u in users])
+    touched = j.touched_users()
+    drift = {u["username"]: d for u in users if u["id"] not in touched
+             for d in [differences_from_snapshot(now.users.get(u["id"]), run.before[u["id"]])] if d}
+    if drift:
+        raise Failure("OrgDrifted", "The org changed since the plan: " + "; ".join(
+            f"{k}: {', '.join(v)}" for k, v in sorted(drift.items())) + ". Nothing was changed",
+            actions=["Plan again so the plan starts from the org as it is: sf-intuser plan -u " +
+                     " -u ".join(sorted(drift))], data={"drift": drift})
+    cut = j.cut_off(APPLY)
+    lines = [f"Apply {folder} to {run.label()} ({now.org_id})" + (" (resuming)" if started else ""),
+             f"  {len(users)} user(s) move to the Salesforce Integration licence: " +
+             ", ".join(u["username"] for u in users),
+             f"  {len(run.plan['generated'])} component(s) deployed from metadata/"]
+    if cut:
+        lines.append("  cut off last time (checked against the org first): " + ", ".join(r["step"] for r in cut))
+    if confirm is not None and not confirm(lines):
+        raise Failure("Cancelled", "Nothing was changed", actions=["Run again and answer y, or pass --yes"])
+    j.append(APPLY, "start", resume=started, users=[u["id"] for u in users])
+    try:
+        return _apply(runner, run, target_org, api, now, progress, lines)
+    except _Stop as stop:
+        raise _stopped(run, APPLY, stop, len(runner.calls)) from None
+
+
+def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: OrgNow, progress: Progress,
+           lines: list[str]) -> Outcome:
+    j = run.journal
+    users = run.users
+    by_id = {u["id"]: u for u in users}
+
+    # 1. API-only profiles as records (their login ranges and hours come with the deploy)
+    step = run.step("create-profiles")
+    missing = [r for r in (step["records"] if step else []) if r["Name"].lower() not in now.profiles]
+    if missing:
+        progress(f"Creating {len(missing)} API-only profile(s)")
+        j.append(APPLY, "intent", "create-profiles", records=[{"Name": r["Name"]} for r in missing])
+        res = _writes(runner, "create-profiles", [commands.Write("p", "POST", "Profile", [
+            {"Name": r["Name"], "UserLicenseId": r["UserLicenseId"]} for r in missing])], target_org, api)["p"]
+        j.append(APPLY, "outcome", "create-profiles", results=[
+            {"name": r["Name"], "ok": x.success, "id": x.id, "code": x.code, "message": x.message}
+            for r, x in zip(missing, res)])
+        bad = [(r, x) for r, x in zip(missing, res) if not x.success]
+        if bad:
+            raise _Stop("create-profiles", SfError(bad[0][1].code or "ProfileNotCreated",
+                                                   f"profile {bad[0][0]['Name']}: {bad[0][1].message}"))
+        now.profiles.update({r["Name"].lower(): x.id for r, x in zip(missing, res) if x.id})
+
+    # 2. validate, then deploy (rollback on error: all or nothing)
+    done_deploy = _deploy_done(run, now)
+    if not done_deploy:
+        _deploy(runner, run, target_org, now, progress, validate=True)
+
+    wanted = {a["permissionSet"] for u in users for a in u["to"]["assign"]}
+    wanted_groups = {g["group"] for u in users for g in u["to"]["groups"]}
+    if not (wanted <= set(now.sets) and wanted_groups <= set(now.groups)):
+        fresh = _read(runner, run, target_org, [u["id"] for u in users])
+        now.sets.update(fresh.sets)
+        now.groups.update(fresh.groups)
+
+    # 3. switch profiles, and so licences
+    targets = {}
+    for u in users:
+        pid = now.profiles.get(u["to"]["profile"].lower())
+        if pid is None:
+            raise _Stop("switch-profiles", SfError("ProfileNotFound", f"profile {u['to']['profile']} is not in the "
+                                                   "org after the deploy"))
+        targets[u["id"]] = pid
+    failures: dict[str, dict] = {}
+    # every set and group a user gets must be in the org by id before the user moves
+    for u in users:
+        lost = [a["permissionSet"] for a in u["to"]["assign"] if a["permissionSet"] not in now.sets] + \
+            [g["group"] for g in u["to"]["groups"] if g["group"] not in now.groups]
+        if lost:
+            failures[u["id"]] = {"username": u["username"], "outcome": "not moved",
+                                 "reason": f"{', '.join(lost)} is not in the org after the deploy",
+                                 "fix": "Deploy metadata/ of the run folder by hand to see why, then plan again"}
+    to_switch = [u for u in users if now.users.get(u["id"]) is not None and u["id"] not in failures
+                 and _id15(now.users[u["id"]].profile_id) != _id15(targets[u["id"]])]
+    switched: set[str] = set()
+    if to_switch:
+        progress(f"Moving {len(to_switch)} user(s) to their API-only profile")
+        j.append(APPLY, "intent", "switch-profiles", records=[
+            {"userId": u["id"], "user": u["username"], "profileId": targets[u["id"]]} for u in to_switch])
+        res = _writes(runner, "switch-profiles", [commands.Write("u", "PATCH", "User", [
+            {"Id": u["id"], "ProfileId": targets[u["id"]]} for u in to_switch])], target_org, api)["u"]
+        j.append(APPLY, "outcome", "switch-profiles", results=[
+            {"userId": u["id"], "ok": x.success, "code": x.code, "message": x.message} for u, x in zip(to_switch, res)])
+        for u, x in zip(to_switch, res):
+            if x.success:
+                switched.add(u["id"])
+            else:
+                failures[u["id"]] = _switch_failure(u, x)
+    moved = [u for u in users if u["id"] not in failures and now.users.get(u["id"]) is not None]
+
+    # 4. access again: PSL, sets, groups, connected apps, package licences
+    empty = _empty_sets(run)
+    for round_ in range(MAX_AMEND_ROUNDS + 1):
+        ids = _component_ids(run, now)
+        ops, meta = _grant_ops(run, now, moved, switched, ids, empty)
+        if not any(o.records for o in ops):
+            break
+        progress(f"Giving access back to {len({m['userId'] for m in meta if m.get('userId')})} user(s)")
+        j.append(APPLY, "intent", "grant", records=meta)
+        res = _writes(runner, "grant", ops, target_org, api)
+        flat = [x for o in ops for x in res[o.key]]
+        j.append(APPLY, "outcome", "grant", results=[
+            {**{k: m[k] for k in ("kind", "userId", "name") if k in m}, "ok": _ok(x), "id": x.id, "code": x.code,
+             "message": x.message} for m, x in zip(meta, flat)])
+        _record_grants(now, meta, flat, ids)
+        drops: dict[str, set[str]] = {}
+        for m, x in zip(meta, flat):
+            if _ok(x):
+                continue
+            hit = REFUSED_PERMISSION.search(x.message)
+            generated = {g["name"] for g in run.plan["generated"] if g["type"] == "PermissionSet"}
+            if m["kind"] == "set" and hit and m["name"] in generated and round_ < MAX_AMEND_ROUNDS:
+                drops.setdefault(m["name"], set()).add(hit.group(1))
+            elif m.get("userId"):
+                failures.setdefault(m["userId"], {
+                    "username": by_id[m["userId"]]["username"], "outcome": "put back",
+                    "reason": f"{m['kind']} {m['name']}: {x.message or x.code}",
+                    "fix": "See the reason; fix it in the org or the plan, then plan again for this user"})
+        if not drops:
+            break
+        for name, perms in sorted(drops.items()):
+            for p in sorted(perms):
+                j.append(APPLY, "amend", "grant", permissionSet=name, permission=p,
+                         reason=f"The user license doesn't allow the permission: {p}")
+        progress("Dropping " + "; ".join(f"{', '.join(sorted(v))} from {k}" for k, v in sorted(drops.items())) +
+                 " and deploying again")
+        _deploy(runner, run, target_org, now, progress, validate=False)
+        empty = _empty_sets(run)
+
+    # a user that moved but could not get its access back is put back as the snapshot says
+    put_back = [by_id[uid] for uid, f in failures.items() if f["outcome"] == "put back"]
+    if put_back:
+        progress(f"Putting {len(put_back)} user(s) back as the snapshot says")
+        _restore(runner, run, target_org, api, now, [u["id"] for u in put_back], APPLY, "put-back",
+                 delete_generated=False)
+
+    # 5. verify
+    progress("Reading the org again to verify")
+    after = _read(runner, run, target_org, [u["id"] for u in users])
+    report = []
+    for u in users:
+        f = failures.get(u["id"])
+        if f is not None:
+            diffs = differences_from_snapshot(after.users.get(u["id"]), run.before[u["id"]])
+            report.append({"userId": u["id"], "username": u["username"], "outcome": f["outcome"],
+                           "reason": f["reason"], "fix": f["fix"], "differences": diffs})
+        else:
+            diffs = differences_from_target(after.users.get(u["id"]), u, after, empty)
+            report.append({"userId": u["id"], "username": u["username"], "outcome": "moved" if not diffs else
+                           "differs", "differences": diffs})
+    j.append(APPLY, "outcome", "verify", users=report, emptySets=sorted(empty))
+    j.append(APPLY, "end", complete=True)
+    successes = [r for r in report if r["outcome"] == "moved"]
+    failed = [r for r in report if r["outcome"] != "moved"]
+    differs = [r for r in report if r["outcome"] == "differs" or (r["outcome"] != "moved" and r["differences"])]
+    code = 1 if differs else 68 if failed else 0
+    result = {"runDir": str(run.folder), "org": now.org_id,
+              "successes": [{"username": r["username"], "profile": by_id[r["userId"]]["to"]["profile"],
+                             "permissionSets": [a["permissionSet"] for a in by_id[r["userId"]]["to"]["assign"]
+                                                if a["permissionSet"] not in empty]} for r in successes],
+              "failures": [{"username": r["username"], "outcome": r["outcome"],
+                            "message": r.get("reason") or "; ".join(r["differences"]),
+                            **({"fix": r["fix"]} if r.get("fix") else {}),
+                            **({"differences": r["differences"]} if r["differences"] else {})} for r in failed],
+              "dropped": [{"permissionSet": k, "permissions": sorted(v)} for k, v in sorted(j.amendments().items())],
+              "notAssigned": sorted(empty), "journal": str(run.folder / runs.JOURNAL),
+              "sfCalls": len(runner.calls)}
+    return Outcome(result, code, lines)
+
+
+def _switch_failure(u: dict, x: commands.RecordResult) -> dict:
+    if REFUSED_LICENSE_CHANGE in x.message:
+        sets = ", ".join(a["permissionSet"] for a in u["to"]["assign"])
+        return {"username": u["username"], "outcome": "refused",
+                "reason": f"the org refuses to change the licence with the profile ({x.message})",
+                "fix": NEW_USER_FIX.format(profile=u["to"]["profile"], sets=sets, user=u["username"])}
+    if x.code == "LICENSE_LIMIT_EXCEEDED":
+        return {"username": u["username"], "outcome": "no seat",
+                "reason": "no Salesforce Integration seat was left (LICENSE_LIMIT_EXCEEDED)",
+                "fix": "Free or buy a Salesforce Integration seat, then run apply --resume"}
+    return {"username": u["username"], "outcome": "not moved", "reason": f"{x.code}: {x.message}",
+            "fix": "See the reason, then run apply --resume"}
+
+
+def _deploy_done(run: Run, now: OrgNow) -> bool:
+    """Whether the deploy already happened: its outcome is in the journal after the last amendment,
+    or it was cut off but every component it creates is in the org (a deploy is all or nothing)."""
+    j = run.journal
+    last_amend = max((r["seq"] for r in j.of(APPLY, "amend")), default=0)
+    if any(r["seq"] > last_amend and r.get("ok") for r in j.of(APPLY, "outcome", "deploy")):
+        return True
+    cut = [r for r in j.cut_off(APPLY) if r["step"] == "deploy"]
+    new = [g for g in run.plan["generated"] if not g["exists"] and g["type"] in ("PermissionSet", "PermissionSetGroup")]
+    if cut and not last_amend and new and all(
+            (g["name"] in now.sets if g["type"] == "PermissionSet" else g["name"] in now.groups) for g in new):
+        j.append(APPLY, "outcome", "deploy", ok=True, found="every component the deploy creates is in the org",
+                 created=[{"type": g["type"], "name": g["name"]} for g in new])
+        return True
+    return False
+
+
+def _deploy(runner: SfRunner, run: Run, target_org: str | None, now: OrgNow, progress: Progress,
+            validate: bool) -> None:
+    j = run.journal
+    with tempfile.TemporaryDirectory(prefix="sf-intuser-deploy-") as tmp:
+        folder, _ = deploy_folder(run, Path(tmp))
+        try:
+            if validate:
+                progress("Validating the deploy (check only)")
+                res = commands.deploy(runner, folder, target_org, validate=True)
+                j.append(APPLY, "outcome", "validate", ok=res.success, id=res.id,
+                         failures=[f.__dict__ for f in res.failures])
+                if not res.success:
+                    raise _Stop("validate", _deploy_error(res))
+            progress("Deploying the generated permission sets, groups and profiles")
+            j.append(APPLY, "intent", "deploy", records=[{"type": g["type"], "name": g["name"]}
+                                                         for g in run.plan["generated"]])
+            res = commands.deploy(runner, folder, target_org)
+        except SfError as exc:
+            raise _Stop("deploy", exc) from None
+    created = [{"type": g["type"], "name": g["name"]} for g in run.plan["generated"]
+               if not g["exists"] and g["type"] in ("PermissionSet", "PermissionSetGroup")]
+    j.append(APPLY, "outcome", "deploy", ok=res.success, id=res.id, failures=[f.__dict__ for f in res.failures],
+             created=created if res.success else [])
+    if not res.success:
+        raise _Stop("deploy", _deploy_error(res))
+    for (t, name), rid in res.ids.items():
+        if t == "PermissionSet":
+            now.sets[name] = {"Id": rid, "LicenseId": None}
+        elif t == "PermissionSetGroup":
+            now.groups[name] = rid
+        elif t == "Profile":
+            now.profiles[name.lower()] = rid
+
+
+def _deploy_error(res: commands.DeployResult) -> SfError:
+    first = res.failures[0] if res.failures else None
+    return SfError("DeployFailed", f"the deploy {res.id} failed ({res.status})" + (
+        f": {first.type} {first.name}: {first.problem}" + (
+            f" (and {len(res.failures) - 1} more)" if len(res.failures) > 1 else "") if first else ""),
+        1, actions=["Fix what the deploy names (or plan again), then run apply --resume"])
+
+
+def _component_ids(run: Run, now: OrgNow) -> dict[str, str]:
+    ids = {f"set:{k}": v["Id"] for k, v in now.sets.items()}
+    ids.update({f"group:{k}": v for k, v in now.groups.items()})
+    return ids
+
+
+def _grant_ops(run: Run, now: OrgNow, moved: list[dict], switched: set[str], ids: dict[str, str],
+               empty: set[str]) -> tuple[list[commands.Write], list[dict]]:
+    """The records still missing for the moved users. A user switched in this run holds nothing any
+    more when the org strips assignments with the licence (the documented behaviour); when it does not,
+    the org answers DUPLICATE_VALUE, which counts as done."""
+    psl, sets, groups, access, packages = [], [], [], [], []
+    meta_psl, meta_sets, meta_groups, meta_access, meta_pkg = [], [], [], [], []
+    seen_access: set[tuple[str, str]] = set()
+    for u in moved:
+        cur = now.users[u["id"]]
+        fresh = u["id"] in switched
+        if now.psl_id and (fresh or _id15(now.psl_id) not in cur.psls):
+            psl.append({"AssigneeId": u["id"], "PermissionSetLicenseId": now.psl_id})
+            meta_psl.append({"kind": "psl", "userId": u["id"], "name": rules.INTEGRATION_PSL})
+        for a in u["to"]["assign"]:
+            name = a["permissionSet"]
+            if name in empty or (not fresh and name in cur.sets) or f"set:{name}" not in ids:
+                continue
+            rec = {"AssigneeId": u["id"], "PermissionSetId": ids[f"set:{name}"]}
+            if a.get("expires"):
+                rec["ExpirationDate"] = a["expires"]
+            sets.append(rec)
+            meta_sets.append({"kind": "set", "userId": u["id"], "name": name})
+        for g in u["to"]["groups"]:
+            name = g["group"]
+            if (not fresh and name in cur.groups) or f"group:{name}" not in ids:
+                continue
+            rec = {"AssigneeId": u["id"], "PermissionSetGroupId": ids[f"group:{name}"]}
+            if g.get("expires"):
+                rec["ExpirationDate"] = g["expires"]
+            groups.append(rec)
+            meta_groups.append({"kind": "group", "userId": u["id"], "name": name})
+        for a in u["to"]["access"]:
+            parent = ids.get(f"set:{a['permissionSet']}")
+            key = (_id15(parent), _id15(a["entityId"]))
+            if parent is None or a["permissionSet"] in empty or key in now.access or key in seen_access:
+                continue
+            seen_access.add(key)
+            access.append({"ParentId": parent, "SetupEntityId": a["entityId"]})
+            meta_access.append({"kind": "access", "name": f"{a['entity']} on {a['permissionSet']}",
+                                "parentId": parent, "entityId": a["entityId"]})
+        for p in u.get("packages", []):
+            if fresh or _id15(p["packageLicenseId"]) not in cur.packages:
+                packages.append({"UserId": u["id"], "PackageLicenseId": p["packageLicenseId"]})
+                meta_pkg.append({"kind": "package", "userId": u["id"], "name": p["namespace"],
+                                 "packageLicenseId": p["packageLicenseId"]})
+    ops = [commands.Write("psl", "POST", "PermissionSetLicenseAssign", psl),
+           commands.Write("sets", "POST", "PermissionSetAssignment", sets),
+           commands.Write("groups", "POST", "PermissionSetAssignment", groups),
+           commands.Write("access", "POST", "SetupEntityAccess", access),
+           commands.Write("packages", "POST", "UserPackageLicense", packages)]
+    return ops, meta_psl + meta_sets + meta_groups + meta_access + meta_pkg
+
+
+def _record_grants(now: OrgNow, meta: list[dict], results: list[commands.RecordResult], ids: dict[str, str]) -> None:
+    """Keep ``now`` in step with what the grant call did, so a retry asks only for what is missing."""
+    for m, x in zip(meta, results):
+        if not _ok(x):
+            continue
+        cur = now.users.get(m.get("userId", ""))
+        if m["kind"] == "psl" and cur is not None and now.psl_id:
+            cur.psls[_id15(now.psl_id)] = {"id": x.id, "name": rules.INTEGRATION_PSL}
+        elif m["kind"] == "set" and cur is not None:
+            cur.sets[m["name"]] = {"id": x.id, "psId": ids.get(f"set:{m['name']}"), "expires": None}
+        elif m["kind"] == "group" and cur is not None:
+            cur.groups[m["name"]] = {"id": x.id, "groupId": ids.get(f"group:{m['name']}"), "expires": None}
+        elif m["kind"] == "access":
+            now.access[(_id15(m["parentId"]), _id15(m["entityId"]))] = x.id or ""
+        elif m["kind"] == "package" and cur is not None:
+            cur.packages[_id15(m["packageLicenseId"])] = x.id or ""
+
+
+# --- rollback -----------------------------------------------------------------------------------
+
+
+def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: OrgNow, user_ids: list[str],
+             kind: str, step: str, delete_generated: bool) -> dict[str, list[str]]:
+    """Put ``user_ids`` back as the snapshot says, in two calls: remove what the snapshot does not
+    hold and switch the profile back; then add what the snapshot holds and is missing. Returns the
+    problems per user id (empty: restored)."""
+    j = run.journal
+    problems: dict[str, list[str]] = {}
+    del_psa, del_psla, del_upl, patch = [], [], [], []
+    meta1: list[dict] = []
+    for uid in user_ids:
+        cur, b = now.users.get(uid), run.before[uid]
+        if cur is None:
+            problems[uid] = ["the user no longer exists"]
+            continue
+        keep_sets = {p["name"] for p in b["permissionSets"]}
+        keep_groups = {g["name"] for g in b["groups"]}
+        keep_psl = {_id15(p["permissionSetLicenseId"]) for p in b["permissionSetLicenses"]}
+        keep_pkg = {_id15(p["packageLicenseId"]) for p in b["packageLicenses"]}
+        for n, a in sorted(cur.sets.items()):
+            if n not in keep_sets:
+                del_psa.append({"Id": a["id"]})
+                meta1.append({"kind": "unassign-set", "userId": uid, "name": n, "id": a["id"]})
+        for n, a in sorted(cur.groups.items()):
+            if n not in keep_groups:
+                del_psa.append({"Id": a["id"]})
+                meta1.append({"kind": "unassign-group", "userId": uid, "name": n, "id": a["id"]})
+        for k, a in sorted(cur.psls.items()):
+            if k not in keep_psl:
+                del_psla.append({"Id": a["id"]})
+                meta1.append({"kind": "unassign-psl", "userId": uid, "name": a["name"], "id": a["id"]})
+        for k, rid in sorted(cur.packages.items()):
+            if k not in keep_pkg:
+                del_upl.append({"Id": rid})
+                meta1.append({"kind": "unassign-package", "userId": uid, "name": k, "id": rid})
+        if _id15(cur.profile_id) != _id15(b["profileId"]):
+            patch.append({"Id": uid, "ProfileId": b["profileId"]})
+            meta1.append({"kind": "profile", "userId": uid, "name": b["profile"]})
+    created = set(run.journal.created_access())
+    revoke = [rid for rid in now.access.values() if rid in created]
+    meta1 += [{"kind": "revoke-access", "id": rid, "name": rid} for rid in revoke]
+    ops1 = [commands.Write("psa", "DELETE", "PermissionSetAssignment", del_psa),
+            commands.Write("psla", "DELETE", "PermissionSetLicenseAssign", del_psla),
+            commands.Write("upl", "DELETE", "UserPackageLicense", del_upl),
+            commands.Write("sea", "DELETE", "SetupEntityAccess", [{"Id": r} for r in revoke]),
+            commands.Write("user", "PATCH", "User", patch)]
+    switched_back: set[str] = set()
+    if meta1:
+        j.append(kind, "intent", f"{step}:remove", records=meta1)
+        res = _writes(runner, f"{step}:remove", ops1, target_org, api)
+        flat = [x for o in ops1 for x in res[o.key]]
+        j.append(kind, "outcome", f"{step}:remove", results=[
+            {**m, "ok": x.success or x.code == "ENTITY_IS_DELETED", "code": x.code, "message": x.message}
+            for m, x in zip(meta1, flat)])
+        for m, x in zip(meta1, flat):
+            if m["kind"] == "profile" and x.success:
+                switched_back.add(m["userId"])
+            if not (x.success or x.code == "ENTITY_IS_DELETED") and m.get("userId"):
+                problems.setdefault(m["userId"], []).append(f"{m['kind']} {m['name']}: {x.message or x.code}")
+            elif m.get("userId") and m["kind"].startswith("unassign"):
+                cur = now.users[m["userId"]]
+                {"unassign-set": cur.sets, "unassign-group": cur.groups}.get(m["kind"], {}).pop(m["name"], None)
+    # then what the snapshot holds and is missing; after a switch across licences nothing is held
+    add_psla, add_sets, add_groups, add_upl = [], [], [], []
+    meta2: list[dict] = []
+    for uid in user_ids:
+        cur, b = now.users.get(uid), run.before[uid]
+        if cur is None or any(p.startswith("profile") for p in problems.get(uid, [])):
+            continue
+        fresh = uid in switched_back
+        for p in b["permissionSetLicenses"]:
+            if fresh or _id15(p["permissionSetLicenseId"]) not in cur.psls:
+                add_psla.append({"AssigneeId": uid, "PermissionSetLicenseId": p["permissionSetLicenseId"]})
+                meta2.append({"kind": "psl", "userId": uid, "name": p["name"]})
+        for p in b["permissionSets"]:
+            if fresh or p["name"] not in cur.sets:
+                rec = {"AssigneeId": uid, "PermissionSetId": p["permissionSetId"]}
+                if p.get("expires"):
+                    rec["ExpirationDate"] = p["expires"]
+                add_sets.append(rec)
+                meta2.append({"kind": "set", "userId": uid, "name": p["name"]})
+        for g in b["groups"]:
+            if fresh or g["name"] not in cur.groups:
+                rec = {"AssigneeId": uid, "PermissionSetGroupId": g["groupId"]}
+                if g.get("expires"):
+                    rec["ExpirationDate"] = g["expires"]
+                add_groups.append(rec)
+                meta2.append({"kind": "group", "userId": uid, "name": g["name"]})
+        for p in b["packageLicenses"]:
+            if fresh or _id15(p["packageLicenseId"]) not in cur.packages:
+                add_upl.append({"UserId": uid, "PackageLicenseId": p["packageLicenseId"]})
+                meta2.append({"kind": "package", "userId": uid, "name": p["namespace"]})
+    drop_sets = []
+    if delete_generated:
+        still = {n for u in now.users.values() for n in u.sets}
+        for c in run.journal.created_components():
+            if c["type"] == "PermissionSet" and c["name"] in now.sets and c["name"] not in still:
+                drop_sets.append({"Id": now.sets[c["name"]]["Id"]})
+                meta2.append({"kind": "delete-permission-set", "name": c["name"]})
+    ops2 = [commands.Write("psla", "POST", "PermissionSetLicenseAssign", add_psla),
+            commands.Write("sets", "POST", "PermissionSetAssignment", add_sets),
+            commands.Write("groups", "POST", "PermissionSetAssignment", add_groups),
+            commands.Write("upl", "POST", "UserPackageLicense", add_upl),
+            commands.Write("drop", "DELETE", "PermissionSet", drop_sets)]
+    if meta2:
+        j.append(kind, "intent", f"{step}:add", records=meta2)
+        res = _writes(runner, f"{step}:add", ops2, target_org, api)
+        flat = [x for o in ops2 for x in res[o.key]]
+        j.append(kind, "outcome", f"{step}:add", results=[
+            {**m, "ok": _ok(x), "id": x.id, "code": x.code, "message": x.message} for m, x in zip(meta2, flat)])
+        for m, x in zip(meta2, flat):
+            if not _ok(x) and m.get("userId"):
+                problems.setdefault(m["userId"], []).append(f"{m['kind']} {m['name']}: {x.message or x.code}")
+    return problems
+
+
+def rollback(runner: SfRunner, folder: Path, target_org: str | None, *, delete_generated: bool = False,
+             confirm: Callable[[list[str]], bool] | None = None, progress: Progress = _noop) -> Outcome:
+    run = open_run(folder)
+    j = run.journal
+    touched = sorted(j.touched_users())
+    if not touched:
+        raise Failure("NothingToRollBack", f"{folder} was never applied (its journal names no change): nothing to "
+                      "roll back, and nothing was changed", actions=[f"Apply it first: sf-intuser apply {folder}"])
+    api = run.plan["org"]["apiVersion"]
+    progress(f"Reading {len(touched)} user(s) in the org")
+    now = _read(runner, run, target_org, touched)
+    names = {u["id"]: u["username"] for u in run.users}
+    todo = [uid for uid in touched if differences_from_snapshot(now.users.get(uid), run.before[uid])]
+    revoke = [rid for rid in now.access.values() if rid in set(j.created_access())]
+    lines = [f"Roll back {folder} in {run.label()} ({now.org_id})",
+             f"  {len(todo)} of {len(touched)} user(s) go back to the snapshot: " +
+             (", ".join(names.get(u, u) for u in todo) or "none"),
+             f"  {len(revoke)} connected-app access grant(s) the apply made are revoked"]
+    if not todo and not revoke and not delete_generated:
+        return Outcome({"runDir": str(folder), "restored": [], "alreadyRestored": [names.get(u, u) for u in touched],
+                        "failures": [], "sfCalls": len(runner.calls)}, 0,
+                       lines + ["Nothing to undo: every user is as the snapshot says."])
+    if confirm is not None and not confirm(lines):
+        raise Failure("Cancelled", "Nothing was changed", actions=["Run again and answer y, or pass --yes"])
+    j.append(ROLLBACK, "start", users=todo)
+    try:
+        problems = _restore(runner, run, target_org, api, now, todo, ROLLBACK, "restore", delete_generated)
+    except _Stop as stop:
+        raise _stopped(run, ROLLBACK, stop, len(runner.calls)) from None
+    try:
+        after = _read(runner, run, target_org, touched)
+    except Failure as exc:
+        raise _stopped(run, ROLLBACK, _Stop("verify", SfError(exc.name, exc.message)), len(runner.calls)) from None
+    report = []
+    for uid in touched:
+        diffs = differences_from_snapshot(after.users.get(uid), run.before[uid])
+        report.append({"userId": uid, "username": names.get(uid, uid), "restored": not diffs, "differences": diffs,
+                       "problems": problems.get(uid, [])})
+    j.append(ROLLBACK, "outcome", "verify", users=report)
+    j.append(ROLLBACK, "end", complete=all(r["restored"] for r in report))
+    failed = [r for r in report if not r["restored"]]
+    result = {"runDir": str(folder), "restored": [r["username"] for r in report if r["restored"]],
+              "failures": [{"username": r["username"], "message": "; ".join(r["problems"] or r["differences"]),
+                            "differences": r["differences"]} for r in failed],
+              "journal": str(folder / runs.JOURNAL), "sfCalls": len(runner.calls)}
+    return Outcome(result, 1 if failed else 0, lines)
+
+
+# --- verify -------------------------------------------------------------------------------------
+
+
+def verify(runner: SfRunner, folder: Path, target_org: str | None) -> Outcome:
+    run = open_run(folder)
+    users = run.users
+    now = _read(runner, run, target_org, [u["id"] for u in users])
+    empty = _empty_sets(run)
+    report = []
+    for u in users:
+        diffs = differences_from_target(now.users.get(u["id"]), u, now, empty)
+        report.append({"username": u["username"], "reached": not diffs, "differences": diffs})
+    result = {"runDir": str(folder), "users": report, "reached": sum(r["reached"] for r in report),
+              "differ": sum(not r["reached"] for r in report), "sfCalls": len(runner.calls)}
+    return Outcome(result, 0 if all(r["reached"] for r in report) else 1)

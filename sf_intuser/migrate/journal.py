@@ -1,0 +1,130 @@
+"""The journal of a run folder: ``journal.jsonl``, append-only, one JSON record a line, each written
+with one ``write`` and made durable (flush and fsync) before the step it announces starts.
+
+Records: ``{"seq", "at", "run": "apply"|"rollback", "step", "phase", ...}``. ``phase`` is ``start`` and
+``end`` for a whole run, ``intent`` before a step (with the records it will touch) and ``outcome``
+after it (with what happened to each), ``amend`` when a permission the org refuses is dropped from a
+generated permission set, ``stopped`` when a run stops early. A step with an intent and no outcome
+was cut off: whoever reads the journal next checks the org before doing it again.
+
+A journal that does not parse (a line cut off or edited by hand) is refused, naming the line:
+nothing is done on the word of a journal that can't be read whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+FILE = "journal.jsonl"
+
+
+class JournalError(Exception):
+    def __init__(self, name: str, message: str, actions: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+        self.actions = list(actions)
+
+
+@dataclass
+class Journal:
+    path: Path
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, folder: Path) -> "Journal":
+        path = folder / FILE
+        records: list[dict[str, Any]] = []
+        if path.exists():
+            data = path.read_bytes()
+            lines = data.split(b"\n")
+            if lines and lines[-1] == b"":
+                lines.pop()
+            elif lines:
+                raise JournalError("JournalBroken", f"{path} line {len(lines)} is cut off (no end of line): the "
+                                   "journal can't be trusted, so nothing was done",
+                                   [f"If the run died while writing it, remove line {len(lines)} and run the "
+                                    "command again: a step without an outcome is checked against the org first",
+                                    "Otherwise restore the journal from where it was copied"])
+            for n, line in enumerate(lines, 1):
+                try:
+                    rec = json.loads(line)
+                    if not isinstance(rec, dict) or "phase" not in rec or "run" not in rec:
+                        raise ValueError("not a journal record")
+                except ValueError as exc:
+                    raise JournalError("JournalBroken", f"{path} line {n} is not a journal record ({exc}): "
+                                       "nothing was done", ["Restore the journal, or remove the broken line if "
+                                                            "it is the last one"]) from None
+                records.append(rec)
+        return cls(path, records)
+
+    def append(self, run: str, phase: str, step: str = "", **fields: Any) -> dict[str, Any]:
+        rec = {"seq": len(self.records) + 1, "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+               "run": run, "step": step, "phase": phase, **fields}
+        line = (json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.records.append(rec)
+        return rec
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def of(self, run: str, phase: str | None = None, step: str | None = None) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["run"] == run and (phase is None or r["phase"] == phase)
+                and (step is None or r["step"] == step)]
+
+    def finished(self, run: str) -> dict[str, Any] | None:
+        """The last ``end`` record of ``run`` after its last ``start``, if any."""
+        last = None
+        for r in self.records:
+            if r["run"] == run and r["phase"] == "start":
+                last = None
+            elif r["run"] == run and r["phase"] == "end":
+                last = r
+        return last
+
+    def touched_users(self) -> set[str]:
+        """Users an apply announced a change for (an intent naming them): all a rollback may touch."""
+        out: set[str] = set()
+        for r in self.of("apply", "intent"):
+            out |= {str(x.get("userId")) for x in r.get("records", []) if x.get("userId")}
+        return out
+
+    def cut_off(self, run: str) -> list[dict[str, Any]]:
+        """Intents of ``run`` with no outcome after them: steps a crash cut off."""
+        open_: dict[str, dict[str, Any]] = {}
+        for r in self.of(run):
+            if r["phase"] == "intent":
+                open_[r["step"]] = r
+            elif r["phase"] in ("outcome", "stopped") and r["step"] in open_:
+                del open_[r["step"]]
+        return list(open_.values())
+
+    def amendments(self) -> dict[str, set[str]]:
+        """Permission set name -> user permissions dropped from it during apply."""
+        out: dict[str, set[str]] = {}
+        for r in self.of("apply", "amend"):
+            out.setdefault(r["permissionSet"], set()).add(r["permission"])
+        return out
+
+    def created_access(self) -> list[str]:
+        """Ids of SetupEntityAccess rows the apply created (a rollback revokes only these)."""
+        ids: list[str] = []
+        for r in self.of("apply", "outcome", "grant"):
+            ids += [x["id"] for x in r.get("results", []) if x.get("kind") == "access" and x.get("ok") and x.get("id")]
+        return ids
+
+    def created_components(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for r in self.of("apply", "outcome", "deploy"):
+            out += [c for c in r.get("created", [])]
+        return out
