@@ -63,3 +63,53 @@ def mdapi(tmp_path, files):
         members.setdefault(mtype, []).append(name)
     (root / "package.xml").write_bytes(package_xml.build(members, "62.0"))
     return root
+
+
+EXE = ROOT / ".venv" / "bin" / "sf-intuser"
+
+
+def intuser(home, *args: str, timeout: float = 300, cwd=None):
+    """``sf-intuser ARGS`` as a user runs it, with the pinned sf CLI and ``home`` as the sf home."""
+    import subprocess
+
+    env = {**sf_env(home), "SF_INTUSER_SF": str(SHIM)}
+    return subprocess.run([str(EXE), *args], env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd or str(home))
+
+
+def holds(emu, plan: dict) -> dict[str, str]:
+    """Per planned user, read from the org itself: ``target`` (exactly what the plan moves it to),
+    ``snapshot`` (exactly what it had), or ``mix: ...`` naming what is neither."""
+    st = emu.state
+    out = {}
+    before = {b["userId"]: b for b in plan["rollback"]["users"]}
+    for u in (x for x in plan["users"] if x["status"] == "planned"):
+        rec = st.get(u["id"])
+        profile = st.get(rec["ProfileId"])["Name"]
+        sets, groups = set(), set()
+        for a in st.find("PermissionSetAssignment", AssigneeId=u["id"]):
+            ps = st.get(a["PermissionSetId"])
+            if ps.get("IsOwnedByProfile"):
+                continue
+            if a.get("PermissionSetGroupId"):
+                groups.add(st.get(a["PermissionSetGroupId"])["DeveloperName"])
+            else:
+                sets.add(ps["Name"])
+        psls = {st.get(a["PermissionSetLicenseId"])["DeveloperName"]
+                for a in st.find("PermissionSetLicenseAssign", AssigneeId=u["id"])}
+        b = before[u["id"]]
+        snap = (profile == b["profile"] and sets == {p["name"] for p in b["permissionSets"]}
+                and groups == {g["name"] for g in b["groups"]} and psls == {p["name"] for p in b["permissionSetLicenses"]})
+        to = u["to"]
+        access_ok = all(
+            any(x["SetupEntityId"][:15] == a["entityId"][:15]
+                for x in st.find("SetupEntityAccess", ParentId=(st.one("PermissionSet", Name=a["permissionSet"],
+                                                                       IsOwnedByProfile=False) or {}).get("Id")))
+            for a in to["access"])
+        target = (profile == to["profile"] and sets == {a["permissionSet"] for a in to["assign"]}
+                  and groups == {g["group"] for g in to["groups"]} and "SalesforceAPIIntegrationPsl" in psls
+                  and access_ok)
+        out[u["username"]] = "target" if target else "snapshot" if snap else (
+            f"mix: profile {profile}, sets {sorted(sets)}, groups {sorted(groups)}, licences {sorted(psls)}, "
+            f"access {'ok' if access_ok else 'missing'}")
+    return out

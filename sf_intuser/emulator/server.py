@@ -458,6 +458,17 @@ class EmulatedOrg:
     def access_token(self) -> str:
         return self.state.token_prefix + "AQ0AQEmulatedSessionToken" + str(int(time.time()))
 
+    def reset(self, state: OrgState) -> None:
+        """Serve ``state`` from now on, with no faults and no jobs: a fresh org at the same address. Its
+        org id must be the old one's, so the sf CLI's login still holds (the token is made from it)."""
+        if state.token_prefix != self.state.token_prefix:
+            raise ValueError("reset needs a state of the same org (same org id)")
+        with self.state.lock:
+            self.faults = []
+            self.jobs = mdapi.Jobs()
+            self.cursors = {}
+            self.state = state
+
     def inject(self, fault: faults_mod.Fault | str) -> faults_mod.Fault:
         f = faults_mod.parse(fault) if isinstance(fault, str) else fault
         self.faults.append(f)

@@ -562,7 +562,8 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
     successes = [r for r in report if r["outcome"] == "moved"]
     failed = [r for r in report if r["outcome"] != "moved"]
     differs = [r for r in report if r["outcome"] == "differs" or (r["outcome"] != "moved" and r["differences"])]
-    code = 1 if differs else 68 if failed else 0
+    # sf's exit codes: 68 is a partial success; when no user could move, the run failed
+    code = 1 if differs or not successes else 68 if failed else 0
     result = {"runDir": str(run.folder), "org": now.org_id,
               "successes": [{"username": r["username"], "profile": by_id[r["userId"]]["to"]["profile"],
                              "permissionSets": [a["permissionSet"] for a in by_id[r["userId"]]["to"]["assign"]
@@ -616,6 +617,7 @@ def _deploy(runner: SfRunner, run: Run, target_org: str | None, now: OrgNow, pro
         try:
             if validate:
                 progress("Validating the deploy (check only)")
+                j.append(APPLY, "intent", "validate", records=[])
                 res = commands.deploy(runner, folder, target_org, validate=True)
                 j.append(APPLY, "outcome", "validate", ok=res.success, id=res.id,
                          failures=[f.__dict__ for f in res.failures])

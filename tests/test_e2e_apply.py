@@ -1,0 +1,258 @@
+"""apply, verify, rollback and report end to end: the real sf CLI against the emulated org, asserting
+on the org's own state. One plan is made per module; each test starts from a fresh copy of the same
+org (same ids) and a copy of that run folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sf_intuser.emulator import seed
+from tests.e2e import ORG, holds, intuser, needs_cli, start_org
+
+pytestmark = needs_cli
+
+TOKEN_MARK = "EmulatedSessionToken"   # in every token the emulated org issues, and nowhere else
+
+
+@dataclass
+class Bench:
+    home: Path
+    emu: object
+    template: Path
+    plan: dict
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    emu, _ = start_org(home)
+    template = tmp_path_factory.mktemp("runs") / "template"
+    out = intuser(home, "plan", "--all-candidates", "-o", ORG, "--run-dir", str(template), "--json")
+    assert out.returncode == 68, out.stdout + out.stderr      # marketing.sync is blocked (CPQ)
+    yield Bench(home, emu, template, json.loads((template / "plan.json").read_text()))
+    emu.stop()
+
+
+def fresh(bench: Bench, tmp_path: Path, **options: str) -> Path:
+    state = seed.load()
+    for k, v in options.items():
+        state.options.set(k, v)
+    bench.emu.reset(state)
+    run = tmp_path / "run"
+    shutil.copytree(bench.template, run)
+    return run
+
+
+def writes(emu) -> int:
+    """Requests that can change the org: record writes and deploys."""
+    return sum(1 for m, label in emu.state.requests
+               if (m in ("POST", "PATCH", "DELETE") and "/composite/batch" not in label and "/Soap/" not in label)
+               or label.endswith(" deploy"))
+
+
+def envelope(out: subprocess.CompletedProcess) -> dict:
+    return json.loads(out.stdout)
+
+
+def test_apply_moves_every_planned_user_in_few_calls_and_verify_agrees(bench, tmp_path):
+    run = fresh(bench, tmp_path)
+    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--json")
+    body = envelope(out)
+    assert out.returncode == 0, out.stdout
+    assert holds(bench.emu, bench.plan) == {u["username"]: "target" for u in bench.plan["users"]
+                                            if u["status"] == "planned"}
+    assert sorted(s["username"] for s in body["result"]["successes"]) == sorted(holds(bench.emu, bench.plan))
+    assert body["result"]["failures"] == []
+    # the plan took 6 calls; plan + apply + verify stays within 15
+    assert body["result"]["sfCalls"] <= 8
+    journal = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    steps = [(r["phase"], r["step"]) for r in journal]
+    for step in ("create-profiles", "deploy", "switch-profiles", "grant"):
+        assert steps.index(("intent", step)) < steps.index(("outcome", step))
+    assert journal[-1]["phase"] == "end"
+    # the profile-owned sets were never touched: every user holds exactly one, its new profile's
+    st = bench.emu.state
+    for u in (x for x in bench.plan["users"] if x["status"] == "planned"):
+        owned = [a for a in st.find("PermissionSetAssignment", AssigneeId=u["id"])
+                 if st.get(a["PermissionSetId"])["IsOwnedByProfile"]]
+        assert [st.get(a["PermissionSetId"])["ProfileId"] for a in owned] == [st.get(u["id"])["ProfileId"]]
+    v = intuser(bench.home, "verify", str(run), "-o", ORG, "--json")
+    assert v.returncode == 0 and envelope(v)["result"]["differ"] == 0, v.stdout
+    # verify sees a change made behind its back, and names it
+    etl = st.one("User", Username="etl@acme.emulated")
+    psa = next(a for a in st.find("PermissionSetAssignment", AssigneeId=etl["Id"])
+               if st.get(a["PermissionSetId"])["Name"] == "ETL_Loader_Intuser")
+    del st.records["PermissionSetAssignment"][psa["Id"]]
+    v = intuser(bench.home, "verify", str(run), "-o", ORG)
+    assert v.returncode == 1
+    assert "permission set ETL_Loader_Intuser missing" in v.stdout
+
+
+def test_apply_twice_is_refused_and_rollback_twice_is_harmless(bench, tmp_path):
+    run = fresh(bench, tmp_path)
+    assert intuser(bench.home, "apply", str(run), "-o", ORG, "--yes").returncode == 0
+    n = writes(bench.emu)
+    again = intuser(bench.home, "apply", str(run), "-o", ORG, "--yes")
+    assert again.returncode == 1 and "AlreadyApplied" in again.stderr
+    assert writes(bench.emu) == n
+    back = intuser(bench.home, "rollback", str(run), "-o", ORG, "--yes", "--json")
+    assert back.returncode == 0, back.stdout
+    assert set(holds(bench.emu, bench.plan).values()) == {"snapshot"}
+    # the connected-app grants the apply made are gone; the ones that were there stay
+    st = bench.emu.state
+    for ps in ("Backup_Service_Intuser", "Integration_Middleware_Intuser"):
+        rec = st.one("PermissionSet", Name=ps, IsOwnedByProfile=False)
+        assert rec is not None and st.find("SetupEntityAccess", ParentId=rec["Id"],
+                                           SetupEntityType="ConnectedApplication") == []
+    n = writes(bench.emu)
+    twice = intuser(bench.home, "rollback", str(run), "-o", ORG, "--yes")
+    assert twice.returncode == 0 and "Nothing to undo" in twice.stdout
+    assert writes(bench.emu) == n
+    # a rolled-back run is not applied again
+    re_apply = intuser(bench.home, "apply", str(run), "-o", ORG, "--yes")
+    assert re_apply.returncode == 1 and "RolledBack" in re_apply.stderr
+
+
+def test_rollback_can_delete_what_the_apply_created(bench, tmp_path):
+    run = fresh(bench, tmp_path)
+    assert intuser(bench.home, "apply", str(run), "-o", ORG, "--yes").returncode == 0
+    out = intuser(bench.home, "rollback", str(run), "-o", ORG, "--yes", "--delete-generated")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert set(holds(bench.emu, bench.plan).values()) == {"snapshot"}
+    created = [g["name"] for g in bench.plan["generated"] if g["type"] == "PermissionSet" and not g["exists"]]
+    assert created and all(bench.emu.state.one("PermissionSet", Name=n, IsOwnedByProfile=False) is None
+                           for n in created)
+
+
+def test_a_refused_licence_change_leaves_every_user_whole_and_says_what_to_do(bench, tmp_path):
+    run = fresh(bench, tmp_path, profile_change_across_licenses="refuse")
+    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--json")
+    body = envelope(out)
+    assert out.returncode == 1, out.stdout        # nobody could move: not even a partial success
+    assert set(holds(bench.emu, bench.plan).values()) == {"snapshot"}
+    fails = body["result"]["failures"]
+    assert {f["outcome"] for f in fails} == {"refused"}
+    assert all("Create a new user on the Salesforce Integration license" in f["fix"] for f in fails)
+
+
+def test_seats_running_out_moves_who_fits_and_reports_who_did_not(bench, tmp_path):
+    run = fresh(bench, tmp_path)
+    st = bench.emu.state
+    lic = st.one("UserLicense", Name="Salesforce Integration")
+    lic["TotalLicenses"] = st.used_user_licenses(lic["Id"]) + 2
+    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--json")
+    body = envelope(out)
+    assert out.returncode == 68, out.stdout
+    states = holds(bench.emu, bench.plan)
+    assert sorted(states.values()) == ["snapshot", "snapshot", "target", "target"]
+    assert {f["outcome"] for f in body["result"]["failures"]} == {"no seat"}
+    assert all("seat" in f["fix"] for f in body["result"]["failures"])
+    assert len(body["result"]["successes"]) == 2
+    # one more seat, and --resume moves the next user without touching the two that moved
+    lic["TotalLicenses"] += 2
+    again = intuser(bench.home, "apply", str(run), "-o", ORG, "--resume", "--yes")
+    assert again.returncode == 1 and "AlreadyApplied" in again.stderr   # a finished apply is not resumed
+
+
+def test_a_permission_the_licence_refuses_on_assignment_is_dropped_redeployed_and_retried(bench, tmp_path):
+    run = fresh(bench, tmp_path)
+    st = bench.emu.state
+    # the org turns out stricter than its describe said: QueryAllFiles is not allowed to integration users
+    body = (run / "metadata" / "permissionsets" / "Backup_Service_Intuser.permissionset").read_text()
+    assert "<name>QueryAllFiles</name>" in body
+    allowed = st.perms.license_allowed["Salesforce Integration"]
+    assert allowed is not None and "QueryAllFiles" in allowed | st.perms.psl_max["SalesforceAPIIntegrationPsl"]
+    st.perms.license_allowed["Salesforce Integration"] = frozenset(allowed - {"QueryAllFiles"})
+    for k in list(st.perms.psl_max):
+        st.perms.psl_max[k] = frozenset(st.perms.psl_max[k] - {"QueryAllFiles"})
+    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--json")
+    res = envelope(out)["result"]
+    assert out.returncode == 0, out.stdout
+    assert set(holds(bench.emu, bench.plan).values()) == {"target"}
+    dropped = {d["permissionSet"]: d["permissions"] for d in res["dropped"]}
+    assert dropped.get("Backup_Service_Intuser") == ["QueryAllFiles"]
+    deployed = st.components[("PermissionSet", "Backup_Service_Intuser")].body.decode()
+    assert "<name>QueryAllFiles</name>" not in deployed
+    # the run folder's plan is as it was written: the drop lives in the journal
+    assert "<name>QueryAllFiles</name>" in (run / "metadata" / "permissionsets" /
+                                        "Backup_Service_Intuser.permissionset").read_text()
+    amends = [json.loads(x) for x in (run / "journal.jsonl").read_text().splitlines() if '"amend"' in x]
+    assert [(a["permissionSet"], a["permission"]) for a in amends] == [("Backup_Service_Intuser", "QueryAllFiles")]
+    rep = intuser(bench.home, "report", str(run))
+    assert "`QueryAllFiles` from `Backup_Service_Intuser`" in rep.stdout
+
+
+@pytest.mark.parametrize("damage", ["plan", "metadata", "snapshot", "journal"])
+def test_a_damaged_run_folder_is_refused_and_nothing_changes(bench, tmp_path, damage):
+    run = fresh(bench, tmp_path)
+    if damage == "plan":
+        p = run / "plan.json"
+        p.write_text(p.read_text().replace("API Only - ETL Loader", "System Administrator"))
+    elif damage == "metadata":
+        p = run / "metadata" / "permissionsets" / "ETL_Loader_Intuser.permissionset"
+        p.write_text(p.read_text().replace("</PermissionSet>", "    <userPermissions>\n        <enabled>true</enabled>\n"
+                                           "        <name>ModifyAllData</name>\n    </userPermissions>\n</PermissionSet>"))
+    elif damage == "snapshot":
+        p = run / "snapshot" / "inventory.json"
+        p.write_text(p.read_text().replace("Salesforce", "Salesforce Platform", 1))
+    else:
+        (run / "journal.jsonl").write_text('{"seq": 1, "run": "apply", "phase": "start"}\n{"seq": 2, "run": "ap')
+    n = writes(bench.emu)
+    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--yes", "--resume")
+    assert out.returncode == 1
+    name = {"plan": "RunFolderTampered", "metadata": "RunFolderTampered", "snapshot": "SnapshotTampered",
+            "journal": "JournalBroken"}[damage]
+    assert f"Error ({name})" in out.stderr
+    assert {"plan": "plan.json", "metadata": "ETL_Loader_Intuser.permissionset", "snapshot": "inventory.json",
+            "journal": "line 2"}[damage] in out.stderr
+    assert writes(bench.emu) == n
+    assert set(holds(bench.emu, bench.plan).values()) == {"snapshot"}
+
+
+def test_another_org_drift_and_rollback_before_apply_are_refused(bench, tmp_path):
+    run = fresh(bench, tmp_path)
+    n = writes(bench.emu)
+    back = intuser(bench.home, "rollback", str(run), "-o", ORG, "--yes")
+    assert back.returncode == 1 and "NothingToRollBack" in back.stderr
+    other, _ = start_org(bench.home, alias="other", instance="other")
+    try:
+        out = intuser(bench.home, "apply", str(run), "-o", "other", "--yes")
+        assert out.returncode == 1 and "WrongOrg" in out.stderr and "-o emu" in out.stderr
+        assert writes(other) == 0
+    finally:
+        other.stop()
+    # someone adds a permission set to a user after the plan
+    st = bench.emu.state
+    etl = st.one("User", Username="etl@acme.emulated")
+    st.put("PermissionSetAssignment", {"AssigneeId": etl["Id"], "IsActive": True,
+                                       "PermissionSetId": st.one("PermissionSet", Name="Sync_Reader")["Id"]})
+    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--yes")
+    assert out.returncode == 1 and "OrgDrifted" in out.stderr
+    assert "etl@acme.emulated: permission set Sync_Reader added" in out.stderr
+    assert writes(bench.emu) == n
+    assert not (run / "journal.jsonl").exists()
+
+
+def test_no_access_token_in_the_run_folder_the_output_or_the_errors(bench, tmp_path):
+    run = fresh(bench, tmp_path)
+    bench.emu.inject("/composite$@2=500:UNKNOWN_EXCEPTION")
+    outs = [intuser(bench.home, "apply", str(run), "-o", ORG, "--yes", "--verbose"),
+            intuser(bench.home, "apply", str(run), "-o", ORG, "--resume", "--json"),
+            intuser(bench.home, "verify", str(run), "-o", ORG, "--json"),
+            intuser(bench.home, "report", str(run), "--format", "html"),
+            intuser(bench.home, "rollback", str(run), "-o", ORG, "--yes", "--verbose")]
+    assert outs[0].returncode == 1 and "ApplyStopped" in outs[0].stderr
+    assert [o.returncode for o in outs[1:]] == [0, 0, 0, 0]
+    assert TOKEN_MARK in bench.emu.access_token()       # the mark is really in the token
+    for o in outs:
+        assert TOKEN_MARK not in o.stdout + o.stderr
+    files = [p for p in run.rglob("*") if p.is_file()]
+    assert any(p.name == "journal.jsonl" for p in files) and any(p.name == "report.html" for p in files)
+    for p in files:
+        assert TOKEN_MARK.encode() not in p.read_bytes(), p
