@@ -932,11 +932,12 @@ def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str,
 @click.option("--sf-path", default=None, help="The sf executable (default: SF_INTUSER_SF, the setup's shim, PATH).")
 @json_option
 def demo(output_dir: Path | None, sf_path: str | None, as_json: bool) -> None:
-    """Rehearse on the bundled emulated org: discover the candidates and plan their move.
+    """Rehearse the whole job on the bundled emulated org: discover, plan, apply, verify, report.
 
     Starts the emulated org (Acme Corp) on 127.0.0.1 under a private sf home, logs the real sf CLI in,
-    runs discover and plan --all-candidates, and says where the run folder and plan.md are. Your own
-    sf logins are not touched; the emulated org stops when the demo ends.
+    runs discover, plan --all-candidates and apply (which verifies), writes report.html, and says who
+    moved, who did not and why, the saving a year, and where the run folder and the report are. Your
+    own sf logins are not touched; the emulated org stops when the demo ends.
 
     \b
     Example:
@@ -949,7 +950,11 @@ def demo(output_dir: Path | None, sf_path: str | None, as_json: bool) -> None:
     from sf_intuser.config import Config
     from sf_intuser.emulator import seed
     from sf_intuser.emulator.server import EmulatedOrg
+    from sf_intuser.migrate import apply as apply_mod
+    from sf_intuser.report import migration
+    from sf_intuser.report.discovery import money
     from sf_intuser.sf.runner import SfError
+    from sf_intuser.workspace import write_synced
 
     alias = "intuser-demo"
     progress = _Progress(json_wanted(as_json))
@@ -973,17 +978,37 @@ def demo(output_dir: Path | None, sf_path: str | None, as_json: bool) -> None:
                                 base=output_dir)
         except workflow.Failure as exc:
             raise _failure(exc) from None
+        folder = Path(out.result["runDir"])
+        done = apply_mod.apply(runner, folder, alias, progress=progress)
     finally:
         org.stop()
         shutil.rmtree(home, ignore_errors=True)
-    result = {"discover": found, "plan": out.result}
+    run = apply_mod.open_run(folder)
+    rep = migration.build(run.plan, run.journal.records)
+    page = folder / "report.html"
+    write_synced(page, migration.html_page(rep).encode("utf-8"))
+    blocked = [{"username": u["username"], "reason": u["blockers"][0]["problem"], "fix": u["blockers"][0]["fix"]}
+               for u in out.plan["users"] if u["status"] == "blocked"]
+    blocked += [{"username": f["username"], "reason": f["message"], "fix": f.get("fix", "")}
+                for f in done.result["failures"]]
+    result = {"migrated": done.result["successes"], "blocked": blocked, "runDir": str(folder), "report": str(page),
+              "yearlySaving": rep["cost"]["yearlySaving"], "discover": found, "plan": out.result,
+              "apply": done.result}
 
     def human() -> str:
-        return (_discovery_human(found, None) + "\n\n" + _plan_human(out.result)
-                + "\n\nThe emulated org is stopped. Try it yourself: sf-intuser emulator serve, then "
-                  "sf-intuser discover -o intuser-emu")
+        lines = [_discovery_human(found, None), "", _plan_human(out.result), "",
+                 _outcome_human(f"Applied: {len(done.result['successes'])} user(s) moved and verified.", done)]
+        if blocked:
+            lines += ["", "Not moved:"] + [f"  {b['username']}: {b['reason']}. Fix: {b['fix']}" for b in blocked]
+        lines += ["", f"Saving: {money(rep['cost']['yearlySaving'])} a year at list prices "
+                      f"({money(rep['cost']['monthlyBefore'])} → {money(rep['cost']['monthlyAfter'])} a month). "
+                      + rep["note"],
+                  f"Run folder: {folder}", f"Report: {page}",
+                  "The emulated org is stopped. Try it yourself: sf-intuser emulator serve, then "
+                  "sf-intuser discover -o intuser-emu"]
+        return "\n".join(lines)
 
-    emit(as_json, result, human)
+    emit(as_json, result, human, status=done.exit_code)
 
 
 # --- entry point ------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ org (same ids) and a copy of that run folder."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -256,3 +257,35 @@ def test_no_access_token_in_the_run_folder_the_output_or_the_errors(bench, tmp_p
     assert any(p.name == "journal.jsonl" for p in files) and any(p.name == "report.html" for p in files)
     for p in files:
         assert TOKEN_MARK.encode() not in p.read_bytes(), p
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_the_html_report_is_self_contained_and_renders_in_chromium(bench, tmp_path):
+    run = fresh(bench, tmp_path)
+    assert intuser(bench.home, "apply", str(run), "-o", ORG, "--yes").returncode == 0
+    out = intuser(bench.home, "report", str(run), "--format", "html", "--json")
+    assert out.returncode == 0, out.stderr
+    page = run / "report.html"
+    body = page.read_text()
+    # one file: no script, nothing fetched (the only URL is the SVG namespace, which is never fetched)
+    assert "<script" not in body.lower()
+    assert [u for u in __import__("re").findall(r"https?://[^\s\"'<>)]+", body)] == ["http://www.w3.org/2000/svg"]
+    shot = tmp_path / "report.png"
+    args = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            "--window-size=1200,1000"]
+    subprocess.run([*args, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True)
+    dom = subprocess.run([*args, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000     # a blank page compresses to a few KB
+    planned = [u["username"] for u in bench.plan["users"] if u["status"] == "planned"]
+    for name in planned:
+        assert name in dom
+    assert dom.count("class=\"tag moved\"") == len(planned)
+    assert "<rect" in dom             # the chart is drawn
+    keep = os.environ.get("SF_INTUSER_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(shot, Path(keep) / "report.png")

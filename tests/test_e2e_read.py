@@ -7,6 +7,7 @@ import copy
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -287,7 +288,7 @@ def test_the_config_names_users_and_their_overrides(org, sfi, tmp_path):
 # --- demo -------------------------------------------------------------------------------------------
 
 
-def test_demo_discovers_and_plans_on_the_bundled_org(tmp_path):
+def test_demo_runs_the_whole_job_on_the_bundled_org(tmp_path):
     exe = ROOT / ".venv" / "bin" / "sf-intuser"
     env = {"HOME": str(tmp_path / "home"), "PATH": f"{exe.parent}:/usr/bin:/bin", "TMPDIR": str(tmp_path)}
     (tmp_path / "home").mkdir()
@@ -298,5 +299,11 @@ def test_demo_discovers_and_plans_on_the_bundled_org(tmp_path):
     assert [c["username"] for c in r["discover"]["candidates"]] == CANDIDATES
     run = tmp_path / r["plan"]["runDir"]
     assert run.parent == tmp_path / "runs" and (run / "plan.md").exists() and (run / "metadata/package.xml").exists()
+    # the whole job: apply moved and verified the planned users, the report is written
+    assert sorted(m["username"] for m in r["migrated"]) == sorted(
+        u["username"] for u in r["plan"]["users"] if u["status"] == "planned")
+    assert [b["username"] for b in r["blocked"]] == ["marketing.sync@acme.emulated"]
+    assert Path(r["report"]) == run / "report.html" and "<svg" in (run / "report.html").read_text()
+    assert r["yearlySaving"] == r["plan"]["savings"]["yearlySaving"]
     assert not list((tmp_path / "home").iterdir())           # the user's own sf home is untouched
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("sf-intuser-demo-home-")]

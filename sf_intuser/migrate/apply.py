@@ -614,6 +614,7 @@ def _deploy(runner: SfRunner, run: Run, target_org: str | None, now: OrgNow, pro
     j = run.journal
     with tempfile.TemporaryDirectory(prefix="sf-intuser-deploy-") as tmp:
         folder, _ = deploy_folder(run, Path(tmp))
+        current = "validate" if validate else "deploy"
         try:
             if validate:
                 progress("Validating the deploy (check only)")
@@ -623,12 +624,13 @@ def _deploy(runner: SfRunner, run: Run, target_org: str | None, now: OrgNow, pro
                          failures=[f.__dict__ for f in res.failures])
                 if not res.success:
                     raise _Stop("validate", _deploy_error(res))
+            current = "deploy"
             progress("Deploying the generated permission sets, groups and profiles")
             j.append(APPLY, "intent", "deploy", records=[{"type": g["type"], "name": g["name"]}
                                                          for g in run.plan["generated"]])
             res = commands.deploy(runner, folder, target_org)
         except SfError as exc:
-            raise _Stop("deploy", exc) from None
+            raise _Stop(current, exc) from None
     created = [{"type": g["type"], "name": g["name"]} for g in run.plan["generated"]
                if not g["exists"] and g["type"] in ("PermissionSet", "PermissionSetGroup")]
     j.append(APPLY, "outcome", "deploy", ok=res.success, id=res.id, failures=[f.__dict__ for f in res.failures],
@@ -853,9 +855,15 @@ def rollback(runner: SfRunner, folder: Path, target_org: str | None, *, delete_g
     run = open_run(folder)
     j = run.journal
     touched = sorted(j.touched_users())
-    if not touched:
-        raise Failure("NothingToRollBack", f"{folder} was never applied (its journal names no change): nothing to "
+    if not j.of(APPLY):
+        raise Failure("NothingToRollBack", f"{folder} was never applied (it has no journal of an apply): nothing to "
                       "roll back, and nothing was changed", actions=[f"Apply it first: sf-intuser apply {folder}"])
+    if not touched and not delete_generated:
+        return Outcome({"runDir": str(folder), "restored": [], "alreadyRestored": [], "failures": [],
+                        "sfCalls": len(runner.calls)}, 0,
+                       [f"The apply of {folder} stopped before it changed any user: nothing to undo.",
+                        "What it deployed stays in the org; --delete-generated deletes the permission sets it "
+                        "created"])
     api = run.plan["org"]["apiVersion"]
     progress(f"Reading {len(touched)} user(s) in the org")
     now = _read(runner, run, target_org, touched)

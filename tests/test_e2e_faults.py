@@ -1,0 +1,105 @@
+"""The fault matrix: what the safety model in the README promises, proven against the org's state.
+
+For each mutating step of ``apply`` (create-profiles, validate, deploy, switch-profiles, grant) and of
+``rollback`` (remove, add): an API error on that step's call, a dropped connection, or the tool
+killed with SIGKILL while the org is still working on the call (the org completes it: the worst case
+for a journal). Then ``apply --resume`` or ``rollback``; every user must hold exactly the plan's
+target or exactly its snapshot, never a mix, and the journal must say where the run stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.e2e import EXE, ORG, SHIM, holds, intuser, needs_cli, sf_env
+from tests.test_e2e_apply import bench, fresh  # noqa: F401  (the module's plan and fresh org)
+
+pytestmark = [*needs_cli, pytest.mark.faults]
+
+#: (step, the request that carries it, which one of those requests counted from the start of the command)
+APPLY_STEPS = [("create-profiles", r"/composite$", 1), ("validate", r" deploy$", 1), ("deploy", r" deploy$", 2),
+               ("switch-profiles", r"/composite$", 2), ("grant", r"/composite$", 3)]
+ROLLBACK_STEPS = [("restore:remove", r"/composite$", 1), ("restore:add", r"/composite$", 2)]
+KINDS = ("error", "drop", "kill")
+DELAY = 4.0
+
+SCENARIOS = ([("apply", s, k, then) for s in APPLY_STEPS for k in KINDS for then in ("resume", "rollback")
+              if not (s[0] == "validate" and then == "rollback")]
+             + [("rollback", s, k, "rollback") for s in ROLLBACK_STEPS for k in KINDS])
+
+
+def _fault(emu, pattern: str, nth: int, kind: str):
+    action = {"error": "500:UNKNOWN_EXCEPTION", "drop": "drop", "kill": f"delay:{DELAY}"}[kind]
+    return emu.inject(f"{pattern}@{nth}={action}")
+
+
+def _run_faulted(home, emu, fault, kind: str, *args: str) -> int:
+    if kind != "kill":
+        return intuser(home, *args).returncode
+    env = {**sf_env(home), "SF_INTUSER_SF": str(SHIM)}
+    proc = subprocess.Popen([str(EXE), *args], env=env, cwd=str(home), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while fault.fired == 0 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fault.fired == 1, "the step's request never came"
+    os.killpg(proc.pid, signal.SIGKILL)   # the tool and the sf it started, mid-call
+    proc.wait()
+    time.sleep(DELAY + 1.0)               # the org finishes the call nobody waits for any more
+    return -9
+
+
+def _journal(run) -> list[dict]:
+    path = run / "journal.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("phase,step,kind,then", SCENARIOS,
+                         ids=[f"{p}-{s[0]}-{k}-then-{t}" for p, s, k, t in SCENARIOS])
+def test_fault_matrix(bench, tmp_path, phase, step, kind, then):  # noqa: F811
+    run = fresh(bench, tmp_path)
+    emu = bench.emu
+    name, pattern, nth = step
+    if phase == "rollback":
+        assert intuser(bench.home, "apply", str(run), "-o", ORG, "--yes").returncode == 0
+        fault = _fault(emu, pattern, nth, kind)
+        code = _run_faulted(bench.home, emu, fault, kind, "rollback", str(run), "-o", ORG, "--yes")
+    else:
+        fault = _fault(emu, pattern, nth, kind)
+        code = _run_faulted(bench.home, emu, fault, kind, "apply", str(run), "-o", ORG, "--yes")
+    assert fault.fired == 1
+    assert code != 0
+    # the journal says where the run stopped: a stop record naming the step, or (killed) the step's
+    # intent with no outcome after it
+    journal = _journal(run)
+    last = journal[-1]
+    if kind == "kill":
+        assert last["phase"] == "intent" and last["step"] == name, last
+    else:
+        assert last["phase"] == "stopped" and last["step"] == name, last
+    emu.faults.clear()
+    if then == "resume":
+        out = intuser(bench.home, "apply", str(run), "-o", ORG, "--resume", "--yes")
+        want = "target"
+    else:
+        out = intuser(bench.home, "rollback", str(run), "-o", ORG, "--yes")
+        want = "snapshot"
+    states = holds(emu, bench.plan)
+    assert set(states.values()) == {want}, (states, out.stdout, out.stderr)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # after a resume, nothing was done twice: one assignment per user and set, one grant per set and app
+    st = emu.state
+    for u in (x for x in bench.plan["users"] if x["status"] == "planned"):
+        ids = [a["PermissionSetId"] for a in st.find("PermissionSetAssignment", AssigneeId=u["id"])]
+        assert len(ids) == len(set(ids))
+    pairs = [(a["ParentId"], a["SetupEntityId"]) for a in st.table("SetupEntityAccess").values()]
+    assert len(pairs) == len(set(pairs))
+
+
+def test_the_matrix_has_at_least_thirty_scenarios():
+    assert len(SCENARIOS) >= 30

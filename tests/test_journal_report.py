@@ -1,0 +1,82 @@
+"""The journal (append-only, read whole or refused) and the migration report (pure), offline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sf_intuser.migrate.journal import Journal, JournalError
+from sf_intuser.report import migration
+
+
+def test_the_journal_appends_whole_lines_and_reads_them_back(tmp_path):
+    j = Journal.load(tmp_path)
+    j.append("apply", "start")
+    j.append("apply", "intent", "switch-profiles", records=[{"userId": "005A"}, {"userId": "005B"}])
+    j.append("apply", "outcome", "switch-profiles", results=[])
+    j.append("apply", "intent", "grant", records=[{"userId": "005A", "kind": "set", "name": "X"}])
+    again = Journal.load(tmp_path)
+    assert [r["seq"] for r in again.records] == [1, 2, 3, 4]
+    assert again.touched_users() == {"005A", "005B"}
+    assert [r["step"] for r in again.cut_off("apply")] == ["grant"]
+    assert again.finished("apply") is None
+    again.append("apply", "end", complete=True)
+    assert Journal.load(tmp_path).finished("apply")["complete"] is True
+    assert (tmp_path / "journal.jsonl").read_bytes().endswith(b"\n")
+
+
+@pytest.mark.parametrize("text,line", [('{"run": "apply", "phase": "start"}\n{"run": "app', 2),
+                                       ('{"run": "apply", "phase": "start"}\nnot json\n', 2),
+                                       ('[1, 2]\n', 1)])
+def test_a_journal_that_does_not_parse_is_refused_naming_the_line(tmp_path, text, line):
+    (tmp_path / "journal.jsonl").write_text(text)
+    with pytest.raises(JournalError) as err:
+        Journal.load(tmp_path)
+    assert err.value.name == "JournalBroken" and f"line {line}" in err.value.message
+
+
+def _plan(users):
+    return {"run": "r1", "createdAt": "2026-11-23T00:00:00Z", "org": {"id": "00D1", "alias": "acme"},
+            "users": users, "seats": {"integrationLicense": {"free": 1}},
+            "savings": {"currency": "USD", "freedSeats": [{"license": "Salesforce", "seats": 2, "monthlyPrice": 175.0,
+                                                           "source": "list"}],
+                        "integrationSeatPrice": 10.0, "note": "At renewal."}}
+
+
+def _user(uid, name, status="planned"):
+    u = {"id": uid, "username": name, "status": status, "from": {"license": "Salesforce", "profile": "P"},
+         "blockers": [] if status == "planned" else [{"problem": "CPQ", "fix": "remove it"}]}
+    if status == "planned":
+        u["to"] = {"license": "Salesforce Integration", "profile": "API Only - P",
+                   "assign": [{"permissionSet": "P_Intuser"}], "groups": []}
+    return u
+
+
+def test_the_report_counts_cost_before_and_after_and_escapes_what_it_shows():
+    plan = _plan([_user("1", "a@x"), _user("2", "<script>alert(1)</script>@x"), _user("3", "c@x", "blocked")])
+    journal = [{"run": "apply", "phase": "outcome", "step": "verify",
+                "users": [{"userId": "1", "outcome": "moved", "differences": []},
+                          {"userId": "2", "outcome": "moved", "differences": []}]},
+               {"run": "apply", "phase": "end", "step": ""}]
+    rep = migration.build(plan, journal)
+    # two users at $175 leave; one of them needs a bought Integration seat ($10): 350 -> 10 a month
+    assert rep["cost"]["monthlyBefore"] == 350 and rep["cost"]["monthlyAfter"] == 10
+    assert rep["cost"]["yearlySaving"] == 4080 and rep["state"] == "applied"
+    assert [r["outcome"] for r in rep["users"]] == ["moved", "moved", "blocked"]
+    page = migration.html_page(rep)
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;@x" in page
+    rows = migration.csv_text(rep).splitlines()
+    assert rows[0].startswith("username,outcome") and len(rows) == 4
+    assert "| c@x | Blocked in the plan (CPQ) |" in migration.markdown(rep)
+
+
+def test_a_rolled_back_run_reports_its_users_back():
+    plan = _plan([_user("1", "a@x")])
+    journal = [{"run": "apply", "phase": "outcome", "step": "verify", "users": [{"userId": "1", "outcome": "moved"}]},
+               {"run": "rollback", "phase": "outcome", "step": "verify", "users": [{"userId": "1", "restored": True}]},
+               {"run": "rollback", "phase": "end", "step": ""}]
+    rep = migration.build(plan, journal)
+    assert rep["users"][0]["outcome"] == "rolled back" and rep["state"] == "rolled back"
+    assert rep["cost"]["monthlyBefore"] == rep["cost"]["monthlyAfter"] == 175
+    assert json.loads(json.dumps(rep)) == rep
