@@ -36,6 +36,7 @@ demo: setup
 bench: setup
 	$(PY) scripts/bench_convert.py
 	$(PY) scripts/bench_read.py
+	$(PY) scripts/bench_migrate.py
 
 clean:
 	rm -rf $(VENV) $(SFCLI)/node_modules .pytest_cache

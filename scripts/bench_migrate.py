@@ -9,8 +9,8 @@ Usage: python scripts/bench_migrate.py [N ...] [--manual-up-to M]
 sf-intuser: ``plan --all-candidates`` then ``apply`` (which ends by reading the org again and
 verifying every user). The manual way, on a fresh copy of the same org, migrates the same users as a
 person following the migration checklist types it, one user after the other: query the user; query
-its assignments; retrieve its profile with its companions and its licence-bound sets; deploy the
-licence-less permission set(s) built from them; switch ProfileId; assign the PSL (after the switch,
+its assignments; retrieve its profile with its companions and its license-bound sets; deploy the
+license-less permission set(s) built from them; switch ProfileId; assign the PSL (after the switch,
 which strips it); re-assign the sets in one ``sf org assign permset``; groups and connected-app
 access as records; verify with two queries. The custom API-only profiles are made once, before the
 first user (one record each, one deploy of their login ranges). The time a person spends editing XML
@@ -20,6 +20,7 @@ is not counted: the manual way deploys the files sf-intuser generated, which fav
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -91,14 +92,15 @@ def manual(n: int, work: Path, plan: dict) -> dict:
         for r in (step or {}).get("records", []):
             commands.create_record(runner, "Profile", {"Name": r["Name"], "UserLicenseId": r["UserLicenseId"]}, alias)
         if profiles:
-            commands.deploy(runner, _folder(work / "profiles", meta, profiles, api), alias)
+            res = commands.deploy(runner, _folder(work / "profiles", meta, profiles, api), alias)
+            assert res.success, res.failures
         ids = {}
         for u in (x for x in plan["users"] if x["status"] == "planned"):
             uid = u["id"]
             commands.query(runner, f"SELECT Id, Username, ProfileId, Profile.Name FROM User WHERE Id = '{uid}'", alias)
             commands.query(runner, "SELECT Id, PermissionSet.Name, PermissionSetGroupId, ExpirationDate FROM "
                            f"PermissionSetAssignment WHERE AssigneeId = '{uid}'", alias)
-            # the profile, its companions and the user's licence-bound sets, in one retrieve
+            # the profile, its companions and the user's license-bound sets, in one retrieve
             names = [p["name"] for p in snap_sets[uid]["permissionSets"]]
             manifest = work / f"package-{uid}.xml"
             manifest.write_bytes(package_xml.build({"Profile": [u["from"]["profile"]],
@@ -107,13 +109,19 @@ def manual(n: int, work: Path, plan: dict) -> dict:
             out = work / f"retrieved-{uid}"
             commands.retrieve(runner, manifest, alias, out)
             shutil.rmtree(out, ignore_errors=True)
-            # deploy the licence-less set(s) built from them (and a rebuilt group, if any)
+            # deploy the license-less set(s) built from them (and a rebuilt group, if any)
             mine = [gen[("PermissionSet", a["permissionSet"])] for a in u["to"]["assign"]
                     if ("PermissionSet", a["permissionSet"]) in gen]
-            mine += [gen[("PermissionSetGroup", g["group"])] for g in u["to"]["groups"]
-                     if ("PermissionSetGroup", g["group"]) in gen]
+            for g in u["to"]["groups"]:
+                if ("PermissionSetGroup", g["group"]) in gen:
+                    grp = gen[("PermissionSetGroup", g["group"])]
+                    body = (meta / grp["file"][len("metadata/"):]).read_text()
+                    mine += [gen[("PermissionSet", n)] for n in re.findall(r"<permissionSets>([^<]+)<", body)
+                             if ("PermissionSet", n) in gen and gen[("PermissionSet", n)] not in mine]
+                    mine.append(grp)
             if mine:
-                commands.deploy(runner, _folder(work / f"deploy-{uid}", meta, mine, api), alias)
+                res = commands.deploy(runner, _folder(work / f"deploy-{uid}", meta, mine, api), alias)
+                assert res.success, res.failures
             prof = ids.get(u["to"]["profile"])
             if prof is None:
                 prof = commands.query(runner, f"SELECT Id FROM Profile WHERE Name = '{u['to']['profile']}'",

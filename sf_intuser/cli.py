@@ -655,7 +655,7 @@ def _outcome_human(title: str, out: Any) -> str:
     if rows:
         lines += ["", table(rows, ("USER", "OUTCOME", "PROFILE / REASON", "PERMISSION SETS / FIX"))]
     for d in r.get("dropped", []):
-        lines.append(f"Dropped from {d['permissionSet']} (the licence refuses them): {', '.join(d['permissions'])}")
+        lines.append(f"Dropped from {d['permissionSet']} (the license refuses them): {', '.join(d['permissions'])}")
     if r.get("notAssigned"):
         lines.append("Not assigned (nothing left in them): " + ", ".join(r["notAssigned"]))
     lines.append(f"Journal: {r['journal']}")
@@ -698,7 +698,7 @@ def apply(run_dir: Path, target_org: str | None, yes: bool, resume: bool, verbos
     extra = "\n" + _calls_line(runner, t0) if verbose else ""
     r = out.result
     title = (f"Moved {len(r['successes'])} of {len(r['successes']) + len(r['failures'])} user(s) to the Salesforce "
-             f"Integration licence in {r['org']}.")
+             f"Integration license in {r['org']}.")
     emit(as_json, r, lambda: _outcome_human(title, out) + f"\nNext: sf-intuser report {run_dir}" + extra,
          status=out.exit_code)
 
@@ -746,7 +746,7 @@ def rollback(run_dir: Path, target_org: str | None, yes: bool, delete_generated:
              sf_path: str | None, as_json: bool) -> None:
     """Put every user the apply touched back as the snapshot says.
 
-    Profile (and so licence), permission set, group and licence assignments with their expiry, and the
+    Profile (and so license), permission set, group and license assignments with their expiry, and the
     access grants the apply made. Undoes only what the journal says was done; running it twice is
     harmless; works after an apply or a rollback died at any point. Exit 0 when every user is back,
     1 otherwise (each difference named).
@@ -787,7 +787,7 @@ def rollback(run_dir: Path, target_org: str | None, yes: bool, delete_generated:
 @json_option
 def report(run_dir: Path, fmt: str | None, output: Path | None, as_json: bool) -> None:
     """The migration report from the run folder (the org is not read): per user before, after, outcome
-    and saving, and the licence cost per month before and after.
+    and saving, and the license cost per month before and after.
 
     \b
     Examples:

@@ -110,6 +110,6 @@ def holds(emu, plan: dict) -> dict[str, str]:
                   and groups == {g["group"] for g in to["groups"]} and "SalesforceAPIIntegrationPsl" in psls
                   and access_ok)
         out[u["username"]] = "target" if target else "snapshot" if snap else (
-            f"mix: profile {profile}, sets {sorted(sets)}, groups {sorted(groups)}, licences {sorted(psls)}, "
+            f"mix: profile {profile}, sets {sorted(sets)}, groups {sorted(groups)}, licenses {sorted(psls)}, "
             f"access {'ok' if access_ok else 'missing'}")
     return out

@@ -131,7 +131,7 @@ def test_rollback_can_delete_what_the_apply_created(bench, tmp_path):
                            for n in created)
 
 
-def test_a_refused_licence_change_leaves_every_user_whole_and_says_what_to_do(bench, tmp_path):
+def test_a_refused_license_change_leaves_every_user_whole_and_says_what_to_do(bench, tmp_path):
     run = fresh(bench, tmp_path, profile_change_across_licenses="refuse")
     out = intuser(bench.home, "apply", str(run), "-o", ORG, "--json")
     body = envelope(out)
@@ -155,13 +155,27 @@ def test_seats_running_out_moves_who_fits_and_reports_who_did_not(bench, tmp_pat
     assert {f["outcome"] for f in body["result"]["failures"]} == {"no seat"}
     assert all("seat" in f["fix"] for f in body["result"]["failures"])
     assert len(body["result"]["successes"]) == 2
-    # one more seat, and --resume moves the next user without touching the two that moved
+    # without --resume a finished apply is not run again; it says how to move the rest
+    again = intuser(bench.home, "apply", str(run), "-o", ORG, "--yes")
+    assert again.returncode == 1 and "AlreadyApplied" in again.stderr and "--resume" in again.stderr
+    # two more seats, and --resume moves the two others without touching the two that moved
+    moved = {u for u, s in states.items() if s == "target"}
+    stamps = {u: [a["Id"] for a in st.find("PermissionSetAssignment", AssigneeId=user_id(bench, u))] for u in moved}
     lic["TotalLicenses"] += 2
-    again = intuser(bench.home, "apply", str(run), "-o", ORG, "--resume", "--yes")
-    assert again.returncode == 1 and "AlreadyApplied" in again.stderr   # a finished apply is not resumed
+    again = intuser(bench.home, "apply", str(run), "-o", ORG, "--resume", "--yes", "--json")
+    assert again.returncode == 0, again.stdout
+    assert set(holds(bench.emu, bench.plan).values()) == {"target"}
+    assert {u: [a["Id"] for a in st.find("PermissionSetAssignment", AssigneeId=user_id(bench, u))]
+            for u in moved} == stamps
+    done = intuser(bench.home, "apply", str(run), "-o", ORG, "--resume", "--yes")
+    assert done.returncode == 1 and "AlreadyApplied" in done.stderr
 
 
-def test_a_permission_the_licence_refuses_on_assignment_is_dropped_redeployed_and_retried(bench, tmp_path):
+def user_id(bench, username):
+    return next(u["id"] for u in bench.plan["users"] if u["username"] == username)
+
+
+def test_a_permission_the_license_refuses_on_assignment_is_dropped_redeployed_and_retried(bench, tmp_path):
     run = fresh(bench, tmp_path)
     st = bench.emu.state
     # the org turns out stricter than its describe said: QueryAllFiles is not allowed to integration users

@@ -26,7 +26,7 @@ APPLY_STEPS = [("create-profiles", r"/composite$", 1), ("validate", r" deploy$",
                ("switch-profiles", r"/composite$", 2), ("grant", r"/composite$", 3)]
 ROLLBACK_STEPS = [("restore:remove", r"/composite$", 1), ("restore:add", r"/composite$", 2)]
 KINDS = ("error", "drop", "kill")
-DELAY = 4.0
+DELAY = 2.5
 
 SCENARIOS = ([("apply", s, k, then) for s in APPLY_STEPS for k in KINDS for then in ("resume", "rollback")
               if not (s[0] == "validate" and then == "rollback")]

@@ -248,3 +248,8 @@ def test_record_values_refuse_what_would_need_quoting():
     r, _ = runner()
     with pytest.raises(ValueError):
         commands.update_record(r, "User", "005", {"LastName": "O'Brien Smith"}, "emu")
+
+
+def test_record_values_quote_spaces_as_sf_documents():
+    assert commands._values({"Name": "API Only - ETL", "UserLicenseId": "100x", "On": True}) == \
+        "Name='API Only - ETL' UserLicenseId=100x On=true"

@@ -752,8 +752,8 @@ class OrgState:
 
     def _insert_UserPackageLicense(self, vals: dict[str, Any]) -> str:
         """A user's seat of a managed package (UserPackageLicense and PackageLicense object reference:
-        ``AllowedLicenses`` is the number of seats, -1 a site licence without a limit) [V]; the error
-        wording is [U] and taken from the user licence's."""
+        ``AllowedLicenses`` is the number of seats, -1 a site license without a limit) [V]; the error
+        wording is [U] and taken from the user license's."""
         user = self._must("User", vals.get("UserId"), "UserId")
         pkg = self._must("PackageLicense", vals.get("PackageLicenseId"), "PackageLicenseId")
         if self.find("UserPackageLicense", UserId=user["Id"], PackageLicenseId=pkg["Id"]):

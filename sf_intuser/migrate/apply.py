@@ -7,12 +7,12 @@ Composite Batch reads the state of up to 300 users, and writes go as sObject Col
 records, five to a Composite call (:func:`sf_intuser.sf.commands.writes`).
 
 apply: read (1 call) → create API-only profiles (1, when any) → validate the deploy (1) → deploy
-(1) → switch profiles, and so licenses (1 per 1,000 users) → permission set licence, sets,
-groups, connected-app access, package licences (1 per five collections) → read and verify (1).
+(1) → switch profiles, and so licenses (1 per 1,000 users) → permission set license, sets,
+groups, connected-app access, package licenses (1 per five collections) → read and verify (1).
 
-A user the org refuses to move (a licence change refused, no seat left) is reported with the way
+A user the org refuses to move (a license change refused, no seat left) is reported with the way
 forward and the others go on; a user that moved but whose access can't be given back is put back
-as the snapshot says, so no user is left between the two. A permission the licence refuses on
+as the snapshot says, so no user is left between the two. A permission the license refuses on
 assignment ("The user license doesn't allow the permission: Z") is dropped from the generated set,
 recorded in the journal, redeployed and the assignment retried, up to ``MAX_AMEND_ROUNDS`` times.
 """
@@ -39,10 +39,10 @@ from sf_intuser.sf.soql import chunks, in_list, quote
 APPLY, ROLLBACK = "apply", "rollback"
 MAX_AMEND_ROUNDS = 3
 IDS_PER_QUERY = 300
-#: the org's answer when an assignment needs a permission the user's licences don't allow
+#: the org's answer when an assignment needs a permission the user's licenses don't allow
 #: (Veeva KB 115003888654; salesforce-facts.md A2)
 REFUSED_PERMISSION = re.compile(r"doesn't allow the permission:?\s*([A-Za-z0-9_]+)")
-#: KB 000386999 (salesforce-facts.md A3): a profile change across licences refused
+#: KB 000386999 (salesforce-facts.md A3): a profile change across licenses refused
 REFUSED_LICENSE_CHANGE = "profile of the current license"
 NEW_USER_FIX = ("Create a new user on the Salesforce Integration license with the profile {profile} and the "
                 "permission sets {sets}, move the integration's credentials (connected app, named credential or "
@@ -250,8 +250,8 @@ def differences_from_snapshot(now: UserNow | None, before: dict) -> list[str]:
     out += [f"permission set license {was_l[k]} removed" for k in sorted(set(was_l) - set(now.psls))]
     out += [f"permission set license {now.psls[k]['name']} added" for k in sorted(set(now.psls) - set(was_l))]
     was_p = {_id15(p["packageLicenseId"]): p["namespace"] for p in before["packageLicenses"]}
-    out += [f"package licence {was_p[k]} removed" for k in sorted(set(was_p) - set(now.packages))]
-    out += [f"package licence {k} added" for k in sorted(set(now.packages) - set(was_p))]
+    out += [f"package license {was_p[k]} removed" for k in sorted(set(was_p) - set(now.packages))]
+    out += [f"package license {k} added" for k in sorted(set(now.packages) - set(was_p))]
     return out
 
 
@@ -265,7 +265,7 @@ def differences_from_target(now: UserNow | None, user: dict, org: OrgNow, empty:
     if now.profile.lower() != to["profile"].lower():
         out.append(f"profile is {now.profile}, planned {to['profile']}")
     if now.license != to["license"]:
-        out.append(f"licence is {now.license}, planned {to['license']}")
+        out.append(f"license is {now.license}, planned {to['license']}")
     if org.psl_id is None or _id15(org.psl_id) not in now.psls:
         out.append(f"permission set license {rules.INTEGRATION_PSL} missing")
     want = {a["permissionSet"] for a in to["assign"]} - empty
@@ -280,7 +280,7 @@ def differences_from_target(now: UserNow | None, user: dict, org: OrgNow, empty:
             out.append(f"access to {a['entity']} missing on {a['permissionSet']}")
     for p in user.get("packages", []):
         if _id15(p["packageLicenseId"]) not in now.packages:
-            out.append(f"package licence {p['namespace']} missing")
+            out.append(f"package license {p['namespace']} missing")
     return out
 
 
@@ -390,10 +390,13 @@ def apply(runner: SfRunner, folder: Path, target_org: str | None, *, resume: boo
         raise Failure("RolledBack", f"{folder} was rolled back: a rolled-back run is not applied again; nothing was "
                       "changed", actions=["Plan again into a new run folder: sf-intuser plan"])
     finished = j.finished(APPLY)
-    if finished is not None:
+    retry = _retryable(j) if finished is not None else set()
+    if finished is not None and not (resume and retry):
         raise Failure("AlreadyApplied", f"{folder} was applied at {finished['at']}: nothing was changed",
                       actions=[f"Check it: sf-intuser verify {folder}", f"Read it: sf-intuser report {folder}",
-                               f"Undo it: sf-intuser rollback {folder}"])
+                               f"Undo it: sf-intuser rollback {folder}"]
+                      + ([f"Move the users who had no seat or could not move: sf-intuser apply {folder} --resume"]
+                         if retry else []))
     started = bool(j.of(APPLY, "start"))
     if started and not resume:
         raise Failure("ApplyUnfinished", f"{folder} holds an apply that did not finish; nothing was changed",
@@ -403,7 +406,8 @@ def apply(runner: SfRunner, folder: Path, target_org: str | None, *, resume: boo
     users = run.users
     progress(f"Reading {len(users)} user(s) in the org")
     now = _read(runner, run, target_org, [u["id"] for u in users])
-    touched = j.touched_users()
+    # a user the journal does not show moving (or cut off while moving) must still be as the snapshot says
+    touched = j.moving_users()
     drift = {u["username"]: d for u in users if u["id"] not in touched
              for d in [differences_from_snapshot(now.users.get(u["id"]), run.before[u["id"]])] if d}
     if drift:
@@ -413,7 +417,7 @@ def apply(runner: SfRunner, folder: Path, target_org: str | None, *, resume: boo
                      " -u ".join(sorted(drift))], data={"drift": drift})
     cut = j.cut_off(APPLY)
     lines = [f"Apply {folder} to {run.label()} ({now.org_id})" + (" (resuming)" if started else ""),
-             f"  {len(users)} user(s) move to the Salesforce Integration licence: " +
+             f"  {len(users)} user(s) move to the Salesforce Integration license: " +
              ", ".join(u["username"] for u in users),
              f"  {len(run.plan['generated'])} component(s) deployed from metadata/"]
     if cut:
@@ -462,7 +466,7 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
         now.sets.update(fresh.sets)
         now.groups.update(fresh.groups)
 
-    # 3. switch profiles, and so licences
+    # 3. switch profiles, and so licenses
     targets = {}
     for u in users:
         pid = now.profiles.get(u["to"]["profile"].lower())
@@ -497,7 +501,7 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
                 failures[u["id"]] = _switch_failure(u, x)
     moved = [u for u in users if u["id"] not in failures and now.users.get(u["id"]) is not None]
 
-    # 4. access again: PSL, sets, groups, connected apps, package licences
+    # 4. access again: PSL, sets, groups, connected apps, package licenses
     empty = _empty_sets(run)
     for round_ in range(MAX_AMEND_ROUNDS + 1):
         ids = _component_ids(run, now)
@@ -578,11 +582,17 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
     return Outcome(result, code, lines)
 
 
+def _retryable(j: Journal) -> set[str]:
+    """Users the last finished apply could not move for a reason that may pass (no seat, an error)."""
+    last = next((r for r in reversed(j.of(APPLY, "outcome", "verify"))), None)
+    return {r["userId"] for r in (last or {}).get("users", []) if r.get("outcome") in ("no seat", "not moved")}
+
+
 def _switch_failure(u: dict, x: commands.RecordResult) -> dict:
     if REFUSED_LICENSE_CHANGE in x.message:
         sets = ", ".join(a["permissionSet"] for a in u["to"]["assign"])
         return {"username": u["username"], "outcome": "refused",
-                "reason": f"the org refuses to change the licence with the profile ({x.message})",
+                "reason": f"the org refuses to change the license with the profile ({x.message})",
                 "fix": NEW_USER_FIX.format(profile=u["to"]["profile"], sets=sets, user=u["username"])}
     if x.code == "LICENSE_LIMIT_EXCEEDED":
         return {"username": u["username"], "outcome": "no seat",
@@ -663,7 +673,7 @@ def _component_ids(run: Run, now: OrgNow) -> dict[str, str]:
 def _grant_ops(run: Run, now: OrgNow, moved: list[dict], switched: set[str], ids: dict[str, str],
                empty: set[str]) -> tuple[list[commands.Write], list[dict]]:
     """The records still missing for the moved users. A user switched in this run holds nothing any
-    more when the org strips assignments with the licence (the documented behaviour); when it does not,
+    more when the org strips assignments with the license (the documented behaviour); when it does not,
     the org answers DUPLICATE_VALUE, which counts as done."""
     psl, sets, groups, access, packages = [], [], [], [], []
     meta_psl, meta_sets, meta_groups, meta_access, meta_pkg = [], [], [], [], []
@@ -796,7 +806,7 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
             elif m.get("userId") and m["kind"].startswith("unassign"):
                 cur = now.users[m["userId"]]
                 {"unassign-set": cur.sets, "unassign-group": cur.groups}.get(m["kind"], {}).pop(m["name"], None)
-    # then what the snapshot holds and is missing; after a switch across licences nothing is held
+    # then what the snapshot holds and is missing; after a switch across licenses nothing is held
     add_psla, add_sets, add_groups, add_upl = [], [], [], []
     meta2: list[dict] = []
     for uid in user_ids:

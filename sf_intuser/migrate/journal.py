@@ -99,6 +99,21 @@ class Journal:
             out |= {str(x.get("userId")) for x in r.get("records", []) if x.get("userId")}
         return out
 
+    def moving_users(self) -> set[str]:
+        """Users an apply switched (an outcome says so) or may have switched (a switch cut off, or a
+        later step naming them): the users whose state need not be the snapshot's."""
+        out: set[str] = set()
+        open_: list[dict[str, Any]] = []
+        for r in self.of("apply"):
+            if r["step"] == "switch-profiles" and r["phase"] == "intent":
+                open_ = list(r.get("records", []))
+            elif r["step"] == "switch-profiles" and r["phase"] == "outcome":
+                out |= {str(x["userId"]) for x in r.get("results", []) if x.get("ok")}
+                open_ = []
+            elif r["phase"] == "intent" and r["step"] != "switch-profiles":
+                out |= {str(x.get("userId")) for x in r.get("records", []) if x.get("userId")}
+        return out | {str(x["userId"]) for x in open_}
+
     def cut_off(self, run: str) -> list[dict[str, Any]]:
         """Intents of ``run`` with no outcome after them: steps a crash cut off."""
         open_: dict[str, dict[str, Any]] = {}

@@ -181,14 +181,14 @@ def html_page(rep: dict) -> str:
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <title>sf-intuser report: {e(rep['run'])}</title><style>{CSS}</style></head>
 <body><main>
-<h1>Salesforce Integration licence migration</h1>
+<h1>Salesforce Integration license migration</h1>
 <p class=sub>{e(org)} ({e(rep['org']['id'])}) · run {e(rep['run'])} · state: <b>{e(rep['state'])}</b></p>
 <div class=cards>
 <div class=card>Users moved<b>{rep['moved']} of {len(rep['users'])}</b></div>
-<div class=card>Licence cost per month<b>{e(money(c['monthlyBefore']))} → {e(money(c['monthlyAfter']))}</b></div>
+<div class=card>License cost per month<b>{e(money(c['monthlyBefore']))} → {e(money(c['monthlyAfter']))}</b></div>
 <div class=card>Saving per year (list prices)<b>{e(money(c['yearlySaving']))}</b></div>
 </div>
-<div class=chart><h2 style="margin-top:0">Licence cost per month, before and after</h2>
+<div class=chart><h2 style="margin-top:0">License cost per month, before and after</h2>
 {_bar_chart(c['monthlyBefore'], c['monthlyAfter'], c['currency'])}</div>
 <h2>Per user</h2>
 <table><thead><tr><th>User</th><th>Outcome</th><th>Before</th><th>After</th><th style="text-align:right">Saving / month</th></tr></thead>

@@ -319,9 +319,10 @@ def _values(values: dict[str, Any]) -> str:
     parts = []
     for k, v in values.items():
         text = "true" if v is True else "false" if v is False else str(v)
-        if not re.fullmatch(r"\w+", k) or not _SAFE_VALUE.match(text):
+        if not re.fullmatch(r"\w+", k) or not _SAFE_VALUE.match(text.replace(" ", "")):
             raise ValueError(f"value of {k} is not safe for --values; use commands.collection()")
-        parts.append(f"{k}={text}" if text else f"{k}=''")
+        # sf data create record --help: "--values \"Name='Acme Inc' Website=www.example.com\""
+        parts.append(f"{k}='{text}'" if " " in text or not text else f"{k}={text}")
     return " ".join(parts)
 
 
