@@ -161,6 +161,8 @@ def test_seats_running_out_moves_who_fits_and_reports_who_did_not(bench, tmp_pat
     # two more seats, and --resume moves the two others without touching the two that moved
     moved = {u for u, s in states.items() if s == "target"}
     stamps = {u: [a["Id"] for a in st.find("PermissionSetAssignment", AssigneeId=user_id(bench, u))] for u in moved}
+    # (fetched again: a check-only deploy restores the org's records from a copy)
+    lic = st.one("UserLicense", Name="Salesforce Integration")
     lic["TotalLicenses"] += 2
     again = intuser(bench.home, "apply", str(run), "-o", ORG, "--resume", "--yes", "--json")
     assert again.returncode == 0, again.stdout
