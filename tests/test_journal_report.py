@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from sf_intuser.migrate.journal import Journal, JournalError
+from sf_intuser.errors import Failure
+from sf_intuser.migrate.journal import Journal
 from sf_intuser.report import migration
 
 
@@ -31,7 +32,7 @@ def test_the_journal_appends_whole_lines_and_reads_them_back(tmp_path):
                                        ('[1, 2]\n', 1)])
 def test_a_journal_that_does_not_parse_is_refused_naming_the_line(tmp_path, text, line):
     (tmp_path / "journal.jsonl").write_text(text)
-    with pytest.raises(JournalError) as err:
+    with pytest.raises(Failure) as err:
         Journal.load(tmp_path)
     assert err.value.name == "JournalBroken" and f"line {line}" in err.value.message
 

@@ -30,8 +30,9 @@ from sf_intuser import runs
 from sf_intuser.errors import Failure
 from sf_intuser.metadata import license_rules as rules
 from sf_intuser.metadata.xml import children, local, parse, serialize, text
-from sf_intuser.migrate.journal import Journal, JournalError
+from sf_intuser.migrate.journal import Journal
 from sf_intuser.org import snapshot as snapshot_mod
+from sf_intuser.org.inventory import _rel
 from sf_intuser.sf import commands
 from sf_intuser.sf.runner import SfError, SfRunner
 from sf_intuser.sf.soql import chunks, in_list, quote
@@ -55,16 +56,16 @@ def _noop(_message: str) -> None:
     return None
 
 
-def _rel(rec: Any, path: str) -> Any:
-    for part in path.split("."):
-        if not isinstance(rec, dict):
-            return None
-        rec = rec.get(part)
-    return rec
-
-
 def _id15(value: Any) -> str:
     return str(value or "")[:15]
+
+
+def _assignment(user_id: str, field: str, target_id: str, expires: str | None) -> dict[str, Any]:
+    """A PermissionSetAssignment record: ``field`` is PermissionSetId or PermissionSetGroupId."""
+    rec = {"AssigneeId": user_id, field: target_id}
+    if expires:
+        rec["ExpirationDate"] = expires
+    return rec
 
 
 # --- the run folder ----------------------------------------------------------------------------
@@ -103,8 +104,6 @@ def open_run(folder: Path) -> Run:
         raise Failure(exc.name, exc.message + "; nothing was changed", actions=exc.actions) from None
     except snapshot_mod.SnapshotError as exc:
         raise Failure(exc.name, exc.message + "; nothing was changed", actions=exc.actions) from None
-    except JournalError as exc:
-        raise Failure(exc.name, exc.message, actions=exc.actions) from None
     return Run(folder, plan, journal)
 
 
@@ -688,19 +687,13 @@ def _grant_ops(run: Run, now: OrgNow, moved: list[dict], switched: set[str], ids
             name = a["permissionSet"]
             if name in empty or (not fresh and name in cur.sets) or f"set:{name}" not in ids:
                 continue
-            rec = {"AssigneeId": u["id"], "PermissionSetId": ids[f"set:{name}"]}
-            if a.get("expires"):
-                rec["ExpirationDate"] = a["expires"]
-            sets.append(rec)
+            sets.append(_assignment(u["id"], "PermissionSetId", ids[f"set:{name}"], a.get("expires")))
             meta_sets.append({"kind": "set", "userId": u["id"], "name": name})
         for g in u["to"]["groups"]:
             name = g["group"]
             if (not fresh and name in cur.groups) or f"group:{name}" not in ids:
                 continue
-            rec = {"AssigneeId": u["id"], "PermissionSetGroupId": ids[f"group:{name}"]}
-            if g.get("expires"):
-                rec["ExpirationDate"] = g["expires"]
-            groups.append(rec)
+            groups.append(_assignment(u["id"], "PermissionSetGroupId", ids[f"group:{name}"], g.get("expires")))
             meta_groups.append({"kind": "group", "userId": u["id"], "name": name})
         for a in u["to"]["access"]:
             parent = ids.get(f"set:{a['permissionSet']}")
@@ -820,17 +813,11 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
                 meta2.append({"kind": "psl", "userId": uid, "name": p["name"]})
         for p in b["permissionSets"]:
             if fresh or p["name"] not in cur.sets:
-                rec = {"AssigneeId": uid, "PermissionSetId": p["permissionSetId"]}
-                if p.get("expires"):
-                    rec["ExpirationDate"] = p["expires"]
-                add_sets.append(rec)
+                add_sets.append(_assignment(uid, "PermissionSetId", p["permissionSetId"], p.get("expires")))
                 meta2.append({"kind": "set", "userId": uid, "name": p["name"]})
         for g in b["groups"]:
             if fresh or g["name"] not in cur.groups:
-                rec = {"AssigneeId": uid, "PermissionSetGroupId": g["groupId"]}
-                if g.get("expires"):
-                    rec["ExpirationDate"] = g["expires"]
-                add_groups.append(rec)
+                add_groups.append(_assignment(uid, "PermissionSetGroupId", g["groupId"], g.get("expires")))
                 meta2.append({"kind": "group", "userId": uid, "name": g["name"]})
         for p in b["packageLicenses"]:
             if fresh or _id15(p["packageLicenseId"]) not in cur.packages:

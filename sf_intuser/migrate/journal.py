@@ -18,17 +18,11 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+
+from sf_intuser.errors import Failure
 
 FILE = "journal.jsonl"
-
-
-class JournalError(Exception):
-    def __init__(self, name: str, message: str, actions: Iterable[str] = ()) -> None:
-        super().__init__(message)
-        self.name = name
-        self.message = message
-        self.actions = list(actions)
 
 
 @dataclass
@@ -46,9 +40,8 @@ class Journal:
             if lines and lines[-1] == b"":
                 lines.pop()
             elif lines:
-                raise JournalError("JournalBroken", f"{path} line {len(lines)} is cut off (no end of line): the "
-                                   "journal can't be trusted, so nothing was done",
-                                   [f"If the run died while writing it, remove line {len(lines)} and run the "
+                raise Failure("JournalBroken", f"{path} line {len(lines)} is cut off (no end of line): the "
+                              "journal can't be trusted, so nothing was done", actions=[f"If the run died while writing it, remove line {len(lines)} and run the "
                                     "command again: a step without an outcome is checked against the org first",
                                     "Otherwise restore the journal from where it was copied"])
             for n, line in enumerate(lines, 1):
@@ -57,8 +50,8 @@ class Journal:
                     if not isinstance(rec, dict) or "phase" not in rec or "run" not in rec:
                         raise ValueError("not a journal record")
                 except ValueError as exc:
-                    raise JournalError("JournalBroken", f"{path} line {n} is not a journal record ({exc}): "
-                                       "nothing was done", ["Restore the journal, or remove the broken line if "
+                    raise Failure("JournalBroken", f"{path} line {n} is not a journal record ({exc}): "
+                                  "nothing was done", actions=["Restore the journal, or remove the broken line if "
                                                             "it is the last one"]) from None
                 records.append(rec)
         return cls(path, records)
