@@ -8,7 +8,7 @@ SFCLI  := tools/sf-cli
 
 .PHONY: setup test demo bench clean
 
-setup: $(VENV)/.installed $(SFCLI)/node_modules/.installed $(VENV)/bin/sf
+setup: $(VENV)/.installed $(SFCLI)/node_modules/.installed $(VENV)/bin/sf $(SFCLI)/data/package.json
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,13 @@ $(SFCLI)/node_modules/.installed: $(SFCLI)/package-lock.json $(VENV)/.installed
 $(VENV)/bin/sf: $(SFCLI)/node_modules/.installed sf_intuser/sf/install.py
 	$(PY) -m sf_intuser.sf.install shim --sf-root $(SFCLI) --out $@
 
+# `sf intuser ...`: the plugin linked into the pinned CLI only. The shim points oclif's data folder
+# (SF_DATA_DIR) at tools/sf-cli/data, so the link is recorded there, not in ~/.local/share/sf, and the
+# user's own sf is untouched. With no lockfile in plugin-manifest/, `sf plugins link` runs no npm.
+$(SFCLI)/data/package.json: plugin-manifest/package.json $(VENV)/bin/sf
+	$(VENV)/bin/sf plugins link plugin-manifest --no-install >/dev/null
+	@test -f $@
+
 test: setup
 	$(PY) -m pytest -q
 
@@ -39,4 +46,4 @@ bench: setup
 	$(PY) scripts/bench_migrate.py
 
 clean:
-	rm -rf $(VENV) $(SFCLI)/node_modules .pytest_cache
+	rm -rf $(VENV) $(SFCLI)/node_modules $(SFCLI)/data .pytest_cache

@@ -228,6 +228,11 @@ def _discover(paths: Sequence[Path]) -> list["workspace.MetadataFile"]:
 def lint(paths: tuple[Path, ...], integration_permsets: tuple[str, ...], as_json: bool) -> None:
     """Check metadata before a deploy: API-only profiles, integration permission sets, license changes, schema.
 
+    Permission sets given to integration users by the project's newest plan (intuser-runs/) or its
+    sf-intuser.toml are held to the Salesforce Integration license, whatever their names. This is the
+    same check the sf plugin's pre-deploy gate runs; run it as a step of its own where the gate can't
+    see the deploy (--metadata-dir, deploy quick) and before commit (.pre-commit-hooks.yaml).
+
     Exits 1 when it finds an error, 0 otherwise (warnings alone do not fail).
 
     \b
@@ -247,7 +252,8 @@ def lint(paths: tuple[Path, ...], integration_permsets: tuple[str, ...], as_json
                        "nothing to check.",
                        actions=["Pass a folder holding profiles/ or permissionsets/, or an SFDX project root."])
     items = []
-    pre: list = []
+    project = workspace.find_project(files[0].path)
+    names, _sources, pre = _integration_sets(project)
     for f in files:
         try:
             items.append(LintInput(str(f.path), f.type, f.name, f.read()))
@@ -255,7 +261,8 @@ def lint(paths: tuple[Path, ...], integration_permsets: tuple[str, ...], as_json
             from sf_intuser.hooks.lint import Finding
 
             pre.append(Finding("error", str(f.path), "(file)", str(exc), "Fix or remove the file", "read"))
-    findings = pre + run_lint(items, committed=committed_bytes, integration_permsets=integration_permsets)
+    findings = pre + run_lint(items, committed=committed_bytes,
+                              integration_permsets={*integration_permsets, *names})
     errors = [f for f in findings if f.severity == "error"]
     status = EXIT_FAILURE if errors else EXIT_OK
     result = {"files": len(files), "errors": len(errors), "warnings": len(findings) - len(errors),
@@ -269,6 +276,69 @@ def lint(paths: tuple[Path, ...], integration_permsets: tuple[str, ...], as_json
             f"\n\n{len(errors)} error(s), {len(findings) - len(errors)} warning(s) in {len(files)} file(s)."
 
     emit(as_json, result, human, status=status)
+
+
+def _integration_sets(project: Path | None) -> tuple[set[str], list[str], list]:
+    """The permission sets integration users get in ``project`` (its newest plan, its sf-intuser.toml),
+    where that came from, and an error finding when its sf-intuser.toml can't be read (the check then
+    can't tell, so it fails rather than pass those sets unchecked)."""
+    from sf_intuser.config import ConfigError
+    from sf_intuser.hooks import gate as gate_mod
+    from sf_intuser.hooks.lint import Finding
+
+    try:
+        names, sources = gate_mod.integration_sets(project)
+        return names, sources, []
+    except ConfigError as exc:
+        return set(), [], [Finding("error", str(project), "sf-intuser.toml", str(exc),
+                                   "Fix the file: without it the check can't tell which permission sets "
+                                   "integration users get", "config")]
+
+
+@main.command(hidden=True)
+@click.option("--payload", "payload_file", type=click.File("rb"), default="-",
+              help="The deploy description (JSON) the sf pre-deploy hook writes (default: stdin).")
+@json_option
+def gate(payload_file: Any, as_json: bool) -> None:
+    """The pre-deploy gate that `sf project deploy start` runs through the sf-intuser plugin's hook.
+
+    Reads the deploy's components (JSON from the plugin's scopedPreDeploy hook) and lints the profiles
+    and permission sets in it, holding every permission set that integration users get in this project
+    (its newest plan in intuser-runs/, its sf-intuser.toml) to the integration license. Exits 1 when
+    the deploy must not go ahead. Not meant to be run by hand: use `sf-intuser lint` for that.
+    """
+    from sf_intuser import workspace
+    from sf_intuser.hooks import gate as gate_mod
+    from sf_intuser.hooks.git import committed_bytes
+    from sf_intuser.hooks.lint import Finding, LintInput, lint as run_lint
+
+    try:
+        payload = gate_mod.read_payload(payload_file.read())
+    except gate_mod.PayloadError as exc:
+        raise CliError("InvalidPayload", str(exc), EXIT_USAGE,
+                       actions=["Run `sf-intuser lint` on the folder instead"]) from None
+    comps = gate_mod.components(payload)
+    first = Path(comps[0].xml_path) if comps else Path.cwd()
+    project = workspace.find_project(first) or workspace.find_project(Path.cwd())
+    names, sources, pre = _integration_sets(project)
+    items = []
+    for c in comps:
+        try:
+            items.append(LintInput(c.xml_path, c.type, c.full_name, Path(c.xml_path).read_bytes()))
+        except OSError as exc:
+            pre.append(Finding("error", c.xml_path, "(file)", f"cannot read it: {exc.strerror or exc}",
+                               "Check the file exists and is readable", "read"))
+    findings = pre + run_lint(items, committed=committed_bytes, integration_permsets=names)
+    errors = [f for f in findings if f.severity == "error"]
+    result = {"components": len(comps), "errors": len(errors), "warnings": len(findings) - len(errors),
+              "integrationPermissionSets": sorted(names), "integrationPermissionSetsFrom": sources,
+              "findings": [f.to_dict() for f in findings]}
+
+    def human() -> str:
+        return "\n".join(f"{f.severity}: {f.file}: {f.element}: {f.message}. Fix: {f.fix}" for f in findings) \
+            or f"No problems in {len(comps)} profile(s) and permission set(s)."
+
+    emit(as_json, result, human, status=EXIT_FAILURE if errors else EXIT_OK)
 
 
 # --- doctor ---------------------------------------------------------------------------------
@@ -1014,10 +1084,94 @@ def demo(output_dir: Path | None, sf_path: str | None, as_json: bool) -> None:
 # --- entry point ------------------------------------------------------------------------------
 
 
+FLAGS_DIR_HELP = "Import flag values from a directory (sf's --flags-dir: a file per flag, a value per line)."
+
+
+def _with_flags_dir(group: click.Group) -> None:
+    """Every command takes sf's global ``--flags-dir``; :func:`expand_flags_dir` reads it before click."""
+    for cmd in group.commands.values():
+        if isinstance(cmd, click.Group):
+            _with_flags_dir(cmd)
+        elif not any(p.name == "flags_dir" for p in cmd.params):
+            cmd.params.append(click.Option(["--flags-dir", "flags_dir"], metavar="DIR", expose_value=False, show_default=False,
+                                           help=FLAGS_DIR_HELP))
+
+
+def _command_of(argv: Sequence[str]) -> click.Command | None:
+    cmd: click.Command = main
+    for tok in argv:
+        if not isinstance(cmd, click.Group) or tok.startswith("-"):
+            break
+        nxt = cmd.commands.get(tok)
+        if nxt is None:
+            break
+        cmd = nxt
+    return None if isinstance(cmd, click.Group) else cmd
+
+
+def expand_flags_dir(argv: list[str]) -> list[str]:
+    """sf's ``--flags-dir DIR``, done as sf's own preparse hook does it (@salesforce/cli
+    dist/hooks/preparse.js), because sf runs that hook only for commands that parse through
+    SfCommand, and ``sf intuser`` hands argv on untouched: each file in DIR is named after a flag
+    (``target-org``, ``o``, ``json``; an extension is dropped); each line that is not a ``#``/``//``
+    comment is a value (an empty file switches a boolean on; a ``.json`` file is one value). A flag
+    given on the command line wins over its file, except for flags that take several values, which
+    get both. A missing DIR adds nothing, as in sf."""
+    if "--flags-dir" not in argv:
+        return argv
+    at = argv.index("--flags-dir")
+    folder = argv[at + 1] if at + 1 < len(argv) else ""
+    rest = argv[:at] + argv[at + 2:] if folder and not folder.startswith("-") else argv[:at] + argv[at + 1:]
+    if not folder or folder.startswith("-"):
+        return rest
+    cmd = _command_of(rest)
+    if cmd is None:
+        return rest
+    import json as json_mod
+
+    options = [p for p in cmd.params if isinstance(p, click.Option)]
+    ignore: set[str] = set()
+    for o in options:
+        if o.multiple:
+            continue
+        given = [x for x in o.opts + o.secondary_opts if x in rest or any(a.startswith(x + "=") for a in rest)]
+        if given:
+            ignore.update(x.lstrip("-") for x in o.opts + o.secondary_opts)
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return rest
+    added: list[str] = []
+    for fname in names:
+        stem, ext = os.path.splitext(fname)
+        if fname in ignore or stem in ignore:
+            continue
+        try:
+            contents = (Path(folder) / fname).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        if ext == ".json":
+            try:
+                values = [json_mod.dumps(json_mod.loads(contents), separators=(",", ":"))]
+            except ValueError:
+                raise CliError("InvalidFlagsDir", f"--flags-dir {folder}: {fname} is not valid JSON", EXIT_USAGE,
+                               actions=[f"Fix {Path(folder) / fname} or remove it"]) from None
+        else:
+            lines = contents.strip().split("\r\n" if "\r\n" in contents else "\n")
+            values = [ln for ln in lines if not ln.strip().startswith(("#", "//"))]
+        for value in values:
+            added.append(f"-{stem}" if len(stem) == 1 else f"--{stem}")
+            if value:
+                added.append(value)
+    return rest + added
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv or json_wanted(False)
     try:
+        argv = expand_flags_dir(argv)
+        as_json = as_json or "--json" in argv
         main.main(args=argv, prog_name="sf-intuser", standalone_mode=False)
         return EXIT_OK
     except SystemExit as exc:
@@ -1041,6 +1195,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             for a in exc.actions:
                 click.echo(f"  Try this: {a}", err=True)
         return exc.exit_code
+
+
+_with_flags_dir(main)
 
 
 def entry() -> None:

@@ -127,7 +127,17 @@ def test_lint_exit_codes(capsys, project):
     code, out, _ = call(capsys, "lint", str(project), "--integration-permset", "Order_Sync_Access", "--json")
     env = json.loads(out)
     assert code == 1 and env["status"] == 1
-    assert [f["rule"] for f in env["result"]["findings"]] == ["integration-permset-license"]
+    # bound to the Salesforce license, and it grants FreezeUsers, which the integration license refuses
+    assert [f["rule"] for f in env["result"]["findings"]] == ["integration-permset-license",
+                                                              "integration-permset-refused"]
+    # a sf-intuser.toml that gives it to an integration user makes it one without the flag
+    (project / "sf-intuser.toml").write_text('[[users]]\nusername = "orders@acme.com"\n'
+                                             'permission-set = "Order_Sync_Access"\n')
+    code, out, _ = call(capsys, "lint", str(project), "--json")
+    assert code == 1 and len(json.loads(out)["result"]["findings"]) == 2
+    (project / "sf-intuser.toml").write_text('[[users]]\nusername = "orders@acme.com"\nbogus = 1\n')
+    code, out, _ = call(capsys, "lint", str(project), "--json")
+    assert code == 1 and [f["rule"] for f in json.loads(out)["result"]["findings"]] == ["config"]
 
 
 def test_sf_content_type_env_means_json(capsys, project, monkeypatch):

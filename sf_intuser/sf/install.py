@@ -51,9 +51,16 @@ exec "{node_bin}/node" --no-deprecation "{run_js}" "$@"
 
 def shim_text(sf_root: Path) -> str:
     run_js = (sf_root / "node_modules" / "@salesforce" / "cli" / "bin" / "run.js").resolve()
-    exports = "\n".join(
-        f': "${{{key}:={value}}}"; export {key}' for key, value in sorted(QUIET_ENV.items())
-    )
+    env = {
+        **QUIET_ENV,
+        # oclif's data folder (SF_DATA_DIR, @oclif/core config.js) holds sf's plugin list: inside the
+        # checkout, `sf plugins link` by `make setup` reaches this sf only, never the user's own sf
+        "SF_DATA_DIR": str((sf_root / "data").resolve()),
+        # the linked plugin is an ES module: oclif would warn on stderr that it cannot transpile it
+        # (@oclif/core ts-path.js), which it never needs to (plain JavaScript)
+        "OCLIF_DISABLE_LINKED_ESM_WARNING": "true",
+    }
+    exports = "\n".join(f': "${{{key}:={value}}}"; export {key}' for key, value in sorted(env.items()))
     return SHIM_TEMPLATE.format(exports=exports, node_bin=node_bin_dir(), run_js=run_js)
 
 
