@@ -62,8 +62,9 @@ def main() -> None:
 
     \b
     Read the org:  discover, snapshot, plan
+    Change it:     apply, verify, rollback, report
     Offline:       convert, lint
-    Rehearse:      demo (the bundled emulated org)
+    Rehearse:      rehearse (a sandbox or scratch org), demo (the bundled emulated org)
     Tools:         doctor, emulator serve
     """
 
@@ -885,6 +886,75 @@ def report(run_dir: Path, fmt: str | None, output: Path | None, as_json: bool) -
     result = {**migration.summary(rep), "format": fmt, "output": str(output) if output else None,
               "users": rep["users"]}
     emit(as_json, result, lambda: f"Wrote {output}" if output else body.rstrip("\n"))
+
+
+# --- rehearse ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--on", "on", required=True, metavar="ORG",
+              help="Alias or username of the sandbox or scratch org to rehearse in (never the plan's own org).")
+@click.option("--keep", is_flag=True,
+              help="Leave the rehearsal in place (stand-ins moved) instead of rolling it back.")
+@click.option("--run-dir", "rehearsal_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="The rehearsal's own run folder (default: next to RUN_DIR, named after it).")
+@config_option
+@verbose_option
+@sf_path_option
+@json_option
+def rehearse(run_dir: Path, on: str, keep: bool, rehearsal_dir: Path | None, config_path: Path | None,
+             verbose: bool, sf_path: str | None, as_json: bool) -> None:
+    """Rehearse a planned migration in a sandbox or scratch org: stand-ins of production's users, moved there.
+
+    Deploys production's profiles and permission sets (from the snapshot) to ORG, creates a look-alike
+    of each planned user there (a username of its own, "[sf-intuser rehearsal]" in its name, the same
+    profile, sets, groups and licenses), plans them as production was planned and says where that plan
+    differs, applies and verifies it, writes report.html, then rolls back and deactivates the stand-ins
+    (unless --keep). Refuses the plan's own org. Exit 0 when the rehearsal moved everyone and rolled
+    back, 68 when some users could not move, 1 when it failed.
+
+    \b
+    Examples:
+      sf-intuser rehearse intuser-runs/acme-20261123-101500 --on acme-uat
+      sf-intuser rehearse intuser-runs/acme-20261123-101500 --on my-scratch --keep --json
+    """
+    import time
+
+    from sf_intuser import workflow
+    from sf_intuser.migrate.rehearse import rehearse as run_rehearsal
+
+    t0 = time.perf_counter()
+    cfg = _load_config(config_path)
+    runner = _sf_runner(sf_path)
+    try:
+        out = run_rehearsal(runner, run_dir, on, cfg=cfg, now=_now(), keep=keep, rehearsal_dir=rehearsal_dir,
+                            progress=_Progress(json_wanted(as_json)), plan_fn=workflow.plan)
+    except Exception as exc:  # noqa: BLE001 - every failure is reported as sf does, or re-raised
+        raise _failure(exc) from None
+    r = out.result
+
+    def human() -> str:
+        lines = [f"Rehearsed {r['productionRun']} in {on}: {len(r['apply']['successes'])} stand-in(s) moved "
+                 f"and verified, {len(r['apply']['failures'])} not."]
+        lines += [f"  {s['production']} -> {s['standIn']}" for s in r["standIns"]]
+        if r["differences"]:
+            lines += ["The rehearsal's plan differs from production's (it proves less):"] + \
+                     [f"  {d}" for d in r["differences"]]
+        else:
+            lines.append("The rehearsal's plan matches production's for every user.")
+        for f in r["apply"]["failures"]:
+            lines.append(f"  not moved: {f['username']}: {f['message']}")
+        lines.append("Rolled back; stand-ins deactivated." if r["rolledBack"] else
+                     "Kept in place (--keep): roll back with sf-intuser rollback " + r["rehearsalRun"] if r["kept"]
+                     else "The rollback did not finish: sf-intuser rollback " + r["rehearsalRun"])
+        lines += [f"Rehearsal run folder: {r['rehearsalRun']}", f"Report: {r['report']}"]
+        if verbose:
+            lines.append(_calls_line(runner, t0))
+        return "\n".join(lines)
+
+    emit(as_json, r, human, status=out.exit_code,
+         warnings=[f"plan differs: {d}" for d in r["differences"]])
 
 
 # --- emulator ---------------------------------------------------------------------------------

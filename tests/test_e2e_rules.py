@@ -109,7 +109,10 @@ def test_ip_ranges_on_the_standard_profile_both_ways(org, tmp_path, allowed):
 
 def _new_integration_user(emu, runner, username: str) -> str:
     api = emu.state.one("Profile", Name=API_PROFILE)["Id"]
-    return commands.create_record(runner, "User", {"Username": username, "LastName": "New", "ProfileId": api}, ORG)
+    return commands.create_record(runner, "User", {"Username": username, "LastName": "New", "ProfileId": api,
+                                                   "Email": username, "Alias": "new", "TimeZoneSidKey": "GMT",
+                                                   "LocaleSidKey": "en_US", "EmailEncodingKey": "UTF-8",
+                                                   "LanguageLocaleKey": "en_US"}, ORG)
 
 
 def test_a_license_less_set_must_fit_the_license_plus_the_users_permission_set_licenses(org, tmp_path):

@@ -380,3 +380,24 @@ def test_batch_limits_and_halt_on_error(http_org):
     status, body = _post(http_org, "/services/data/v60.0/composite/batch",
                          {"batchRequests": [{"method": "GET", "url": long_q}]})
     assert body["results"][0]["statusCode"] == 414
+
+
+def test_a_new_user_needs_every_field_salesforce_requires(org):
+    """REQUIRED_FIELD_MISSING names them all (User reference; @salesforce/core REQUIRED_FIELDS);
+    Alias is at most 8 characters; a username is an email address and unique."""
+    profile = org.one("Profile", Name="Standard User")["Id"]
+    with pytest.raises(ApiError) as e:
+        org.insert("User", {"Username": "x@acme.emulated", "LastName": "X", "ProfileId": profile})
+    assert e.value.code == "REQUIRED_FIELD_MISSING"
+    assert all(f in e.value.message for f in ("Email", "Alias", "TimeZoneSidKey", "LanguageLocaleKey"))
+    full = {"Username": "x@acme.emulated", "LastName": "X", "ProfileId": profile, "Email": "x@example.invalid",
+            "Alias": "x", "TimeZoneSidKey": "GMT", "LocaleSidKey": "en_US", "EmailEncodingKey": "UTF-8",
+            "LanguageLocaleKey": "en_US"}
+    for bad, code in (({"Alias": "toolongalias"}, "STRING_TOO_LONG"), ({"Username": "no-at-sign"}, "INVALID_NEW_VALUE")):
+        with pytest.raises(ApiError) as e:
+            org.insert("User", {**full, **bad})
+        assert e.value.code == code
+    assert org.insert("User", full).startswith("005")
+    with pytest.raises(ApiError) as e:
+        org.insert("User", full)
+    assert e.value.code == "DUPLICATE_USERNAME"

@@ -485,10 +485,22 @@ class OrgState:
         if license_rec and self.used_user_licenses(license_rec["Id"]) >= int(license_rec.get("TotalLicenses") or 0):
             raise ApiError(400, "LICENSE_LIMIT_EXCEEDED", "License Limit Exceeded")
 
+    #: what a new User must have: the User object reference (not nillable, no default on create),
+    #: as @salesforce/core lists them for `sf org create user` (org/user.ts REQUIRED_FIELDS)
+    USER_REQUIRED = ("Username", "LastName", "Email", "Alias", "TimeZoneSidKey", "LocaleSidKey",
+                     "EmailEncodingKey", "LanguageLocaleKey", "ProfileId")
+
     def _insert_User(self, vals: dict[str, Any]) -> str:
-        for req in ("Username", "LastName", "ProfileId"):
-            if not vals.get(req):
-                raise ApiError(400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{req}]", [req])
+        missing = [f for f in self.USER_REQUIRED if not vals.get(f)]
+        if missing:
+            raise ApiError(400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]",
+                           missing)
+        if len(str(vals["Alias"])) > 8:   # User.Alias is a string(8) (User object reference)
+            raise ApiError(400, "STRING_TOO_LONG", f"Alias: data value too large: {vals['Alias']} (max length=8)",
+                           ["Alias"])
+        if "@" not in str(vals["Username"]):   # "must be in the form of an email address" (User reference)
+            raise ApiError(400, "INVALID_NEW_VALUE", "Username: must be in the form of an email address",
+                           ["Username"])
         self._must("Profile", vals["ProfileId"], "ProfileId")
         if self.one("User", Username=vals["Username"]):
             raise ApiError(400, "DUPLICATE_USERNAME", "Duplicate Username.<br>The username already exists in this "
