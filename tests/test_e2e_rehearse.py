@@ -87,3 +87,58 @@ def test_keep_leaves_the_rehearsal_in_place_and_differences_are_reported(orgs, t
     before = {b["user"]: b["profile"] for b in plan["rollback"]["users"]}
     for u in (x for x in _stand_ins(uat) if x["Username"] in by_standin):
         assert st.get(u["ProfileId"])["Name"] == before[by_standin[u["Username"]]]
+
+
+def test_the_scratch_script_rehearses_in_a_blank_org_once_the_project_is_deployed(orgs, tmp_path):
+    """A scratch org starts blank: no custom profiles, Apex classes, pages or connected apps.
+    scripts/rehearse-on-scratch.sh takes its alias (creating one needs a real Dev Hub)."""
+    import subprocess
+
+    from sf_intuser.emulator.server import EmulatedOrg
+    from sf_intuser.metadata import package_xml
+    from sf_intuser.sf.runner import SfRunner
+    from tests.conftest import ROOT
+    from tests.e2e import SHIM, sf_env
+
+    home, _prod, _uat, run, plan = orgs
+    spec = json.loads(seed.DEFAULT_SEED.read_text())
+    spec = {**spec, "metadata": [], "users": [], "packageLicenses": []}
+    scratch = EmulatedOrg(seed.build(seed.for_instance(spec, "scratch"), seed.DEFAULT_SEED.parent),
+                          max_seconds=600).start()
+    try:
+        SfRunner(sf=str(SHIM), env=sf_env(home, scratch.access_token())).run(
+            ["org", "login", "access-token", "--instance-url", scratch.url, "--no-prompt", "--alias", "scr"])
+        env = {**sf_env(home), "SF_INTUSER_SF": str(SHIM), "SF_INTUSER": str(ROOT / ".venv/bin/sf-intuser")}
+        script = [str(ROOT / "scripts/rehearse-on-scratch.sh"), str(run), "scr", "--json"]
+        out = subprocess.run(script, env=env, capture_output=True, text=True, timeout=600)
+        body = json.loads(out.stdout)
+        # production's profiles name Apex classes the blank org lacks: Salesforce refuses that deploy
+        assert out.returncode == 1 and body["name"] == "RehearsalDeployFailed", out.stdout
+        assert "no ApexClass named" in body["message"] and not _stand_ins(scratch)
+        # the project's code first (as a team does in a scratch org), then the rehearsal goes through
+        code = tmp_path / "code"
+        members = {}
+        for kind, folder, suffix in (("ApexClass", "classes", ".cls"), ("ApexPage", "pages", ".page")):
+            (code / folder).mkdir(parents=True)
+            for f in [*(ROOT / "sf_intuser/emulator/seeds/acme-org" / folder).glob("*" + suffix),
+                      *(ROOT / "sf_intuser/examples/acme/force-app/main/default" / folder).glob("*" + suffix)]:
+                for part in (f, f.with_name(f.name + "-meta.xml")):
+                    (code / folder / part.name).write_bytes(part.read_bytes())
+                members.setdefault(kind, []).append(f.stem)
+        (code / "package.xml").write_bytes(package_xml.build(members, "62.0"))
+        dep = subprocess.run([str(SHIM), "project", "deploy", "start", "--metadata-dir", str(code), "-o", "scr",
+                              "--json"], env={**env, "SF_INTUSER_SKIP_PREDEPLOY": "1"}, capture_output=True,
+                             text=True, timeout=300)
+        assert dep.returncode == 0, dep.stdout
+        out = subprocess.run(script, env=env, capture_output=True, text=True, timeout=600)
+        body = json.loads(out.stdout)
+        assert out.returncode == 0, out.stdout + out.stderr
+        # the custom profiles were created, the stand-ins moved and were put back; the connected apps
+        # are not in a scratch org, so the rehearsal's plan says what it could not prove
+        planned = [u for u in plan["users"] if u["status"] == "planned"]
+        assert len(body["result"]["standIns"]) == len(planned) and body["result"]["rolledBack"] is True
+        with_apps = {u["username"] for u in planned if u["to"]["access"]}
+        assert {d.split(":")[0] for d in body["result"]["differences"]} == with_apps
+        assert all(not u["IsActive"] for u in _stand_ins(scratch))
+    finally:
+        scratch.stop()

@@ -370,6 +370,10 @@ def _apply(state: OrgState, comp: Component, path: str) -> Outcome:
     except xml.MetadataXmlError as exc:
         o.problem = f"Error parsing file: {exc.problem}"
         return o
+    if comp.type in ("Profile", "PermissionSet"):
+        o.problem = _missing_reference(state, doc.root)
+        if o.problem:
+            return o
     if comp.type == "Profile":
         o.problem = _deploy_profile(state, comp, doc, existing)
     elif comp.type == "PermissionSet":
@@ -383,6 +387,22 @@ def _apply(state: OrgState, comp: Component, path: str) -> Outcome:
     else:
         state.add_component(comp)
     return o
+
+
+#: access entries that name another component: the deploy fails when it is neither in the org nor in
+#: the same deploy (applied earlier: LOAD_ORDER), e.g. "profiles/Admin.profile(Admin):In field:
+#: apexClass - no ApexClass named LogHandler found" (jongpie/NebulaLogger issue 122)
+REFERENCES = (("classAccesses", "apexClass", "ApexClass"), ("pageAccesses", "apexPage", "ApexPage"))
+
+
+def _missing_reference(state: OrgState, root: etree._Element) -> str | None:
+    for section, field_name, mtype in REFERENCES:
+        for entry in xml.children(root, section):
+            name = (xml.text(entry, field_name) or "").strip()
+            # a namespaced name belongs to a managed package, whose code the emulated org does not hold
+            if name and "__" not in name and (mtype, name) not in state.components:
+                return f"In field: {field_name} - no {mtype} named {name} found"
+    return None
 
 
 def _permission_problem(state: OrgState, sent: etree._Element, content: etree._Element,

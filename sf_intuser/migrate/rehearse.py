@@ -5,6 +5,7 @@ rehearsal org, a stand-in of each planned user:
 
 1. deploys the production versions of the users' profiles, permission sets and permission set
    groups (the snapshot's metadata, as retrieved), so the stand-ins start from production's access;
+   a profile the org lacks (a scratch org) is created first as a record on the same user license;
 2. creates one look-alike user per planned user: a username of its own (``<local>+rehearsal-<tag>@
    <domain>``: usernames are unique across all of Salesforce), "[sf-intuser rehearsal]" in its name,
    an ``example.invalid`` address (no mail reaches anyone), the same profile, then the same permission
@@ -141,6 +142,7 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
         names["Profile"].add(b["profile"])
         names["PermissionSet"].update(p["name"] for p in b["permissionSets"])
         names["PermissionSetGroup"].update(g["name"] for g in b["groups"])
+    _create_missing_profiles(runner, run_dir, on, api, names["Profile"], progress)
     with tempfile.TemporaryDirectory(prefix="sf-intuser-rehearse-") as tmp:
         n = _production_metadata(run_dir, names, api, Path(tmp))
         progress(f"Deploying production's {n} profile(s), permission set(s) and group(s) to {on}")
@@ -150,7 +152,8 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
                 raise Failure("RehearsalDeployFailed", f"{on} refused production's metadata: " + "; ".join(
                     f"{f.type} {f.name}: {f.problem}" for f in dep.failures[:5]), actions=[
                     "Rehearse in a sandbox copied from production (its profiles and licenses exist there)",
-                    "Or deploy what is missing first, then run rehearse again"])
+                    "In a scratch org (it starts blank), deploy the project first (Apex classes, pages, "
+                    "objects the profiles name), then run rehearse again"])
 
     # 2. the stand-ins, on the same profiles, with the same assignments and licenses
     profiles = _ids(runner, on, f"SELECT Id, Name FROM Profile WHERE Name IN {in_list(names['Profile'])}", "Name")
@@ -240,6 +243,44 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
     }
     code = done.exit_code or (rolled.exit_code if rolled else 0)
     return Rehearsal(result, code)
+
+
+def _create_missing_profiles(runner: SfRunner, run_dir: Path, on: str, api: str, wanted: set[str],
+                             progress: Progress) -> None:
+    """Profiles production has and the rehearsal org lacks (a scratch org has only the standard
+    ones) are created as Profile records on the same user license first: whether a deploy alone
+    creates a profile is unknown (salesforce-facts.md A4 [U]), a record works either way."""
+    from sf_intuser.metadata.xml import MetadataXmlError, parse, text
+
+    have = set(_ids(runner, on, f"SELECT Id, Name FROM Profile WHERE Name IN {in_list(wanted)}", "Name"))
+    licenses: dict[str, str] = {}
+    for name in sorted(wanted - have):
+        f = run_dir / "snapshot" / "metadata" / "profiles" / f"{name}.profile"
+        try:
+            lic = text(parse(f.read_bytes(), str(f)).root, "userLicense")
+        except (OSError, MetadataXmlError):
+            lic = None
+        if not lic:
+            raise Failure("RehearsalProfileMissing", f"{on} has no profile {name!r} and the snapshot does not say "
+                          "its user license", actions=["Create the profile in the rehearsal org, then run rehearse "
+                                                       "again"])
+        licenses[name] = lic
+    if not licenses:
+        return
+    ids = _ids(runner, on, f"SELECT Id, Name FROM UserLicense WHERE Name IN {in_list(set(licenses.values()))}",
+               "Name")
+    lacking = sorted({lic for lic in licenses.values() if lic not in ids})
+    if lacking:
+        raise Failure("RehearsalLicenseMissing", f"{on} has no {', '.join(lacking)} user license, which "
+                      f"production's profiles need", actions=["Rehearse in an org with the same user licenses "
+                                                              "(a sandbox copied from production)"])
+    progress(f"Creating {len(licenses)} profile(s) {on} does not have: {', '.join(sorted(licenses))}")
+    res = commands.writes(runner, [commands.Write("p", "POST", "Profile", [
+        {"Name": n, "UserLicenseId": ids[lic]} for n, lic in sorted(licenses.items())])], on, api)["p"]
+    bad = [f"{n}: {r.code} {r.message}" for n, r in zip(sorted(licenses), res) if not r.success]
+    if bad:
+        raise Failure("RehearsalProfileMissing", f"{on} refused the profile(s): " + "; ".join(bad),
+                      actions=["Create them in the rehearsal org by hand, then run rehearse again"])
 
 
 def _expiry(assignment: dict) -> dict:
