@@ -369,6 +369,11 @@ def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
     step = "sf found"
     try:
         runner = SfRunner(sf=sf_path)
+        import shutil
+
+        if not shutil.which(runner.sf):   # a --sf-path that is not an executable
+            raise SfError("SfNotFound", f"{runner.sf} is not an executable", 127,
+                          actions=["Pass --sf-path the sf executable, or run `make setup`"])
         checks.append({"check": "sf found", "ok": True, "detail": runner.sf})
         step = "sf version"
         ver, node = commands.versions(runner)

@@ -253,10 +253,21 @@ def test_a_clean_deploy_goes_through_and_the_bypass_works(org, tmp_path):
     out = _deploy(home, clean)
     assert out.returncode == 0, out.stdout
     assert json.loads(out.stdout)["result"]["status"] == "Succeeded" and _deploys(emu) == before + 1
+    # a warning (elements out of the schema's order: deploys tolerate it) passes as an sf warning
+    unordered = CLEAN_SET.replace("    <hasActivationRequired>false</hasActivationRequired>\n", "").replace(
+        "</PermissionSet>", "    <hasActivationRequired>false</hasActivationRequired>\n</PermissionSet>")
+    warned = _project(tmp_path / "warn", {"permissionsets/Ledger_Read_Access.permissionset-meta.xml": unordered})
+    out = _deploy(home, warned)
+    body = json.loads(out.stdout)
+    assert out.returncode == 0 and _deploys(emu) == before + 2, out.stdout
+    assert any(w.startswith("sf-intuser: ") and "order" in w for w in body["warnings"]), body["warnings"]
+    human = sf(home, "project", "deploy", "start", "--source-dir", "force-app", "-o", ORG, cwd=str(warned))
+    assert human.returncode == 0 and "Warning: sf-intuser: " in human.stderr + human.stdout
+    before = _deploys(emu)
     bad = _project(tmp_path / "bad", {"profiles/API Only - Orders.profile-meta.xml": API_ONLY_PROFILE})
     out = _deploy(home, bad, env={"SF_INTUSER_SKIP_PREDEPLOY": "1"})
     body = json.loads(out.stdout)
-    assert _deploys(emu) == before + 2                 # skipped on purpose: the org saw it (and judged it)
+    assert _deploys(emu) == before + 1                 # skipped on purpose: the org saw it (and judged it)
     assert any("SF_INTUSER_SKIP_PREDEPLOY" in w for w in body.get("warnings", [])), body
 
 

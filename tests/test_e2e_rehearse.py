@@ -89,56 +89,61 @@ def test_keep_leaves_the_rehearsal_in_place_and_differences_are_reported(orgs, t
         assert st.get(u["ProfileId"])["Name"] == before[by_standin[u["Username"]]]
 
 
-def test_the_scratch_script_rehearses_in_a_blank_org_once_the_project_is_deployed(orgs, tmp_path):
-    """A scratch org starts blank: no custom profiles, Apex classes, pages or connected apps.
-    scripts/rehearse-on-scratch.sh takes its alias (creating one needs a real Dev Hub)."""
+def test_the_scratch_script_creates_a_scratch_org_from_a_dev_hub_and_rehearses_there(orgs, tmp_path):
+    """`sf org create scratch` against an emulated Dev Hub (ScratchOrgInfo, its polling, the auth code
+    exchange at the new org's LoginUrl), driven by scripts/rehearse-on-scratch.sh. The scratch org
+    starts blank: no custom profiles, Apex classes, pages, connected apps or users."""
     import subprocess
 
     from sf_intuser.emulator.server import EmulatedOrg
-    from sf_intuser.metadata import package_xml
     from sf_intuser.sf.runner import SfRunner
     from tests.conftest import ROOT
     from tests.e2e import SHIM, sf_env
 
     home, _prod, _uat, run, plan = orgs
-    spec = json.loads(seed.DEFAULT_SEED.read_text())
-    spec = {**spec, "metadata": [], "users": [], "packageLicenses": []}
-    scratch = EmulatedOrg(seed.build(seed.for_instance(spec, "scratch"), seed.DEFAULT_SEED.parent),
-                          max_seconds=600).start()
+    state = seed.load(instance="devhub")
+    state.options.dev_hub = True
+    hub = EmulatedOrg(state, max_seconds=600).start()
     try:
-        SfRunner(sf=str(SHIM), env=sf_env(home, scratch.access_token())).run(
-            ["org", "login", "access-token", "--instance-url", scratch.url, "--no-prompt", "--alias", "scr"])
-        env = {**sf_env(home), "SF_INTUSER_SF": str(SHIM), "SF_INTUSER": str(ROOT / ".venv/bin/sf-intuser")}
-        script = [str(ROOT / "scripts/rehearse-on-scratch.sh"), str(run), "scr", "--json"]
-        out = subprocess.run(script, env=env, capture_output=True, text=True, timeout=600)
-        body = json.loads(out.stdout)
-        # production's profiles name Apex classes the blank org lacks: Salesforce refuses that deploy
-        assert out.returncode == 1 and body["name"] == "RehearsalDeployFailed", out.stdout
-        assert "no ApexClass named" in body["message"] and not _stand_ins(scratch)
-        # the project's code first (as a team does in a scratch org), then the rehearsal goes through
-        code = tmp_path / "code"
-        members = {}
-        for kind, folder, suffix in (("ApexClass", "classes", ".cls"), ("ApexPage", "pages", ".page")):
-            (code / folder).mkdir(parents=True)
+        SfRunner(sf=str(SHIM), env=sf_env(home, hub.access_token())).run(
+            ["org", "login", "access-token", "--instance-url", hub.url, "--no-prompt", "--alias", "hub"])
+        # a project holding the code production's profiles name (source format)
+        proj = tmp_path / "proj"
+        (proj / "force-app/main/default").mkdir(parents=True)
+        (proj / "sfdx-project.json").write_text('{"packageDirectories":[{"path":"force-app","default":true}],'
+                                                '"sourceApiVersion":"62.0"}')
+        for folder, suffix in (("classes", ".cls"), ("pages", ".page")):
+            (proj / "force-app/main/default" / folder).mkdir()
             for f in [*(ROOT / "sf_intuser/emulator/seeds/acme-org" / folder).glob("*" + suffix),
                       *(ROOT / "sf_intuser/examples/acme/force-app/main/default" / folder).glob("*" + suffix)]:
                 for part in (f, f.with_name(f.name + "-meta.xml")):
-                    (code / folder / part.name).write_bytes(part.read_bytes())
-                members.setdefault(kind, []).append(f.stem)
-        (code / "package.xml").write_bytes(package_xml.build(members, "62.0"))
-        dep = subprocess.run([str(SHIM), "project", "deploy", "start", "--metadata-dir", str(code), "-o", "scr",
-                              "--json"], env={**env, "SF_INTUSER_SKIP_PREDEPLOY": "1"}, capture_output=True,
-                             text=True, timeout=300)
-        assert dep.returncode == 0, dep.stdout
-        out = subprocess.run(script, env=env, capture_output=True, text=True, timeout=600)
-        body = json.loads(out.stdout)
+                    (proj / "force-app/main/default" / folder / part.name).write_bytes(part.read_bytes())
+        env = {**sf_env(home), "SF_INTUSER_SF": str(SHIM), "SF_INTUSER": str(ROOT / ".venv/bin/sf-intuser")}
+        script = [str(ROOT / "scripts/rehearse-on-scratch.sh"), str(run), "scr"]
+
+        def go(*extra):
+            out = subprocess.run([*script, *extra, "--json"], env=env, capture_output=True, text=True,
+                                 timeout=600, cwd=str(proj))
+            return out, json.loads(out.stdout) if out.stdout.strip() else {}
+
+        # created from config/project-scratch-def.json; without the code, Salesforce refuses the profiles
+        out, body = go("--create", "--dev-hub", "hub")
+        assert len(hub.scratch_orgs) == 1, out.stderr
+        scratch = hub.scratch_orgs[0]
+        info = next(iter(hub.state.records["ScratchOrgInfo"].values()))
+        assert info["Edition"] == "Enterprise" and info["Status"] == "Active" and info["AuthCode"]
+        assert scratch.auth_code is None                      # the code was exchanged once
+        assert out.returncode == 1 and body.get("name") == "RehearsalDeployFailed", out.stdout[-3000:] + out.stderr[-3000:]
+        assert "no ApexClass named" in body["message"] and not _stand_ins(scratch)
+        # the project's code first (as a team does in a scratch org), then the rehearsal goes through
+        out, body = go("--deploy", "force-app")
         assert out.returncode == 0, out.stdout + out.stderr
-        # the custom profiles were created, the stand-ins moved and were put back; the connected apps
-        # are not in a scratch org, so the rehearsal's plan says what it could not prove
         planned = [u for u in plan["users"] if u["status"] == "planned"]
         assert len(body["result"]["standIns"]) == len(planned) and body["result"]["rolledBack"] is True
+        assert body["result"]["org"]["id"][:15] == info["ScratchOrg"]
+        # the connected apps are not in a scratch org: the rehearsal says what it could not prove
         with_apps = {u["username"] for u in planned if u["to"]["access"]}
         assert {d.split(":")[0] for d in body["result"]["differences"]} == with_apps
-        assert all(not u["IsActive"] for u in _stand_ins(scratch))
+        assert _stand_ins(scratch) and all(not u["IsActive"] for u in _stand_ins(scratch))
     finally:
-        scratch.stop()
+        hub.stop()

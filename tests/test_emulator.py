@@ -401,3 +401,67 @@ def test_a_new_user_needs_every_field_salesforce_requires(org):
     with pytest.raises(ApiError) as e:
         org.insert("User", full)
     assert e.value.code == "DUPLICATE_USERNAME"
+
+
+def test_only_a_dev_hub_knows_scratch_org_info_and_its_editions():
+    """sf tells a Dev Hub at login by `SELECT Id FROM ScratchOrgInfo limit 1` (@salesforce/core
+    authInfo.determineIfDevHub): an ordinary org must not know the object."""
+    from sf_intuser.emulator.soql import QueryError
+
+    plain = seed.load()
+    with pytest.raises(QueryError) as e:
+        plain.query("SELECT Id FROM ScratchOrgInfo LIMIT 1")
+    assert e.value.code == "INVALID_TYPE"
+    hub = seed.load()
+    hub.options.dev_hub = True
+    assert hub.query("SELECT Id FROM ScratchOrgInfo LIMIT 1")[2] == 0
+    hub.scratch_factory = lambda vals: {"LoginUrl": "http://127.0.0.1:1", "ScratchOrg": "00D000000000009",
+                                        "SignupUsername": "admin@scratch.emulated", "AuthCode": "code"}
+    base = {"ConnectedAppConsumerKey": "PlatformCLI", "ConnectedAppCallbackUrl": "http://localhost:1717/OauthRedirect"}
+    with pytest.raises(ApiError) as e:
+        hub.insert("ScratchOrgInfo", {**base, "Edition": "Ultimate"})
+    assert e.value.code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    with pytest.raises(ApiError) as e:
+        hub.insert("ScratchOrgInfo", {**base, "Edition": "Developer", "DurationDays": 31})
+    assert e.value.code == "FIELD_INTEGRITY_EXCEPTION"
+    rid = hub.insert("ScratchOrgInfo", {**base, "Edition": "Enterprise", "DurationDays": 1})
+    rec = hub.get(rid)
+    assert rec["Status"] == "Active" and rec["LoginUrl"] and rec["CreatedById"] == hub.admin_id
+
+
+def test_a_scratch_orgs_auth_code_is_good_for_one_exchange_and_chunked_forms_are_read():
+    """The token endpoint (OAuth 2.0 web server and refresh token flows): the signup's code once,
+    then the refresh token; anything else is invalid_grant. The CLI's fetch sends the form chunked."""
+    import http.client
+    import json as json_mod
+    from urllib.parse import urlsplit
+
+    from sf_intuser.emulator.server import EmulatedOrg
+
+    state = seed.load(instance="hub-unit")
+    state.options.dev_hub = True
+    hub = EmulatedOrg(state, max_seconds=60).start()
+    try:
+        info = hub._new_scratch_org({"OrgName": "x", "Edition": "Developer"})
+        child = hub.scratch_orgs[0]
+        assert child.state.query("SELECT Id FROM User")[2] == 1          # blank: the admin only
+        host = urlsplit(info["LoginUrl"])
+
+        def token(form: str, chunked: bool = False) -> tuple[int, dict]:
+            conn = http.client.HTTPConnection(host.hostname, host.port, timeout=10)
+            body = form.encode()
+            conn.request("POST", "/services/oauth2/token", body=iter([body]) if chunked else body,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"},
+                         encode_chunked=chunked)
+            resp = conn.getresponse()
+            return resp.status, json_mod.loads(resp.read())
+
+        status, body = token(f"grant_type=authorization_code&code={info['AuthCode']}", chunked=True)
+        assert status == 200 and body["instance_url"] == info["LoginUrl"] and body["refresh_token"]
+        status, again = token(f"grant_type=authorization_code&code={info['AuthCode']}")
+        assert status == 400 and again["error"] == "invalid_grant"
+        status, refreshed = token(f"grant_type=refresh_token&refresh_token={body['refresh_token']}")
+        assert status == 200 and refreshed["access_token"] and "refresh_token" not in refreshed
+    finally:
+        hub.stop()
+    assert child.stopped.is_set()

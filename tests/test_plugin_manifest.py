@@ -53,3 +53,27 @@ def test_flags_dir_adds_what_the_command_line_does_not_say(tmp_path):
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--user"] == ["c@x.com", "a@x.com", "b@x.com"]
     # a folder that is not there adds nothing, as in sf
     assert expand_flags_dir(["lint", "x", "--flags-dir", str(tmp_path / "none")]) == ["lint", "x"]
+
+
+def test_the_pre_commit_hook_runs_lint_on_the_files_it_matches(tmp_path):
+    """.pre-commit-hooks.yaml: its entry is the lint command, its file pattern takes profiles and
+    permission sets in both formats and nothing else, and lint takes files one by one as pre-commit
+    passes them."""
+    import re
+    import subprocess
+
+    text = (ROOT / ".pre-commit-hooks.yaml").read_text()
+    fields = dict(re.findall(r"^  (\w+): (.+)$", text, re.M))
+    assert fields["entry"] == "sf-intuser lint" and fields["language"] == "python"
+    pattern = re.compile(fields["files"].strip("'"))
+    assert all(pattern.search(f) for f in ("profiles/Admin.profile-meta.xml", "profiles/Admin.profile",
+                                           "permissionsets/X.permissionset-meta.xml", "permissionsets/X.permissionset"))
+    assert not any(pattern.search(f) for f in ("classes/A.cls", "profiles/README.md", "x.profile.bak"))
+    good = ROOT / "sf_intuser/emulator/seeds/acme-org/permissionsets/Api_Integration_Base.permissionset"
+    bad = tmp_path / "Bad_Intuser.permissionset-meta.xml"
+    bad.write_text('<?xml version="1.0" encoding="UTF-8"?>\n<PermissionSet xmlns="http://soap.sforce.com/2006/'
+                   '04/metadata">\n    <label>Bad Intuser</label>\n    <license>Salesforce</license>\n'
+                   '</PermissionSet>\n')
+    exe = ROOT / ".venv" / "bin" / "sf-intuser"
+    assert subprocess.run([str(exe), "lint", str(good)], capture_output=True).returncode == 0
+    assert subprocess.run([str(exe), "lint", str(good), str(bad)], capture_output=True).returncode == 1

@@ -56,6 +56,15 @@ OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "SandboxProcess": ("0GR", ("Id", "Status", "SandboxName", "SandboxInfoId", "LicenseType", "CreatedDate",
                                "CopyProgress", "SandboxOrganization", "SourceId", "Description", "EndDate",
                                "Features")),
+    # a Dev Hub's scratch org requests (Object Reference, ScratchOrgInfo); only on a Dev Hub
+    # (Options.dev_hub): elsewhere it is not a known object, which is how sf tells a Dev Hub at login
+    "ScratchOrgInfo": ("2SR", ("Id", "OrgName", "Edition", "Status", "ErrorCode", "LoginUrl", "AuthCode",
+                               "ScratchOrg", "SignupUsername", "SignupEmail", "SignupInstance", "Username",
+                               "AdminEmail", "ConnectedAppConsumerKey", "ConnectedAppCallbackUrl", "DurationDays",
+                               "ExpirationDate", "CreatedDate", "Features", "Description", "HasSampleData",
+                               "Country", "Language", "Namespace", "Release", "Snapshot", "SourceOrg",
+                               "Template", "Instance", "SignupCountry", "SignupLanguage", "SignupTrialDays",
+                               "Package2AncestorIds", "OrgPreferences", "ShapeId", "CreatedById")),
     # job ids of the Metadata API (no fields queried)
     "AsyncRetrieve": ("09S", ("Id",)),
     "AsyncDeploy": ("0Af", ("Id",)),
@@ -74,6 +83,7 @@ WRITABLE: dict[str, set[str]] = {
     "PermissionSetLicenseAssign": {"create", "delete"},
     "SetupEntityAccess": {"create", "delete"},
     "UserPackageLicense": {"create", "delete"},
+    "ScratchOrgInfo": {"create", "delete"},
     "LoginHistory": set(),
 }
 
@@ -133,7 +143,8 @@ def permission_of(obj: str, field: str) -> str | None:
 
 
 #: relationship name -> object, where the name is not the object's own
-REL_TARGETS = {"Assignee": "User", "Parent": "PermissionSet", "UserLicense": "UserLicense", "User": "User"}
+REL_TARGETS = {"Assignee": "User", "Parent": "PermissionSet", "UserLicense": "UserLicense", "User": "User",
+               "CreatedBy": "User"}
 
 
 def check_path(obj: str, path: str) -> None:

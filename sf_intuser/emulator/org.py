@@ -66,6 +66,9 @@ class Options:
     #: A7 q3 [U]: whether the standard "Minimum Access - API Only Integrations" profile takes login IP
     #: ranges by deploy. Off: users with ranges need a custom API-only profile.
     ip_ranges_on_standard_profile: bool = False
+    #: The org is a Dev Hub: it knows ScratchOrgInfo, and a new one brings up a scratch org (a blank
+    #: emulated org on its own port) that `sf org create scratch` authorizes with the signup's auth code.
+    dev_hub: bool = False
 
     #: the values a text option may take
     CHOICES = {"profile_change_across_licenses": ("strip", "refuse")}
@@ -269,10 +272,15 @@ class OrgState:
                                   "names.")
         return self.field_value(cur_obj, cur, name)
 
+    def sobject(self, name: str) -> str | None:
+        """The object's proper name if this org has it (ScratchOrgInfo only on a Dev Hub), else None."""
+        obj = objects.canonical(name)
+        return None if obj == "ScratchOrgInfo" and not self.options.dev_hub else obj
+
     def query(self, text: str) -> tuple[soql.Query, list[dict[str, Any]], int]:
         """Parse and run; returns the query, the result records (projected) and totalSize."""
         q = soql.parse(text)
-        obj = objects.canonical(q.obj)
+        obj = self.sobject(q.obj)
         if obj is None:
             raise soql.QueryError("INVALID_TYPE", f"sObject type '{q.obj}' is not supported. If you are attempting "
                                   "to use a custom object, be sure to append the '__c' after the entity name. "
@@ -429,8 +437,8 @@ class OrgState:
         return rec
 
     def insert(self, obj: str, values: dict[str, Any]) -> str:
-        obj = objects.canonical(obj) or obj
-        if obj not in objects.OBJECTS:
+        obj = self.sobject(obj) or obj
+        if obj not in objects.OBJECTS or (obj == "ScratchOrgInfo" and not self.options.dev_hub):
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         vals = self._check_fields(obj, values, "create")
         handler = getattr(self, f"_insert_{obj}", None)
@@ -484,6 +492,35 @@ class OrgState:
         one sf-wire.md section 9 records."""
         if license_rec and self.used_user_licenses(license_rec["Id"]) >= int(license_rec.get("TotalLicenses") or 0):
             raise ApiError(400, "LICENSE_LIMIT_EXCEEDED", "License Limit Exceeded")
+
+    # ScratchOrgInfo (a Dev Hub) ---------------------------------------------------------------
+
+    #: Set by the server: brings up the scratch org a ScratchOrgInfo asks for and returns its fields
+    #: (LoginUrl, ScratchOrg, SignupUsername, AuthCode).
+    scratch_factory: Any = None
+    #: Scratch org definition editions (Salesforce DX Developer Guide, "Scratch Org Definition File")
+    SCRATCH_EDITIONS = ("developer", "enterprise", "group", "professional", "partner developer",
+                        "partner enterprise", "partner group", "partner professional")
+
+    def _insert_ScratchOrgInfo(self, vals: dict[str, Any]) -> str:
+        for req in ("Edition", "ConnectedAppConsumerKey", "ConnectedAppCallbackUrl"):
+            if not vals.get(req):
+                raise ApiError(400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{req}]", [req])
+        if str(vals["Edition"]).lower() not in self.SCRATCH_EDITIONS:
+            raise ApiError(400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                           f"Edition: bad value for restricted picklist field: {vals['Edition']}", ["Edition"])
+        days = int(vals.get("DurationDays") or 7)
+        if not 1 <= days <= 30:   # DurationDays: 1 to 30 (Developer Guide, "org create scratch")
+            raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION", "DurationDays must be between 1 and 30",
+                           ["DurationDays"])
+        if self.scratch_factory is None:
+            raise ApiError(500, "UNKNOWN_EXCEPTION", "this emulated Dev Hub can't bring up scratch orgs")
+        vals.update(self.scratch_factory(vals))
+        vals.setdefault("Status", "Active")
+        vals["CreatedDate"] = soql.format_datetime(self.now())
+        vals["CreatedById"] = self.admin_id
+        vals["ExpirationDate"] = (self.now() + dt.timedelta(days=days)).date().isoformat()
+        return self.put("ScratchOrgInfo", vals)["Id"]
 
     #: what a new User must have: the User object reference (not nillable, no default on create),
     #: as @salesforce/core lists them for `sf org create user` (org/user.ts REQUIRED_FIELDS)

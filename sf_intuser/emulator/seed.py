@@ -90,6 +90,17 @@ def load(path: Path | str | None = None, instance: str | None = None, scale: int
     return build(spec, path.parent)
 
 
+def scratch(instance: str, name: str = "Scratch Org", edition: str = "Developer") -> OrgState:
+    """A blank org as a scratch org starts: the bundled seed's licenses, permission set licenses and
+    standard profiles, an admin, and nothing else (no custom profiles, sets, code, apps or users)."""
+    spec = json.loads(DEFAULT_SEED.read_text(encoding="utf-8"))
+    spec = {**spec, "metadata": [], "users": [], "packageLicenses": [],
+            "org": {**spec.get("org", {}), "name": name, "edition": f"{edition.title()} Edition",
+                    # how sf tells a scratch org from a sandbox (@salesforce/core org.ts determineIfScratch)
+                    "isSandbox": True, "trialExpirationDate": "2099-12-31T00:00:00.000+0000"}}
+    return build(for_instance(spec, instance), DEFAULT_SEED.parent)
+
+
 def for_instance(spec: dict[str, Any], instance: str) -> dict[str, Any]:
     """The seed with an org id and admin username of its own, made from ``instance``."""
     digest = hashlib.sha256(instance.encode("utf-8")).hexdigest()
@@ -110,7 +121,7 @@ def build(spec: dict[str, Any], base: Path) -> OrgState:
     now = state.now()
     state.seeding = {"005": len(spec.get("users", [])) + 1}   # users get 005...001, 002, ... below
     state.put("Organization", {"Name": o.get("name", "Emulated Org"), "InstanceName": "EMU1",
-                               "IsSandbox": bool(o.get("isSandbox", False)), "TrialExpirationDate": None,
+                               "IsSandbox": bool(o.get("isSandbox", False)), "TrialExpirationDate": o.get("trialExpirationDate"),
                                "NamespacePrefix": None, "OrganizationType": o.get("edition", "Enterprise Edition")},
               record_id=state.org_id)
     for lic in spec.get("userLicenses", []):

@@ -99,6 +99,17 @@ class Handler(BaseHTTPRequestHandler):
         self._send(status, error_body(code, message, fields))
 
     def _body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            # undici (the CLI's fetch) streams a form body in chunks (RFC 9112 section 7.1)
+            out = bytearray()
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass      # trailer fields, then the empty line
+                    return bytes(out)
+                out += self.rfile.read(size)
+                self.rfile.readline()
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
@@ -162,6 +173,26 @@ class Handler(BaseHTTPRequestHandler):
             except QueryError as exc:
                 self._error(400, exc.code, exc.render(self._query_text(url)))
 
+    def _token(self, raw: bytes) -> None:
+        """OAuth 2.0 token endpoint (Salesforce Help, "OAuth 2.0 Web Server Flow" and "Refresh Token
+        Flow"): the authorization code of a scratch org's signup (once), or a refresh token it issued,
+        for an access token. Anything else: 400 invalid_grant, as Salesforce answers."""
+        form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+        emu, grant = self.emu, form.get("grant_type")
+        ok = (grant == "authorization_code" and emu.auth_code and form.get("code") == emu.auth_code) or \
+             (grant == "refresh_token" and form.get("refresh_token") == emu.refresh_token)
+        if not ok:
+            return self._send(400, {"error": "invalid_grant", "error_description": "authentication failure"})
+        if grant == "authorization_code":
+            emu.auth_code = None          # an authorization code is good for one exchange
+        st = self.state
+        body = {"access_token": emu.access_token(), "instance_url": emu.url, "token_type": "Bearer",
+                "id": f"{emu.url}/id/{st.org_id}/{st.admin_id}", "issued_at": str(int(time.time() * 1000)),
+                "signature": "emulated", "scope": "api web refresh_token"}
+        if grant == "authorization_code":
+            body["refresh_token"] = emu.refresh_token
+        self._send(200, body)
+
     def _query_text(self, url: Any) -> str:
         q = parse_qs(url.query).get("q", [""])[0]
         if not q:   # a next-page locator: the query it continues
@@ -179,6 +210,8 @@ class Handler(BaseHTTPRequestHandler):
     # --- REST ----------------------------------------------------------------------------------
 
     def _route(self, method: str, url: Any, raw: bytes) -> None:
+        if url.path.rstrip("/") == "/services/oauth2/token" and method == "POST":
+            return self._token(raw)
         auth = self.headers.get("Authorization", "")
         if not auth.startswith("Bearer " + self.state.token_prefix):
             return self._error(401, "INVALID_SESSION_ID", "Session expired or invalid")
@@ -333,7 +366,7 @@ class Handler(BaseHTTPRequestHandler):
         return 200, {"compositeResponse": out}
 
     def _sobject(self, method: str, type_name: str, rid: str | None, raw: Any) -> tuple[int, Any]:
-        obj = objects.canonical(type_name)
+        obj = self.state.sobject(type_name)
         not_found = 404, error_body("NOT_FOUND", NOT_FOUND)
         if rid == "describe" and method == "GET":
             if obj is None:
@@ -450,6 +483,12 @@ class EmulatedOrg:
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
         self.stopped = threading.Event()
+        #: a scratch org's signup auth code (good for one token exchange) and its refresh token
+        self.auth_code: str | None = None
+        self.refresh_token = self.state.org_id[:15] + "!EmulatedRefreshToken"
+        #: the scratch orgs this Dev Hub brought up (stopped with it)
+        self.scratch_orgs: list["EmulatedOrg"] = []
+        self.state.scratch_factory = self._new_scratch_org
 
     @property
     def url(self) -> str:
@@ -482,9 +521,26 @@ class EmulatedOrg:
         self._timer.start()
         return self
 
+    def _new_scratch_org(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A Dev Hub's ScratchOrgInfo: a blank org (seed.scratch) of its own on a free port, which the
+        CLI authorizes with AuthCode at LoginUrl; it stops with this org."""
+        import secrets
+
+        n = len(self.scratch_orgs) + 1
+        name = f"scratch{n}-{self.state.org_id[3:9]}"
+        child = EmulatedOrg(seed.scratch(name, str(request.get("OrgName") or "Scratch Org"),
+                                         str(request.get("Edition") or "Developer")),
+                            max_seconds=self.max_seconds).start()
+        child.auth_code = "aPrx" + secrets.token_hex(16)
+        self.scratch_orgs.append(child)
+        return {"LoginUrl": child.url, "ScratchOrg": child.state.org_id[:15],
+                "SignupUsername": child.state.username, "AuthCode": child.auth_code}
+
     def stop(self) -> None:
         if self.stopped.is_set():
             return
+        for child in self.scratch_orgs:
+            child.stop()
         self.stopped.set()
         if self._timer:
             self._timer.cancel()

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""What `sf intuser` costs over `sf-intuser`, and what the pre-deploy gate adds to a deploy.
+
+Runs the real pinned sf CLI (the setup's shim, where `make setup` links the plugin) against the
+emulated org under a private sf home, each case N times (default 7), and prints medians:
+
+- per command: `sf-intuser <cmd>` and `sf intuser <cmd>` wall time, and the difference (the bridge:
+  sf's start-up, oclif, the spawn);
+- per deploy: `sf project deploy start` of a profile and a permission set with the gate, and with
+  SF_INTUSER_SKIP_PREDEPLOY=1 (the same deploy, the gate skipped), and the difference; plus a
+  deploy with nothing the gate checks (an Apex class only: the hook returns without Python).
+
+Usage: python scripts/bench_plugin.py [N]
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sf_intuser.emulator import seed  # noqa: E402
+from sf_intuser.emulator.server import EmulatedOrg  # noqa: E402
+
+SHIM = ROOT / ".venv" / "bin" / "sf"
+EXE = ROOT / ".venv" / "bin" / "sf-intuser"
+
+PERMSET = """<?xml version="1.0" encoding="UTF-8"?>
+<PermissionSet xmlns="http://soap.sforce.com/2006/04/metadata">
+    <hasActivationRequired>false</hasActivationRequired>
+    <label>Ledger Read Access</label>
+</PermissionSet>
+"""
+PROFILE_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<Profile xmlns="http://soap.sforce.com/2006/04/metadata">
+    <custom>true</custom>
+    <userLicense>Salesforce</userLicense>
+</Profile>
+"""
+APEX = "public class LedgerHelper {}\n"
+APEX_META = """<?xml version="1.0" encoding="UTF-8"?>
+<ApexClass xmlns="http://soap.sforce.com/2006/04/metadata">
+    <apiVersion>62.0</apiVersion>
+    <status>Active</status>
+</ApexClass>
+"""
+
+
+def timed(argv: list[str], env: dict, cwd: Path, expect: int = 0) -> float:
+    t0 = time.perf_counter()
+    p = subprocess.run(argv, env=env, cwd=str(cwd), capture_output=True, text=True, timeout=300)
+    dt = time.perf_counter() - t0
+    if p.returncode != expect:
+        raise SystemExit(f"{' '.join(argv)} exited {p.returncode}: {p.stdout[-500:]} {p.stderr[-500:]}")
+    return dt
+
+
+def median(argv: list[str], env: dict, cwd: Path, n: int, expect: int = 0) -> float:
+    timed(argv, env, cwd, expect)          # warm the file cache once
+    return statistics.median(timed(argv, env, cwd, expect) for _ in range(n))
+
+
+def project(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True)
+    (root / "sfdx-project.json").write_text('{"packageDirectories":[{"path":"force-app","default":true}],'
+                                            '"sourceApiVersion":"62.0"}')
+    for rel, body in files.items():
+        p = root / "force-app/main/default" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(body)
+    return root
+
+
+def main(argv: list[str]) -> int:
+    n = int(argv[0]) if argv else 7
+    home = Path(tempfile.mkdtemp(prefix="bench-plugin-"))
+    emu = EmulatedOrg(seed.load(), max_seconds=1800).start()
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "SF_USE_GENERIC_UNIX_KEYCHAIN": "true",
+           "SF_INTUSER_SF": str(SHIM)}
+    try:
+        subprocess.run([str(SHIM), "org", "login", "access-token", "--instance-url", emu.url, "--no-prompt",
+                        "--alias", "emu"], env={**env, "SF_ACCESS_TOKEN": emu.access_token()}, check=True,
+                       capture_output=True)
+        seeds = str(ROOT / "sf_intuser/emulator/seeds/acme-org")
+        cases = [("lint (offline)", ["lint", seeds, "--json"]),
+                 ("discover -o emu", ["discover", "-o", "emu", "--json"]),
+                 ("doctor -o emu", ["doctor", "-o", "emu", "--json"])]
+        print(f"sf intuser vs sf-intuser, median of {n} runs (seconds)\n")
+        print(f"| command | sf-intuser | sf intuser | overhead |\n|---|---|---|---|")
+        for label, args in cases:
+            direct = median([str(EXE), *args], env, home, n)
+            bridged = median([str(SHIM), "intuser", *args], env, home, n)
+            print(f"| {label} | {direct:.2f} | {bridged:.2f} | {bridged - direct:+.2f} |")
+        helped = median([str(SHIM), "intuser", "plan", "--help"], env, home, n)
+        print(f"| plan --help (manifest, no Python) | - | {helped:.2f} | - |")
+
+        print(f"\nThe pre-deploy gate, median of {n} deploys (seconds)\n")
+        print("| deploy | gate skipped | with the gate | gate adds |\n|---|---|---|---|")
+        checked = project(home / "p-checked", {
+            "permissionsets/Ledger_Read_Access.permissionset-meta.xml": PERMSET,
+            "profiles/Ledger Reader.profile-meta.xml": PROFILE_XML})
+        emu.state.options.set("new_profile_by_deploy", "true")
+        other = project(home / "p-other", {"classes/LedgerHelper.cls": APEX,
+                                           "classes/LedgerHelper.cls-meta.xml": APEX_META})
+        for label, proj in (("1 profile + 1 permission set", checked), ("1 Apex class (nothing to check)", other)):
+            deploy = [str(SHIM), "project", "deploy", "start", "--source-dir", "force-app", "-o", "emu", "--json"]
+            skipped = median(deploy, {**env, "SF_INTUSER_SKIP_PREDEPLOY": "1"}, proj, n)
+            gated = median(deploy, env, proj, n)
+            print(f"| {label} | {skipped:.2f} | {gated:.2f} | {gated - skipped:+.2f} |")
+    finally:
+        emu.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
