@@ -507,6 +507,7 @@ class EmulatedOrg:
             self.jobs = mdapi.Jobs()
             self.cursors = {}
             self.state = state
+            state.scratch_factory = self._new_scratch_org
 
     def inject(self, fault: faults_mod.Fault | str) -> faults_mod.Fault:
         f = faults_mod.parse(fault) if isinstance(fault, str) else fault
