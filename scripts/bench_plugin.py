@@ -8,13 +8,16 @@ emulated org under a private sf home, each case N times (default 7), and prints 
   sf's start-up, oclif, the spawn);
 - per deploy: `sf project deploy start` of a profile and a permission set with the gate, and with
   SF_INTUSER_SKIP_PREDEPLOY=1 (the same deploy, the gate skipped), and the difference; plus a
-  deploy with nothing the gate checks (an Apex class only: the hook returns without Python).
+  deploy with nothing the gate checks (an Apex class only: the hook returns without Python);
+- the gate's own work (`sf-intuser gate` on that deploy's components), which is what the hook waits
+  for: the deploy-to-deploy difference is within sf's run-to-run noise.
 
 Usage: python scripts/bench_plugin.py [N]
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -114,6 +117,15 @@ def main(argv: list[str]) -> int:
             skipped = median(deploy, {**env, "SF_INTUSER_SKIP_PREDEPLOY": "1"}, proj, n)
             gated = median(deploy, env, proj, n)
             print(f"| {label} | {skipped:.2f} | {gated:.2f} | {gated - skipped:+.2f} |")
+        # the gate's own work, without a deploy around it: what the hook waits for
+        payload = home / "payload.json"
+        payload.write_text(json.dumps({"components": [
+            {"type": "PermissionSet", "fullName": "Ledger_Read_Access",
+             "xmlPath": str(checked / "force-app/main/default/permissionsets/Ledger_Read_Access.permissionset-meta.xml")},
+            {"type": "Profile", "fullName": "Ledger Reader",
+             "xmlPath": str(checked / "force-app/main/default/profiles/Ledger Reader.profile-meta.xml")}]}))
+        own = median(["sh", "-c", f"{EXE} gate --json < {payload}"], env, checked, n)
+        print(f"\n`sf-intuser gate` alone on that deploy's 2 components: {own:.2f} s (median of {n})")
     finally:
         emu.stop()
     return 0

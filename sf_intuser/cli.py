@@ -904,12 +904,14 @@ def report(run_dir: Path, fmt: str | None, output: Path | None, as_json: bool) -
               help="Leave the rehearsal in place (stand-ins moved) instead of rolling it back.")
 @click.option("--run-dir", "rehearsal_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="The rehearsal's own run folder (default: next to RUN_DIR, named after it).")
+@click.option("--clean-up", "clean_up", is_flag=True,
+              help="Only deactivate the stand-ins left active in ORG (a kept or interrupted rehearsal).")
 @config_option
 @verbose_option
 @sf_path_option
 @json_option
-def rehearse(run_dir: Path, on: str, keep: bool, rehearsal_dir: Path | None, config_path: Path | None,
-             verbose: bool, sf_path: str | None, as_json: bool) -> None:
+def rehearse(run_dir: Path, on: str, keep: bool, rehearsal_dir: Path | None, clean_up: bool,
+             config_path: Path | None, verbose: bool, sf_path: str | None, as_json: bool) -> None:
     """Rehearse a planned migration in a sandbox or scratch org: stand-ins of production's users, moved there.
 
     Deploys production's profiles and permission sets (from the snapshot) to ORG, creates a look-alike
@@ -923,15 +925,24 @@ def rehearse(run_dir: Path, on: str, keep: bool, rehearsal_dir: Path | None, con
     Examples:
       sf-intuser rehearse intuser-runs/acme-20261123-101500 --on acme-uat
       sf-intuser rehearse intuser-runs/acme-20261123-101500 --on my-scratch --keep --json
+      sf-intuser rehearse intuser-runs/acme-20261123-101500 --on acme-uat --clean-up
     """
     import time
 
     from sf_intuser import workflow
-    from sf_intuser.migrate.rehearse import rehearse as run_rehearsal
+    from sf_intuser.migrate.rehearse import clean_up as run_clean_up, rehearse as run_rehearsal
 
     t0 = time.perf_counter()
     cfg = _load_config(config_path)
     runner = _sf_runner(sf_path)
+    if clean_up:
+        try:
+            done = run_clean_up(runner, run_dir, on, progress=_Progress(json_wanted(as_json)))
+        except Exception as exc:  # noqa: BLE001 - reported as sf does, or re-raised
+            raise _failure(exc) from None
+        emit(as_json, done.result, lambda: f"Deactivated {len(done.result['deactivated'])} stand-in(s) in {on}"
+             + "".join(f"\n  {u}" for u in done.result["deactivated"]))
+        return
     try:
         out = run_rehearsal(runner, run_dir, on, cfg=cfg, now=_now(), keep=keep, rehearsal_dir=rehearsal_dir,
                             progress=_Progress(json_wanted(as_json)), plan_fn=workflow.plan)

@@ -36,6 +36,13 @@ def test_rehearsal_moves_stand_ins_in_the_other_org_then_rolls_back(orgs, tmp_pa
     home, prod, uat, run, plan = orgs
     refused = intuser(home, "rehearse", str(run), "--on", ORG, "--json")
     assert refused.returncode == 1 and json.loads(refused.stdout)["name"] == "RehearsalOnProduction"
+    # an API error after the stand-ins exist (the retrieve of the rehearsal's plan): they are deactivated
+    fault = uat.inject(" retrieve@1=500:UNKNOWN_EXCEPTION:An unexpected error occurred")
+    out = intuser(home, "rehearse", str(run), "--on", UAT, "--run-dir", str(tmp_path / "failed"), "--json")
+    assert out.returncode != 0 and "stand-ins in uat were deactivated" in json.loads(out.stdout)["message"]
+    assert _stand_ins(uat) and not any(u["IsActive"] for u in _stand_ins(uat))
+    uat.faults.remove(fault)
+    earlier = {u["Id"] for u in _stand_ins(uat)}
     prod_requests = len(prod.state.requests)
     out = intuser(home, "rehearse", str(run), "--on", UAT, "--run-dir", str(tmp_path / "r"), "--json")
     assert out.returncode == 0, out.stdout + out.stderr
@@ -48,7 +55,7 @@ def test_rehearsal_moves_stand_ins_in_the_other_org_then_rolls_back(orgs, tmp_pa
     assert len(prod.state.requests) == prod_requests
     # in the rehearsal org: each stand-in back on its production profile, deactivated, marked
     st = uat.state
-    stand_ins = {u["Username"]: u for u in _stand_ins(uat)}
+    stand_ins = {u["Username"]: u for u in _stand_ins(uat) if u["Id"] not in earlier}
     assert sorted(stand_ins) == sorted(s["standIn"] for s in body["standIns"])
     before = {b["user"]: b for b in plan["rollback"]["users"]}
     for s in body["standIns"]:
@@ -87,6 +94,15 @@ def test_keep_leaves_the_rehearsal_in_place_and_differences_are_reported(orgs, t
     before = {b["user"]: b["profile"] for b in plan["rollback"]["users"]}
     for u in (x for x in _stand_ins(uat) if x["Username"] in by_standin):
         assert st.get(u["ProfileId"])["Name"] == before[by_standin[u["Username"]]]
+    # rolled back but still active: --clean-up deactivates every stand-in left active, and only those
+    people = {u["Id"] for u in st.records["User"].values() if u["IsActive"] and MARKER not in u["LastName"]}
+    out = intuser(home, "rehearse", str(run), "--on", UAT, "--clean-up", "--json")
+    assert out.returncode == 0, out.stdout
+    assert sorted(json.loads(out.stdout)["result"]["deactivated"]) == sorted(by_standin)
+    assert not any(u["IsActive"] for u in _stand_ins(uat))
+    assert people == {u["Id"] for u in st.records["User"].values() if u["IsActive"] and MARKER not in u["LastName"]}
+    refused = intuser(home, "rehearse", str(run), "--on", ORG, "--clean-up", "--json")
+    assert refused.returncode == 1 and json.loads(refused.stdout)["name"] == "RehearsalOnProduction"
 
 
 def test_the_scratch_script_creates_a_scratch_org_from_a_dev_hub_and_rehearses_there(orgs, tmp_path):

@@ -16,7 +16,8 @@ rehearsal org, a stand-in of each planned user:
 4. applies and verifies the rehearsal plan (its own run folder, journal and report), then rolls it
    back and deactivates the stand-ins (Salesforce users can't be deleted), unless ``keep``.
 
-It refuses the snapshot's own org. What it does not rebuild: the users' login history and OAuth
+It refuses the snapshot's own org. If it fails after creating the stand-ins, it deactivates them;
+``clean_up`` deactivates any left active (a kept rehearsal, a killed run), found by their marker. What it does not rebuild: the users' login history and OAuth
 tokens (the plan's evidence), and anything outside the snapshot (sharing, roles, record data).
 """
 
@@ -117,15 +118,7 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
 
     run = apply_mod.open_run(run_dir)
     prod = run.plan
-    try:
-        org = read.connect(runner, on)
-    except SfError as exc:
-        raise Failure(exc.name, exc.message, 1, exc.actions) from None
-    if org.id[:15] == str(prod["org"]["id"])[:15]:
-        raise Failure("RehearsalOnProduction",
-                      f"{on} is the org the plan was made in ({prod['org']['name']}, {org.id}): a rehearsal "
-                      "runs in another org", actions=["Pass a sandbox or scratch org with --on",
-                                                      f"To migrate production itself: sf-intuser apply {run_dir}"])
+    org = _rehearsal_org(runner, prod, on, run_dir)
     before = {b["userId"]: b for b in prod["rollback"]["users"]}
     planned = [u for u in prod["users"] if u["status"] == "planned"]
     if not planned:
@@ -220,11 +213,20 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
         dataclasses.replace(entries[p], username=s) if p in entries else config_mod.UserConfig(username=s)
         for p, s in mapping.items()])
     folder = rehearsal_dir or run_dir.parent / f"{run_dir.name}-rehearsal-{tag}"
-    out = plan_fn(lambda: runner, on, list(mapping.values()), False, mapped, folder, progress=progress, now=now)
-    differences = _compare(prod, out.plan, mapping)
-
-    # 4. apply (verifies), report, and roll back unless kept
-    done = apply_mod.apply(runner, folder, on, progress=progress)
+    try:
+        out = plan_fn(lambda: runner, on, list(mapping.values()), False, mapped, folder, progress=progress,
+                      now=now)
+        differences = _compare(prod, out.plan, mapping)
+        # 4. apply (verifies), report, and roll back unless kept
+        done = apply_mod.apply(runner, folder, on, progress=progress)
+    except (Failure, SfError) as exc:
+        # nothing of the rehearsal's migration happened, or the journal says what did: the stand-ins
+        # are taken out of the way either way (a started apply is undone with rollback of its folder)
+        _deactivate(runner, on, api, list(standins.values()))
+        err = exc if isinstance(exc, Failure) else Failure(exc.name, exc.message, 1, exc.actions)
+        raise Failure(err.name, f"{err.message} (the rehearsal's stand-ins in {on} were deactivated)",
+                      err.exit_code, [*err.actions, *([f"sf-intuser rollback {folder} -o {on}"]
+                                                      if (folder / "journal.jsonl").exists() else [])]) from None
     rehearsed = apply_mod.open_run(folder)
     rep = migration.build(rehearsed.plan, rehearsed.journal.records)
     write_synced(folder / "report.html", migration.html_page(rep).encode("utf-8"))
@@ -281,6 +283,32 @@ def _create_missing_profiles(runner: SfRunner, run_dir: Path, on: str, api: str,
     if bad:
         raise Failure("RehearsalProfileMissing", f"{on} refused the profile(s): " + "; ".join(bad),
                       actions=["Create them in the rehearsal org by hand, then run rehearse again"])
+
+
+def clean_up(runner: SfRunner, run_dir: Path, on: str, progress: Progress = lambda _m: None) -> Rehearsal:
+    """Deactivate every active stand-in (the marker in its name) in the rehearsal org: what a kept
+    rehearsal, or one killed before it could clean up, leaves behind. Never in the plan's own org."""
+    run = apply_mod.open_run(run_dir)
+    org = _rehearsal_org(runner, run.plan, on, run_dir)
+    api = run.plan["org"].get("apiVersion") or "62.0"
+    rows = commands.query(runner, "SELECT Id, Username FROM User WHERE IsActive = true AND LastName LIKE "
+                          f"'%{MARKER}%'", on)
+    progress(f"Deactivating {len(rows)} stand-in(s) in {on}")
+    _deactivate(runner, on, api, [r["Id"] for r in rows])
+    return Rehearsal({"org": {"alias": on, "id": org.id}, "deactivated": sorted(r["Username"] for r in rows)}, 0)
+
+
+def _rehearsal_org(runner: SfRunner, prod: dict, on: str, run_dir: Path):
+    try:
+        org = read.connect(runner, on)
+    except SfError as exc:
+        raise Failure(exc.name, exc.message, 1, exc.actions) from None
+    if org.id[:15] == str(prod["org"]["id"])[:15]:
+        raise Failure("RehearsalOnProduction",
+                      f"{on} is the org the plan was made in ({prod['org']['name']}, {org.id}): a rehearsal "
+                      "runs in another org", actions=["Pass a sandbox or scratch org with --on",
+                                                      f"To migrate production itself: sf-intuser apply {run_dir}"])
+    return org
 
 
 def _expiry(assignment: dict) -> dict:
