@@ -78,3 +78,28 @@ def test_hostile_and_malformed_files_are_errors():
     assert f.rule == "xml" and "DTD" in f.message
     (g,) = run(LintInput("bad.profile", "Profile", "B", b"<Profile>"))
     assert g.rule == "xml" and g.severity == "error"
+
+
+def test_the_gate_takes_integration_sets_from_the_newest_plan_and_the_config(tmp_path):
+    """Which sets integration users get: the newest plan's assignments (by createdAt, planned users
+    only) and sf-intuser.toml's permission-set and keep; an older plan does not count."""
+    import json
+
+    from sf_intuser.hooks.gate import integration_sets
+
+    def plan(folder: str, created: str, users: list[dict]) -> None:
+        (tmp_path / "intuser-runs" / folder).mkdir(parents=True)
+        (tmp_path / "intuser-runs" / folder / "plan.json").write_text(
+            json.dumps({"createdAt": created, "users": users}))
+
+    def user(status: str, *sets: str) -> dict:
+        return {"status": status, "to": {"assign": [{"permissionSet": s} for s in sets]}}
+
+    plan("old", "2026-01-01T00:00:00Z", [user("planned", "Old_Set")])
+    plan("new", "2026-02-01T00:00:00Z", [user("planned", "New_Set", "Kept_Set"), user("blocked", "Blocked_Set")])
+    (tmp_path / "sf-intuser.toml").write_text('[[users]]\nusername = "a@x.com"\npermission-set = "Toml_Set"\n'
+                                              'keep = ["Toml_Kept"]\n')
+    names, sources = integration_sets(tmp_path)
+    assert names == {"New_Set", "Kept_Set", "Toml_Set", "Toml_Kept"}
+    assert sources == ["intuser-runs/new/plan.json", "sf-intuser.toml"]
+    assert integration_sets(None) == (set(), [])

@@ -61,18 +61,18 @@ def integration_sets(project: Path | None) -> tuple[set[str], list[str]]:
     sources: list[str] = []
     if project is None:
         return names, sources
-    newest: tuple[str, Path] | None = None
+    newest: tuple[str, Path, dict] | None = None
     base = project / runs.DEFAULT_BASE
     for plan_file in base.glob("*/plan.json") if base.is_dir() else ():
         try:
-            created = str(json.loads(plan_file.read_text(encoding="utf-8")).get("createdAt") or "")
+            plan = json.loads(plan_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
+        created = str(plan.get("createdAt") or "")
         if newest is None or created > newest[0]:
-            newest = (created, plan_file)
+            newest = (created, plan_file, plan)
     if newest is not None:
-        plan = json.loads(newest[1].read_text(encoding="utf-8"))
-        for u in plan.get("users", []):
+        for u in newest[2].get("users", []):
             if u.get("status") != "planned":
                 continue
             for a in (u.get("to") or {}).get("assign", []):

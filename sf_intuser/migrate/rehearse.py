@@ -149,7 +149,26 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
                     "objects the profiles name), then run rehearse again"])
 
     # 2. the stand-ins, on the same profiles, with the same assignments and licenses
-    profiles = _ids(runner, on, f"SELECT Id, Name FROM Profile WHERE Name IN {in_list(names['Profile'])}", "Name")
+    # every id the stand-ins need, in one Composite Batch call
+    psl_names = {p["name"] for u in planned for p in before[u["id"]]["permissionSetLicenses"]}
+    namespaces = {p["namespace"] for u in planned for p in before[u["id"]]["packageLicenses"] if p.get("namespace")}
+    found = commands.query_all(runner, {
+        "profiles": f"SELECT Id, Name FROM Profile WHERE Name IN {in_list(names['Profile'])}",
+        "sets": "SELECT Id, Name FROM PermissionSet WHERE IsOwnedByProfile = false AND Name IN "
+                + in_list(names["PermissionSet"] or {"-"}),
+        "groups": "SELECT Id, DeveloperName FROM PermissionSetGroup WHERE DeveloperName IN "
+                  + in_list(names["PermissionSetGroup"] or {"-"}),
+        "psls": "SELECT Id, DeveloperName FROM PermissionSetLicense WHERE DeveloperName IN "
+                + in_list(psl_names or {"-"}),
+        "packages": "SELECT Id, NamespacePrefix FROM PackageLicense WHERE NamespacePrefix IN "
+                    + in_list(namespaces or {"-"}),
+    }, on, api)
+
+    def by(key: str, field: str) -> dict[str, str]:
+        return {r[field]: r["Id"] for r in found[key]}
+
+    profiles, sets, groups = by("profiles", "Name"), by("sets", "Name"), by("groups", "DeveloperName")
+    psls, packages = by("psls", "DeveloperName"), by("packages", "NamespacePrefix")
     missing = sorted(names["Profile"] - set(profiles))
     if missing:
         raise Failure("RehearsalProfileMissing", f"{on} has no profile {', '.join(missing)} after the deploy",
@@ -167,16 +186,6 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
         _deactivate(runner, on, api, list(standins.values()))
         raise Failure("StandInRefused", f"{on} refused {len(failed)} stand-in user(s): " + "; ".join(failed),
                       actions=["Free seats of the users' license in the rehearsal org, then run rehearse again"])
-    sets = _ids(runner, on, "SELECT Id, Name FROM PermissionSet WHERE IsOwnedByProfile = false AND Name IN "
-                + in_list(names["PermissionSet"] or {"-"}), "Name")
-    groups = _ids(runner, on, "SELECT Id, DeveloperName FROM PermissionSetGroup WHERE DeveloperName IN "
-                  + in_list(names["PermissionSetGroup"] or {"-"}), "DeveloperName")
-    psl_names = {p["name"] for u in planned for p in before[u["id"]]["permissionSetLicenses"]}
-    psls = _ids(runner, on, "SELECT Id, DeveloperName FROM PermissionSetLicense WHERE DeveloperName IN "
-                + in_list(psl_names or {"-"}), "DeveloperName")
-    namespaces = {p["namespace"] for u in planned for p in before[u["id"]]["packageLicenses"] if p.get("namespace")}
-    packages = _ids(runner, on, "SELECT Id, NamespacePrefix FROM PackageLicense WHERE NamespacePrefix IN "
-                    + in_list(namespaces or {"-"}), "NamespacePrefix")
     psa, psla, upl, gaps = [], [], [], []
     for u in planned:
         b, uid = before[u["id"]], standins[u["username"]]
