@@ -734,6 +734,9 @@ def _outcome_human(title: str, out: Any) -> str:
         lines.append(f"Dropped from {d['permissionSet']} (the license refuses them): {', '.join(d['permissions'])}")
     if r.get("notAssigned"):
         lines.append("Not assigned (nothing left in them): " + ", ".join(r["notAssigned"]))
+    for n in r.get("notKept", []):
+        lines.append(f"Not kept: feature license {n['featureLicense']} of {n['username']} (the new license refuses "
+                     f"it: {n['reason']}); rollback gives it back")
     lines.append(f"Journal: {r['journal']}")
     return "\n".join(lines)
 

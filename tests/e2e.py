@@ -9,6 +9,7 @@ import os
 import pytest
 
 from sf_intuser.emulator import seed
+from sf_intuser.emulator.objects import FEATURE_LICENSES as FEATURES
 from sf_intuser.emulator.server import EmulatedOrg
 from sf_intuser.metadata import package_xml
 from sf_intuser.sf.runner import SfRunner
@@ -98,7 +99,15 @@ def holds(emu, plan: dict) -> dict[str, str]:
         psls = {st.get(a["PermissionSetLicenseId"])["DeveloperName"]
                 for a in st.find("PermissionSetLicenseAssign", AssigneeId=u["id"])}
         b = before[u["id"]]
-        snap = (profile == b["profile"] and sets == {p["name"] for p in b["permissionSets"]}
+        # the user record: role, public groups and queues, feature licenses (absent in older plans)
+        role_same = "roleId" not in b or (rec.get("UserRoleId") or None) == (b["roleId"] or None)
+        members = {m["GroupId"][:15] for m in st.find("GroupMember", UserOrGroupId=u["id"])}
+        was_members = {m["groupId"][:15] for m in b.get("memberships") or ()}
+        features = {f for f in FEATURES if rec.get(f)}
+        record_snap = role_same and members == was_members and features == set(b.get("featureLicenses") or ())
+        record_target = role_same and was_members <= members and features <= set(b.get("featureLicenses") or ())
+        pid = rec["ProfileId"][:15]
+        snap = record_snap and (pid == b["profileId"][:15] and sets == {p["name"] for p in b["permissionSets"]}
                 and groups == {g["name"] for g in b["groups"]} and psls == {p["name"] for p in b["permissionSetLicenses"]})
         to = u["to"]
         access_ok = all(
@@ -106,10 +115,12 @@ def holds(emu, plan: dict) -> dict[str, str]:
                 for x in st.find("SetupEntityAccess", ParentId=(st.one("PermissionSet", Name=a["permissionSet"],
                                                                        IsOwnedByProfile=False) or {}).get("Id")))
             for a in to["access"])
-        target = (profile == to["profile"] and sets == {a["permissionSet"] for a in to["assign"]}
+        target = record_target and ((pid == to["profileId"][:15]) if to.get("profileId") else
+                                    profile == to["profile"]) and (sets == {a["permissionSet"] for a in to["assign"]}
                   and groups == {g["group"] for g in to["groups"]} and "SalesforceAPIIntegrationPsl" in psls
                   and access_ok)
         out[u["username"]] = "target" if target else "snapshot" if snap else (
             f"mix: profile {profile}, sets {sorted(sets)}, groups {sorted(groups)}, licenses {sorted(psls)}, "
-            f"access {'ok' if access_ok else 'missing'}")
+            f"access {'ok' if access_ok else 'missing'}, role {rec.get('UserRoleId')}, members {sorted(members)}, "
+            f"features {sorted(features)}")
     return out

@@ -144,6 +144,8 @@ def handle(state: OrgState, jobs: Jobs, body: bytes) -> bytes:
         else:
             resp.append(etree.fromstring(etree.tostring(job.result)))
         return envelope(resp)
+    if name == "listMetadata":
+        return envelope(list_metadata(state, op))
     if name == "cancelDeploy":
         resp = etree.Element(_q("cancelDeployResponse"))
         r = _sub(resp, "result")
@@ -173,8 +175,11 @@ def _queued(resp_name: str, job: Job) -> bytes:
 
 
 def file_path(mtype: str, name: str, meta: bool = False) -> str:
+    """A component's file: a profile's API name is its file name as it is (Salesforce encodes it
+    already: :mod:`.profiles`); other names are quoted where a file name could not hold them."""
     folder, suffix, _ = TYPES[mtype]
-    return f"{folder}/{quote(name, safe=' -_.()&,')}.{suffix}" + ("-meta.xml" if meta else "")
+    stem = name if mtype == "Profile" else quote(name, safe=' -_.()&,')
+    return f"{folder}/{stem}.{suffix}" + ("-meta.xml" if meta else "")
 
 
 def retrieve(state: OrgState, op: etree._Element) -> etree._Element:
@@ -214,16 +219,10 @@ def retrieve(state: OrgState, op: etree._Element) -> etree._Element:
             props.append((prefix + path, name, mtype, rec.get("Id", "") if rec else ""))
     files[prefix + "package.xml"] = package_xml.build({t: sorted(set(m)) for t, m in wanted.items()}, version)
     props.append((prefix + "package.xml", "unpackaged", "Package", ""))
-    now = _now(state)
     result = etree.Element(_q("result"))
     _sub(result, "done", True)
     for fname, full, mtype, rid in sorted(props):
-        fp = _sub(result, "fileProperties")
-        for k, v in (("createdById", state.admin_id), ("createdByName", "Admin User"), ("createdDate", now),
-                     ("fileName", fname), ("fullName", full), ("id", rid), ("lastModifiedById", state.admin_id),
-                     ("lastModifiedByName", "Admin User"), ("lastModifiedDate", now),
-                     ("manageableState", "unmanaged"), ("type", mtype)):
-            _sub(fp, k, v)
+        _file_properties(state, result, "fileProperties", fname, full, mtype, rid)
     _sub(result, "id", state.new_record_id("09S"))
     for problem in messages:
         m = _sub(result, "messages")
@@ -235,9 +234,37 @@ def retrieve(state: OrgState, op: etree._Element) -> etree._Element:
     return result
 
 
+def _file_properties(state: OrgState, parent: etree._Element, tag: str, file_name: str, full: str, mtype: str,
+                     rid: str) -> None:
+    """A FileProperties element (Metadata API, FileProperties: the same shape for a retrieve's
+    ``fileProperties`` and each ``listMetadata`` result)."""
+    now = _now(state)
+    fp = _sub(parent, tag)
+    for k, v in (("createdById", state.admin_id), ("createdByName", "Admin User"), ("createdDate", now),
+                 ("fileName", file_name), ("fullName", full), ("id", rid), ("lastModifiedById", state.admin_id),
+                 ("lastModifiedByName", "Admin User"), ("lastModifiedDate", now),
+                 ("manageableState", "unmanaged"), ("type", mtype)):
+        _sub(fp, k, v)
+
+
+def list_metadata(state: OrgState, op: etree._Element) -> etree._Element:
+    """``listMetadata`` (what ``sf org list metadata -m TYPE`` calls through jsforce's
+    ``metadata.list``): one FileProperties per component of each queried type, with the record id
+    where the type has records. A type the org holds nothing of answers an empty list."""
+    resp = etree.Element(_q("listMetadataResponse"))
+    for query in op.iterfind(_q("queries")):
+        mtype = query.findtext(_q("type")) or ""
+        if mtype not in TYPES:
+            continue
+        for (t, name) in sorted(k for k in state.components if k[0] == mtype):
+            rec = _record_for(state, t, name)
+            _file_properties(state, resp, "result", file_path(t, name), name, t, rec.get("Id", "") if rec else "")
+    return resp
+
+
 def _record_for(state: OrgState, mtype: str, name: str) -> dict[str, Any] | None:
     if mtype == "Profile":
-        return state.one("Profile", Name=name)
+        return state.profile_by_api_name(name)
     if mtype == "PermissionSet":
         return state.one("PermissionSet", Name=name, IsOwnedByProfile=False)
     if mtype == "PermissionSetGroup":
@@ -347,7 +374,8 @@ def _components(files: dict[str, bytes]) -> dict[tuple[str, str], tuple[Componen
             base = fname[:-len("-meta.xml")] if is_meta else fname
             if not base.endswith("." + suffix):
                 continue
-            name = unquote(base[:-len(suffix) - 1])
+            stem = base[:-len(suffix) - 1]
+            name = stem if mtype == "Profile" else unquote(stem)   # a profile's file name is its API name
             comp, first = out.get((mtype, name), (Component(mtype, name, b""), path))
             if has_meta and is_meta:
                 comp.meta = data

@@ -13,13 +13,26 @@ from typing import Iterable
 
 from sf_intuser.emulator.soql import QueryError
 
+#: the User's feature license checkboxes (User object reference: "UserPermissionsMarketingUser ... Indicates
+#: whether the user is enabled to manage campaigns", Knowledge User, Service Cloud User (SupportUser),
+#: Flow User (InteractionUser), Offline User, Salesforce CRM Content User (SFContentUser), Chat User
+#: (LiveAgentUser), Mobile User)
+FEATURE_LICENSES = ("UserPermissionsMarketingUser", "UserPermissionsKnowledgeUser", "UserPermissionsSupportUser",
+                    "UserPermissionsInteractionUser", "UserPermissionsOfflineUser", "UserPermissionsSFContentUser",
+                    "UserPermissionsLiveAgentUser", "UserPermissionsMobileUser")
+
 #: object -> (key prefix, fields). Fields marked computed in ``COMPUTED`` are read-only.
 OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "Organization": ("00D", ("Id", "Name", "InstanceName", "IsSandbox", "TrialExpirationDate", "NamespacePrefix",
                              "OrganizationType")),
     "User": ("005", ("Id", "Username", "Name", "FirstName", "LastName", "Alias", "Email", "IsActive", "UserType",
                      "ProfileId", "UserRoleId", "LastLoginDate", "CreatedDate", "TimeZoneSidKey", "LocaleSidKey",
-                     "EmailEncodingKey", "LanguageLocaleKey", "UserPermissionsMarketingUser")),
+                     "EmailEncodingKey", "LanguageLocaleKey", *FEATURE_LICENSES)),
+    # roles, public groups and queues (object reference: UserRole; Group, Type Regular | Queue | ...;
+    # GroupMember, UserOrGroupId a user or a group)
+    "UserRole": ("00E", ("Id", "Name", "DeveloperName", "ParentRoleId")),
+    "Group": ("00G", ("Id", "Name", "DeveloperName", "Type")),
+    "GroupMember": ("011", ("Id", "GroupId", "UserOrGroupId")),
     "Profile": ("00e", ("Id", "Name", "Description", "UserLicenseId", "UserType")),
     "UserLicense": ("100", ("Id", "Name", "MasterLabel", "LicenseDefinitionKey", "Status", "TotalLicenses",
                             "UsedLicenses")),
@@ -83,6 +96,7 @@ WRITABLE: dict[str, set[str]] = {
     "PermissionSetLicenseAssign": {"create", "delete"},
     "SetupEntityAccess": {"create", "delete"},
     "UserPackageLicense": {"create", "delete"},
+    "GroupMember": {"create", "delete"},
     "ScratchOrgInfo": {"create", "delete"},
     "LoginHistory": set(),
 }
@@ -144,7 +158,7 @@ def permission_of(obj: str, field: str) -> str | None:
 
 #: relationship name -> object, where the name is not the object's own
 REL_TARGETS = {"Assignee": "User", "Parent": "PermissionSet", "UserLicense": "UserLicense", "User": "User",
-               "CreatedBy": "User"}
+               "CreatedBy": "User", "UserRole": "UserRole", "Group": "Group"}
 
 
 def check_path(obj: str, path: str) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from lxml import etree
 
-from sf_intuser.emulator import objects, soql
+from sf_intuser.emulator import objects, profiles, soql
 from sf_intuser.emulator.permissions import PermissionModel
 from sf_intuser.metadata import schema, xml
 from sf_intuser.metadata.access import SECTION_KEYS
@@ -69,9 +69,24 @@ class Options:
     #: The org is a Dev Hub: it knows ScratchOrgInfo, and a new one brings up a scratch org (a blank
     #: emulated org on its own port) that `sf org create scratch` authorizes with the signup's auth code.
     dev_hub: bool = False
+    #: The language of the user the API acts as: standard profiles' ``Profile.Name`` is translated
+    #: into it (:mod:`.profiles`: Salesforce KB 000317298, salesforce.stackexchange q 156802); their
+    #: Metadata API names are not.
+    language: str = "en_US"
+    #: [U] whether a change of license clears the user's role (no source says either way); off: kept
+    license_change_clears_role: bool = False
+    #: [U] whether a change of license removes the user from public groups and queues; off: kept
+    license_change_clears_groups: bool = False
+    #: [U] whether a Salesforce Integration user may hold feature licenses (Marketing User, Knowledge
+    #: User, ...: the User's UserPermissions* checkboxes); off: it may not
+    integration_feature_licenses: bool = False
+    #: [U] a change of license to one that can't hold the user's feature licenses either clears them
+    #: ("clear") or is refused until they are cleared ("refuse")
+    feature_licenses_on_license_change: str = "clear"
 
     #: the values a text option may take
-    CHOICES = {"profile_change_across_licenses": ("strip", "refuse")}
+    CHOICES = {"profile_change_across_licenses": ("strip", "refuse"), "language": profiles.LANGUAGES,
+               "feature_licenses_on_license_change": ("clear", "refuse")}
 
     def set(self, name: str, value: str) -> None:
         """Set an option from text (``--option NAME=VALUE``); raises ValueError naming the valid values."""
@@ -214,6 +229,8 @@ class OrgState:
                                                          PermissionSetLicenseId=rec["Id"]))}
         if obj == "PackageLicense":
             return {**rec, "UsedLicenses": len(self.find("UserPackageLicense", PackageLicenseId=rec["Id"]))}
+        if obj == "Profile":   # the Metadata API name is not a field of the Profile object
+            return {k: v for k, v in rec.items() if not k.startswith("_")}
         return rec
 
     def field_value(self, obj: str, rec: dict[str, Any], name: str) -> Any:
@@ -221,6 +238,8 @@ class OrgState:
         metadata (a profile's own set from the profile), ``PermissionSetLicense.MaximumPermissions<X>``
         from the license's maximum permissions."""
         perm = objects.permission_of(obj, name)
+        if obj == "Profile" and name == "Name":
+            return profiles.translated(rec.get("Name") or "", self.options.language)
         if perm is None:
             return self.view(obj, rec).get(name)
         if obj == "PermissionSet":
@@ -581,6 +600,18 @@ class OrgState:
         if (license_changes and (vals.get("IsActive", rec.get("IsActive")))) or activating:
             self._seat_check(new_license)
         profile_changes = bool(new_profile) and new_profile != rec.get("ProfileId")
+        to_integration = (new_license or {}).get("Name") == INTEGRATION_LICENSE
+        features = [f for f in objects.FEATURE_LICENSES if vals.get(f, rec.get(f))]
+        if features and to_integration and not self.options.integration_feature_licenses:
+            if license_changes and self.options.feature_licenses_on_license_change == "clear":
+                vals.update({f: False for f in features})
+            else:
+                # [U]: the text is this emulator's; no source gives Salesforce's
+                raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION", "The Salesforce Integration user license doesn't "
+                               "allow the feature license: " + ", ".join(f[len("UserPermissions"):] for f in features),
+                               features)
+        if vals.get("UserRoleId"):
+            self._must("UserRole", vals["UserRoleId"], "UserRoleId")
         rec.update(vals)
         if profile_changes:
             self.own_assignment(rec["Id"], new_profile)
@@ -593,11 +624,26 @@ class OrgState:
                     del self.records["PermissionSetAssignment"][psa["Id"]]
             for psla in self.find("PermissionSetLicenseAssign", AssigneeId=rec["Id"]):
                 del self.records["PermissionSetLicenseAssign"][psla["Id"]]
+            if self.options.license_change_clears_role:
+                rec["UserRoleId"] = None
+            if self.options.license_change_clears_groups:
+                for gm in self.find("GroupMember", UserOrGroupId=rec["Id"]):
+                    del self.records["GroupMember"][gm["Id"]]
             if (self.options.api_profile_assigns_psl and (new_license or {}).get("Name") == INTEGRATION_LICENSE):
                 psl = self.one("PermissionSetLicense", DeveloperName="SalesforceAPIIntegrationPsl")
                 if psl:
                     self._insert_PermissionSetLicenseAssign({"AssigneeId": rec["Id"],
                                                              "PermissionSetLicenseId": psl["Id"]})
+
+    def _insert_GroupMember(self, vals: dict[str, Any]) -> str:
+        self._must("Group", vals.get("GroupId"), "GroupId")
+        member = self.get(str(vals.get("UserOrGroupId") or ""))
+        if member is None or objects.object_of_id(member["Id"]) not in ("User", "Group"):
+            raise ApiError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["UserOrGroupId"])
+        if self.one("GroupMember", GroupId=vals["GroupId"], UserOrGroupId=vals["UserOrGroupId"]):
+            # a member is in a group once (GroupMember: a duplicate insert fails)
+            raise ApiError(400, "DUPLICATE_VALUE", "duplicate value found: GroupMember", ["UserOrGroupId"])
+        return self.put("GroupMember", vals)["Id"]
 
     # Profile ----------------------------------------------------------------------------------
 
@@ -611,9 +657,10 @@ class OrgState:
         if self.one("Profile", Name=vals["Name"]):
             raise ApiError(400, "DUPLICATE_VALUE", f"duplicate value found: Name duplicates value on record with "
                            f"id: {self.one('Profile', Name=vals['Name'])['Id']}", ["Name"])
-        self.components[("Profile", vals["Name"])] = Component(
-            "Profile", vals["Name"], blank_profile(lic["Name"], custom=True, description=vals.get("Description")))
-        return self.sync_profile(vals["Name"], vals.get("Description"))["Id"]
+        api = profiles.encode(vals["Name"])
+        self.components[("Profile", api)] = Component(
+            "Profile", api, blank_profile(lic["Name"], custom=True, description=vals.get("Description")))
+        return self.sync_profile(api, vals.get("Description"), label=vals["Name"])["Id"]
 
     def _update_Profile(self, rec: dict[str, Any], vals: dict[str, Any]) -> None:
         if "UserLicenseId" in vals and vals["UserLicenseId"] != rec["UserLicenseId"]:
@@ -621,8 +668,10 @@ class OrgState:
             raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION", "You can't change the user license of a profile",
                            ["UserLicenseId"])
         if "Name" in vals and vals["Name"] != rec["Name"]:
-            comp = self.components.pop(("Profile", rec["Name"]))
-            self.components[("Profile", vals["Name"])] = Component("Profile", vals["Name"], comp.body)
+            comp = self.components.pop(("Profile", rec["_FullName"]))
+            api = profiles.encode(vals["Name"])
+            self.components[("Profile", api)] = Component("Profile", api, comp.body)
+            rec["_FullName"] = api
         rec.update(vals)
 
     # PermissionSet ----------------------------------------------------------------------------
@@ -738,7 +787,7 @@ class OrgState:
         """The metadata behind a permission set record: its own file, or its profile's."""
         if ps.get("IsOwnedByProfile"):
             prof = self.get(ps.get("ProfileId")) or {}
-            return self.components.get(("Profile", prof.get("Name", "")))
+            return self.components.get(("Profile", prof.get("_FullName", "")))
         return self.components.get(("PermissionSet", ps.get("Name", "")))
 
     def enabled_user_permissions(self, ps: dict[str, Any]) -> frozenset[str]:
@@ -826,7 +875,7 @@ class OrgState:
         section, key = ("classAccesses", "apexClass") if kind == "ApexClass" else ("pageAccesses", "apexPage")
         if parent.get("IsOwnedByProfile"):
             prof = self.get(parent["ProfileId"]) or {}
-            ckey = ("Profile", prof.get("Name", ""))
+            ckey = ("Profile", prof.get("_FullName", ""))
         else:
             ckey = ("PermissionSet", parent["Name"])
         comp = self.components.get(ckey)
@@ -849,14 +898,17 @@ class OrgState:
 
     # --- metadata components and the records derived from them ---------------------------------
 
-    def sync_profile(self, name: str, description: str | None = None) -> dict[str, Any]:
+    def sync_profile(self, name: str, description: str | None = None, label: str | None = None) -> dict[str, Any]:
+        """The Profile record of the profile whose Metadata API name is ``name`` (made when new, with
+        ``label`` or the label that API name stands for: :mod:`.profiles`)."""
         comp = self.components[("Profile", name)]
         root = xml.parse(comp.body, f"Profile {name}").root
         lic_name = xml.text(root, "userLicense") or "Salesforce"
         lic = self.one("UserLicense", Name=lic_name)
-        prof = self.one("Profile", Name=name)
+        prof = self.profile_by_api_name(name)
         if prof is None:
-            prof = self.put("Profile", {"Name": name, "UserLicenseId": lic["Id"] if lic else None,
+            prof = self.put("Profile", {"Name": label or profiles.label_of(name), "_FullName": name,
+                                        "UserLicenseId": lic["Id"] if lic else None,
                                         "UserType": "Standard", "Description": description})
         owned = self.one("PermissionSet", ProfileId=prof["Id"])
         if owned is None:
@@ -882,6 +934,10 @@ class OrgState:
             ps.update(fields)
         self._sync_access(ps, root)
         return ps
+
+    def profile_by_api_name(self, name: str) -> dict[str, Any] | None:
+        """The Profile record behind a Metadata API name (exact: API names are file names)."""
+        return next((r for r in self.records.get("Profile", {}).values() if r.get("_FullName") == name), None)
 
     def license_by_name(self, name: str) -> dict[str, Any] | None:
         return (self.one("UserLicense", Name=name) or self.one("PermissionSetLicense", DeveloperName=name)

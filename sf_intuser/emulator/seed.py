@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from sf_intuser.emulator import org as org_mod
+from sf_intuser.emulator import profiles
 from sf_intuser.emulator.org import Component, OrgState, Options
 from sf_intuser.emulator.permissions import allowed_set
 
@@ -63,7 +64,8 @@ def read_components(folder: Path) -> list[Component]:
         base = name[:-len("-meta.xml")] if is_meta else name
         if not base.endswith("." + suffix):
             continue
-        full = unquote(base[:-len(suffix) - 1])
+        stem = base[:-len(suffix) - 1]
+        full = stem if mtype == "Profile" else unquote(stem)   # a profile's file name is its API name
         comp = found.setdefault((mtype, full), Component(mtype, full, b""))
         if has_body and is_meta:
             comp.meta = path.read_bytes()
@@ -139,6 +141,13 @@ def build(spec: dict[str, Any], base: Path) -> OrgState:
     for pkg in spec.get("packageLicenses", []):
         state.put("PackageLicense", {"NamespacePrefix": pkg["namespace"], "AllowedLicenses": pkg.get("allowed", -1),
                                      "UsedLicenses": 0, "Status": "Active"})
+    for role in spec.get("roles", []):
+        state.put("UserRole", {"Name": role["name"], "DeveloperName": role.get("developerName") or
+                               "".join(ch if ch.isalnum() else "_" for ch in role["name"])})
+    for group in spec.get("groups", []):
+        state.put("Group", {"Name": group["name"], "DeveloperName": group.get("developerName") or
+                            "".join(ch if ch.isalnum() else "_" for ch in group["name"]),
+                            "Type": group.get("type", "Regular")})
     for perm, requires in sorted(model.dependencies.items()):
         for req in requires:
             state.put("PermissionDependency", {"Permission": perm, "PermissionType": "User Permission",
@@ -150,7 +159,8 @@ def build(spec: dict[str, Any], base: Path) -> OrgState:
     comps: dict[tuple[str, str], Component] = {}
     for std in spec.get("standardProfiles", []):
         # a standard profile holds what its license requires, and what the seed lists
-        comps[("Profile", std["name"])] = Component("Profile", std["name"], org_mod.blank_profile(
+        api = profiles.api_name(std["name"])
+        comps[("Profile", api)] = Component("Profile", api, org_mod.blank_profile(
             std["license"], custom=False, permissions=std.get("userPermissions", ()),
             full_objects=std.get("fullAccessObjects", ())))
     for folder in spec.get("metadata", []):
@@ -198,6 +208,22 @@ def _add_user(state: OrgState, u: dict[str, Any], uid: str, now: Any) -> None:
                        "TimeZoneSidKey": "America/Los_Angeles", "LocaleSidKey": "en_US",
                        "EmailEncodingKey": "UTF-8", "LanguageLocaleKey": "en_US"}, record_id=uid)
     state.own_assignment(uid, prof["Id"])
+    rec = state.get(uid)
+    if u.get("role"):
+        role = state.one("UserRole", Name=u["role"])
+        if role is None:
+            raise SeedError(f"user {u['username']}: no role {u['role']!r} in the seed's roles")
+        rec["UserRoleId"] = role["Id"]
+    for name in u.get("featureLicenses", []):
+        field = "UserPermissions" + name
+        if field not in org_mod.objects.FEATURE_LICENSES:
+            raise SeedError(f"user {u['username']}: unknown feature license {name!r}")
+        rec[field] = True
+    for name in u.get("groups", []):
+        group = state.one("Group", Name=name)
+        if group is None:
+            raise SeedError(f"user {u['username']}: no group or queue {name!r} in the seed's groups")
+        state.put("GroupMember", {"GroupId": group["Id"], "UserOrGroupId": uid})
     for name in u.get("permissionSetLicenses", []):
         psl = state.one("PermissionSetLicense", DeveloperName=name)
         if psl is None:

@@ -75,6 +75,19 @@ def api_name(text_value: str, suffix: str = "", tag: str = "") -> str:
     return s[: 80 - len(tail)].rstrip("_") + tail
 
 
+def profile_name(text_value: str, limit: int = 80) -> str:
+    """A profile name whose Metadata API name is the name itself: ASCII letters, digits, spaces, ``-``
+    and ``_`` only. Salesforce percent-encodes other characters in a profile's API name (``:`` as
+    ``%3A``, ``.`` as ``%2E``: real projects' file names) [which ones exactly is U], so a generated
+    profile keeps to these and its record, its file and its deploy all use one name. At most
+    ``limit`` characters (a label of up to 255 is allowed; a long one is shortened with a hash)."""
+    s = re.sub(r"[^A-Za-z0-9 _-]+", " ", transliterate(text_value))
+    s = re.sub(r"\s+", " ", s).strip(" -_") or "X" + short_hash(text_value, 6)
+    if len(s) > limit:
+        s = s[: limit - 7].rstrip(" -_") + " " + short_hash(text_value, 6)
+    return s
+
+
 @dataclass(frozen=True)
 class Request:
     """A generated component that needs a name."""

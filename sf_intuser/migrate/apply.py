@@ -122,6 +122,9 @@ class UserNow:
     groups: dict[str, dict] = field(default_factory=dict)    # developer name -> {id, groupId, expires}
     psls: dict[str, dict] = field(default_factory=dict)      # PSL id[:15] -> {id, name}
     packages: dict[str, str] = field(default_factory=dict)   # PackageLicense id[:15] -> UPL id
+    role_id: str | None = None
+    features: set[str] = field(default_factory=set)          # UserPermissions<X> fields set
+    memberships: dict[str, str] = field(default_factory=dict)  # Group id[:15] -> GroupMember id
 
 
 @dataclass
@@ -136,16 +139,20 @@ class OrgNow:
 
 
 def read_now(runner: SfRunner, target_org: str | None, api_version: str, user_ids: Iterable[str],
-             profiles: Iterable[str], sets: Iterable[str], groups: Iterable[str]) -> OrgNow:
-    """One Composite Batch (for up to 300 users; one more per 300): the users, their assignments of
-    every kind, the profiles, permission sets and groups by name, the integration PSL, and the
-    SetupEntityAccess rows of the named sets."""
+             profiles: Iterable[str], sets: Iterable[str], groups: Iterable[str],
+             features: Iterable[str] = ()) -> OrgNow:
+    """One Composite Batch (for up to 300 users; one more per 300): the users (with their role and the
+    feature license fields ``features``, which the snapshot found in the org's User describe), their
+    assignments of every kind and group memberships, the profiles, permission sets and groups by name,
+    the integration PSL, and the SetupEntityAccess rows of the named sets."""
     ids = sorted(set(user_ids))
     q: dict[str, str] = {"org": "SELECT Id FROM Organization"}
+    extra = "".join(", " + f for f in sorted(set(features)))
     for i, g in enumerate(chunks(ids, IDS_PER_QUERY)):
         u = in_list(g)
-        q[f"users{i}"] = f"SELECT Id, Username, IsActive, ProfileId, Profile.Name, Profile.UserLicense.Name FROM User " \
-                         f"WHERE Id IN {u}"
+        q[f"users{i}"] = f"SELECT Id, Username, IsActive, ProfileId, Profile.Name, Profile.UserLicense.Name, " \
+                         f"UserRoleId{extra} FROM User WHERE Id IN {u}"
+        q[f"members{i}"] = f"SELECT Id, GroupId, UserOrGroupId FROM GroupMember WHERE UserOrGroupId IN {u}"
         q[f"psa{i}"] = ("SELECT Id, AssigneeId, PermissionSetId, PermissionSet.Name, PermissionSet.IsOwnedByProfile, "
                         "PermissionSetGroupId, PermissionSetGroup.DeveloperName, ExpirationDate FROM "
                         f"PermissionSetAssignment WHERE AssigneeId IN {u}")
@@ -169,8 +176,12 @@ def read_now(runner: SfRunner, target_org: str | None, api_version: str, user_id
         return [x for k in sorted(r) if k.startswith(prefix) and k[len(prefix):].isdigit() for x in r[k]]
 
     users = {x["Id"]: UserNow(x["Id"], str(x.get("Username")), bool(x.get("IsActive")), str(x.get("ProfileId")),
-                              str(_rel(x, "Profile.Name")), str(_rel(x, "Profile.UserLicense.Name")))
+                              str(_rel(x, "Profile.Name")), str(_rel(x, "Profile.UserLicense.Name")),
+                              role_id=x.get("UserRoleId"), features={f for f in features if x.get(f)})
              for x in rows("users")}
+    for x in rows("members"):
+        if x.get("UserOrGroupId") in users:
+            users[x["UserOrGroupId"]].memberships[_id15(x.get("GroupId"))] = x["Id"]
     for x in rows("psa"):
         u = users.get(x.get("AssigneeId"))
         if u is None or _rel(x, "PermissionSet.IsOwnedByProfile"):
@@ -214,10 +225,16 @@ def _names(run: Run) -> tuple[set[str], set[str], set[str]]:
     return profiles, sets, groups
 
 
+def _features(run: Run) -> set[str]:
+    """The feature license fields the snapshot's users hold (fields the org's User describe listed)."""
+    return {f for b in run.plan["rollback"]["users"] for f in b.get("featureLicenses") or ()}
+
+
 def _read(runner: SfRunner, run: Run, target_org: str | None, user_ids: Iterable[str]) -> OrgNow:
     profiles, sets, groups = _names(run)
     try:
-        now = read_now(runner, target_org, run.plan["org"]["apiVersion"], user_ids, profiles, sets, groups)
+        now = read_now(runner, target_org, run.plan["org"]["apiVersion"], user_ids, profiles, sets, groups,
+                       _features(run))
     except SfError as exc:
         raise Failure(exc.name, f"The org could not be read: {exc.message}; nothing was changed",
                       exc.exit_code or 1, exc.actions) from None
@@ -251,17 +268,34 @@ def differences_from_snapshot(now: UserNow | None, before: dict) -> list[str]:
     was_p = {_id15(p["packageLicenseId"]): p["namespace"] for p in before["packageLicenses"]}
     out += [f"package license {was_p[k]} removed" for k in sorted(set(was_p) - set(now.packages))]
     out += [f"package license {k} added" for k in sorted(set(now.packages) - set(was_p))]
+    return out + _record_differences(now, before, exact=True)
+
+
+def _record_differences(now: UserNow, before: dict, exact: bool) -> list[str]:
+    """Role, public group and queue memberships, and (``exact``) feature licenses against the snapshot.
+    A snapshot taken before these were read has none of the keys, and nothing is compared."""
+    out = []
+    if "roleId" in before and _id15(now.role_id) != _id15(before["roleId"]):
+        out.append(f"role {before.get('role') or 'none'} is now {now.role_id or 'none'}")
+    was_m = {_id15(m["groupId"]): m["name"] for m in before.get("memberships") or ()}
+    out += [f"member of {was_m[k]} no more" for k in sorted(set(was_m) - set(now.memberships))]
+    if exact and "featureLicenses" in before:
+        was_f = set(before["featureLicenses"])
+        out += [f"feature license {f[len('UserPermissions'):]} removed" for f in sorted(was_f - now.features)]
+        out += [f"feature license {f[len('UserPermissions'):]} added" for f in sorted(now.features - was_f)]
     return out
 
 
-def differences_from_target(now: UserNow | None, user: dict, org: OrgNow, empty: set[str]) -> list[str]:
+def differences_from_target(now: UserNow | None, user: dict, org: OrgNow, empty: set[str],
+                            before: dict | None = None) -> list[str]:
     """What differs between a user in the org and the plan's target for it (``empty``: generated sets
     left unassigned because nothing remained in them)."""
     if now is None:
         return ["the user no longer exists"]
     to = user["to"]
     out = []
-    if now.profile.lower() != to["profile"].lower():
+    if (_id15(now.profile_id) != _id15(to["profileId"])) if to.get("profileId") else \
+            now.profile.lower() != to["profile"].lower():
         out.append(f"profile is {now.profile}, planned {to['profile']}")
     if now.license != to["license"]:
         out.append(f"license is {now.license}, planned {to['license']}")
@@ -280,7 +314,8 @@ def differences_from_target(now: UserNow | None, user: dict, org: OrgNow, empty:
     for p in user.get("packages", []):
         if _id15(p["packageLicenseId"]) not in now.packages:
             out.append(f"package license {p['namespace']} missing")
-    return out
+    # role and memberships as before the move; feature licenses the license refuses are reported, not a difference
+    return out + (_record_differences(now, before, exact=False) if before else [])
 
 
 # --- metadata with the journal's amendments ----------------------------------------------------
@@ -468,7 +503,7 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
     # 3. switch profiles, and so licenses
     targets = {}
     for u in users:
-        pid = now.profiles.get(u["to"]["profile"].lower())
+        pid = u["to"].get("profileId") or now.profiles.get(u["to"]["profile"].lower())
         if pid is None:
             raise _Stop("switch-profiles", SfError("ProfileNotFound", f"profile {u['to']['profile']} is not in the "
                                                    "org after the deploy"))
@@ -489,22 +524,27 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
         progress(f"Moving {len(to_switch)} user(s) to their API-only profile")
         j.append(APPLY, "intent", "switch-profiles", records=[
             {"userId": u["id"], "user": u["username"], "profileId": targets[u["id"]]} for u in to_switch])
+        # feature licenses go with the switch (a license that can't hold them may clear them or refuse the
+        # switch: [U]); the grant step sets them again where the new license allows
         res = _writes(runner, "switch-profiles", [commands.Write("u", "PATCH", "User", [
-            {"Id": u["id"], "ProfileId": targets[u["id"]]} for u in to_switch])], target_org, api)["u"]
+            {"Id": u["id"], "ProfileId": targets[u["id"]],
+             **{f: False for f in sorted(now.users[u["id"]].features)}} for u in to_switch])], target_org, api)["u"]
         j.append(APPLY, "outcome", "switch-profiles", results=[
             {"userId": u["id"], "ok": x.success, "code": x.code, "message": x.message} for u, x in zip(to_switch, res)])
         for u, x in zip(to_switch, res):
             if x.success:
                 switched.add(u["id"])
+                now.users[u["id"]].features = set()
             else:
                 failures[u["id"]] = _switch_failure(u, x)
     moved = [u for u in users if u["id"] not in failures and now.users.get(u["id"]) is not None]
 
     # 4. access again: PSL, sets, groups, connected apps, package licenses
     empty = _empty_sets(run)
+    not_kept: dict[str, dict] = {}    # user id -> {feature: why}: feature licenses the new license refused
     for round_ in range(MAX_AMEND_ROUNDS + 1):
         ids = _component_ids(run, now)
-        ops, meta = _grant_ops(run, now, moved, switched, ids, empty)
+        ops, meta = _grant_ops(run, now, moved, switched, ids, empty, not_kept)
         if not any(o.records for o in ops):
             break
         progress(f"Giving access back to {len({m['userId'] for m in meta if m.get('userId')})} user(s)")
@@ -518,6 +558,9 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
         drops: dict[str, set[str]] = {}
         for m, x in zip(meta, flat):
             if _ok(x):
+                continue
+            if m["kind"] == "features":
+                not_kept[m["userId"]] = {f: x.message or x.code for f in m["fields"]}
                 continue
             hit = REFUSED_PERMISSION.search(x.message)
             generated = {g["name"] for g in run.plan["generated"] if g["type"] == "PermissionSet"}
@@ -557,7 +600,7 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
             report.append({"userId": u["id"], "username": u["username"], "outcome": f["outcome"],
                            "reason": f["reason"], "fix": f["fix"], "differences": diffs})
         else:
-            diffs = differences_from_target(after.users.get(u["id"]), u, after, empty)
+            diffs = differences_from_target(after.users.get(u["id"]), u, after, empty, run.before.get(u["id"]))
             report.append({"userId": u["id"], "username": u["username"], "outcome": "moved" if not diffs else
                            "differs", "differences": diffs})
     j.append(APPLY, "outcome", "verify", users=report, emptySets=sorted(empty))
@@ -576,6 +619,8 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
                             **({"fix": r["fix"]} if r.get("fix") else {}),
                             **({"differences": r["differences"]} if r["differences"] else {})} for r in failed],
               "dropped": [{"permissionSet": k, "permissions": sorted(v)} for k, v in sorted(j.amendments().items())],
+              "notKept": [{"username": by_id[uid]["username"], "featureLicense": f[len("UserPermissions"):],
+                           "reason": why} for uid, fs in sorted(not_kept.items()) for f, why in sorted(fs.items())],
               "notAssigned": sorted(empty), "journal": str(run.folder / runs.JOURNAL),
               "sfCalls": len(runner.calls)}
     return Outcome(result, code, lines)
@@ -670,16 +715,31 @@ def _component_ids(run: Run, now: OrgNow) -> dict[str, str]:
 
 
 def _grant_ops(run: Run, now: OrgNow, moved: list[dict], switched: set[str], ids: dict[str, str],
-               empty: set[str]) -> tuple[list[commands.Write], list[dict]]:
+               empty: set[str], not_kept: dict[str, dict] | None = None) -> tuple[list[commands.Write], list[dict]]:
     """The records still missing for the moved users. A user switched in this run holds nothing any
     more when the org strips assignments with the license (the documented behaviour); when it does not,
-    the org answers DUPLICATE_VALUE, which counts as done."""
-    psl, sets, groups, access, packages = [], [], [], [], []
-    meta_psl, meta_sets, meta_groups, meta_access, meta_pkg = [], [], [], [], []
+    the org answers DUPLICATE_VALUE, which counts as done. The user's role, group and queue memberships
+    and feature licenses are set again as the snapshot holds them where they differ (feature licenses
+    the new license refused once, ``not_kept``, are not asked for again)."""
+    psl, sets, groups, access, packages, roles, features, members = [], [], [], [], [], [], [], []
+    meta_psl, meta_sets, meta_groups, meta_access, meta_pkg, meta_rec = [], [], [], [], [], []
     seen_access: set[tuple[str, str]] = set()
     for u in moved:
         cur = now.users[u["id"]]
         fresh = u["id"] in switched
+        b = run.before.get(u["id"], {})
+        # a user switched in this run may have lost its role and memberships with the license [U]: set again
+        if "roleId" in b and (fresh and b["roleId"] or _id15(cur.role_id) != _id15(b["roleId"])):
+            roles.append({"Id": u["id"], "UserRoleId": b["roleId"]})
+            meta_rec.append({"kind": "role", "userId": u["id"], "name": b.get("role") or "none", "roleId": b["roleId"]})
+        want_f = sorted(set(b.get("featureLicenses") or ()) - cur.features - set((not_kept or {}).get(u["id"], {})))
+        if want_f:
+            features.append({"Id": u["id"], **{f: True for f in want_f}})
+            meta_rec.append({"kind": "features", "userId": u["id"], "name": ", ".join(want_f), "fields": want_f})
+        for m in b.get("memberships") or ():
+            if fresh or _id15(m["groupId"]) not in cur.memberships:
+                members.append({"GroupId": m["groupId"], "UserOrGroupId": u["id"]})
+                meta_rec.append({"kind": "member", "userId": u["id"], "name": m["name"], "groupId": m["groupId"]})
         if now.psl_id and (fresh or _id15(now.psl_id) not in cur.psls):
             psl.append({"AssigneeId": u["id"], "PermissionSetLicenseId": now.psl_id})
             meta_psl.append({"kind": "psl", "userId": u["id"], "name": rules.INTEGRATION_PSL})
@@ -713,8 +773,16 @@ def _grant_ops(run: Run, now: OrgNow, moved: list[dict], switched: set[str], ids
            commands.Write("sets", "POST", "PermissionSetAssignment", sets),
            commands.Write("groups", "POST", "PermissionSetAssignment", groups),
            commands.Write("access", "POST", "SetupEntityAccess", access),
-           commands.Write("packages", "POST", "UserPackageLicense", packages)]
-    return ops, meta_psl + meta_sets + meta_groups + meta_access + meta_pkg
+           commands.Write("packages", "POST", "UserPackageLicense", packages),
+           commands.Write("roles", "PATCH", "User", roles),
+           commands.Write("features", "PATCH", "User", features),
+           commands.Write("members", "POST", "GroupMember", members)]
+    return ops, meta_psl + meta_sets + meta_groups + meta_access + meta_pkg + _ordered(meta_rec)
+
+
+def _ordered(meta: list[dict]) -> list[dict]:
+    """The user-record metadata in the order of the writes: roles, then features, then memberships."""
+    return [m for k in ("role", "features", "member") for m in meta if m["kind"] == k]
 
 
 def _record_grants(now: OrgNow, meta: list[dict], results: list[commands.RecordResult], ids: dict[str, str]) -> None:
@@ -733,6 +801,12 @@ def _record_grants(now: OrgNow, meta: list[dict], results: list[commands.RecordR
             now.access[(_id15(m["parentId"]), _id15(m["entityId"]))] = x.id or ""
         elif m["kind"] == "package" and cur is not None:
             cur.packages[_id15(m["packageLicenseId"])] = x.id or ""
+        elif m["kind"] == "role" and cur is not None:
+            cur.role_id = m["roleId"]
+        elif m["kind"] == "features" and cur is not None:
+            cur.features |= set(m["fields"])
+        elif m["kind"] == "member" and cur is not None:
+            cur.memberships[_id15(m["groupId"])] = x.id or ""
 
 
 # --- rollback -----------------------------------------------------------------------------------
@@ -784,6 +858,10 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
             commands.Write("sea", "DELETE", "SetupEntityAccess", [{"Id": r} for r in revoke]),
             commands.Write("user", "PATCH", "User", patch)]
     switched_back: set[str] = set()
+    # the results come back collection by collection: the metadata in the same order
+    order1 = {"unassign-set": 0, "unassign-group": 0, "unassign-psl": 1, "unassign-package": 2, "revoke-access": 3,
+              "profile": 4}
+    meta1.sort(key=lambda m: order1[m["kind"]])
     if meta1:
         j.append(kind, "intent", f"{step}:remove", records=meta1)
         res = _writes(runner, f"{step}:remove", ops1, target_org, api)
@@ -800,7 +878,7 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
                 cur = now.users[m["userId"]]
                 {"unassign-set": cur.sets, "unassign-group": cur.groups}.get(m["kind"], {}).pop(m["name"], None)
     # then what the snapshot holds and is missing; after a switch across licenses nothing is held
-    add_psla, add_sets, add_groups, add_upl = [], [], [], []
+    add_psla, add_sets, add_groups, add_upl, add_rec, add_members = [], [], [], [], [], []
     meta2: list[dict] = []
     for uid in user_ids:
         cur, b = now.users.get(uid), run.before[uid]
@@ -823,6 +901,20 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
             if fresh or _id15(p["packageLicenseId"]) not in cur.packages:
                 add_upl.append({"UserId": uid, "PackageLicenseId": p["packageLicenseId"]})
                 meta2.append({"kind": "package", "userId": uid, "name": p["namespace"]})
+        # the user record as the snapshot holds it: role and feature licenses (after the switch back, which
+        # may clear them [U]), and the public groups and queues it was in
+        rec: dict[str, Any] = {}
+        if "roleId" in b and (fresh or _id15(cur.role_id) != _id15(b["roleId"])):
+            rec["UserRoleId"] = b["roleId"]
+        gone = set(b.get("featureLicenses") or ()) - (set() if fresh else cur.features)
+        rec.update({f: True for f in sorted(gone)})
+        if rec:
+            add_rec.append({"Id": uid, **rec})
+            meta2.append({"kind": "user-record", "userId": uid, "name": ", ".join(sorted(rec))})
+        for m in b.get("memberships") or ():
+            if fresh or _id15(m["groupId"]) not in cur.memberships:
+                add_members.append({"GroupId": m["groupId"], "UserOrGroupId": uid})
+                meta2.append({"kind": "member", "userId": uid, "name": m["name"]})
     drop_sets = []
     if delete_generated:
         still = {n for u in now.users.values() for n in u.sets}
@@ -834,7 +926,11 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
             commands.Write("sets", "POST", "PermissionSetAssignment", add_sets),
             commands.Write("groups", "POST", "PermissionSetAssignment", add_groups),
             commands.Write("upl", "POST", "UserPackageLicense", add_upl),
-            commands.Write("drop", "DELETE", "PermissionSet", drop_sets)]
+            commands.Write("drop", "DELETE", "PermissionSet", drop_sets),
+            commands.Write("rec", "PATCH", "User", add_rec),
+            commands.Write("members", "POST", "GroupMember", add_members)]
+    order2 = {"psl": 0, "set": 1, "group": 2, "package": 3, "delete-permission-set": 4, "user-record": 5, "member": 6}
+    meta2.sort(key=lambda m: order2[m["kind"]])
     if meta2:
         j.append(kind, "intent", f"{step}:add", records=meta2)
         res = _writes(runner, f"{step}:add", ops2, target_org, api)
@@ -911,7 +1007,7 @@ def verify(runner: SfRunner, folder: Path, target_org: str | None) -> Outcome:
     empty = _empty_sets(run)
     report = []
     for u in users:
-        diffs = differences_from_target(now.users.get(u["id"]), u, now, empty)
+        diffs = differences_from_target(now.users.get(u["id"]), u, now, empty, run.before.get(u["id"]))
         report.append({"username": u["username"], "reached": not diffs, "differences": diffs})
     result = {"runDir": str(folder), "users": report, "reached": sum(r["reached"] for r in report),
               "differ": sum(not r["reached"] for r in report), "sfCalls": len(runner.calls)}

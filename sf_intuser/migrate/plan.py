@@ -138,6 +138,20 @@ def _ps_request(kind: str, name: str) -> tuple[str, str, Any]:
         lambda n: naming.api_name(name, SUFFIX, tag=naming.short_hash(source, n))
 
 
+def standard_api_profile(inv: Inventory):
+    """The org's "Minimum Access - API Only Integrations" profile, found by its Metadata API name (which
+    is that name: its retrieved files, salesforce-facts A1) or, in a snapshot without API names, by its
+    SOQL name. Whether a translated org shows that label translated is [U]: the API name holds either way."""
+    names = inv.profile_api or {}
+    return next((p for p in inv.api_profiles if names.get(p.id[:15]) == rules.STANDARD_API_PROFILE), None) or \
+        next((p for p in inv.api_profiles if p.name == rules.STANDARD_API_PROFILE), None)
+
+
+def profile_label(label: str, api: str) -> str:
+    """A profile for people: its label, and its Metadata API name where that differs."""
+    return f"{label!r}" if not api or api == label else f"{label!r} (Metadata API name {api})"
+
+
 def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: Request) -> Plan:
     refusals = rules.OrgRefusals(inv.org_permissions, inv.psl_maximum)
     user_licenses = frozenset(lic.name for lic in inv.user_licenses)
@@ -168,8 +182,9 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
                                               "WHERE Username LIKE '%part%'\") and plan it again"))
             continue
         entry.update({"username": u.username, "id": u.id, "name": u.name,
-                      "from": {"profile": u.profile, "profileId": u.profile_id, "license": u.license,
-                               "licenseId": u.license_id}})
+                      "from": {"profile": u.profile, "profileId": u.profile_id,
+                               "profileApiName": inv.profile_api_name(u.profile_id, u.profile),
+                               "license": u.license, "licenseId": u.license_id}})
         if not u.active:
             entry["blockers"].append(_blocker("the user is inactive: it holds no seat, so moving it saves nothing",
                                               "Leave it out, or activate it first if it is still needed"))
@@ -196,13 +211,15 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
     rebuilt: dict[str, dict] = {}                  # group name -> its plan
     policies: dict[str, tuple[profile_md.LoginPolicy, set[str]]] = {}
     policy_key: dict[str, str] = {}                # username -> key in policies
-    std_profile = next((p for p in inv.api_profiles if p.name == rules.STANDARD_API_PROFILE), None)
+    std_profile = standard_api_profile(inv)
     for u, entry, ov in per_user:
         blockers = entry["blockers"]
-        data = profiles.get(u.profile)
+        api = inv.profile_api_name(u.profile_id, u.profile)
+        data = profiles.get(api)
         if data is None:
-            blockers.append(_blocker(f"the profile {u.profile!r} was not retrieved",
-                                     "Run the plan again; if it stays, check the profile exists and can be retrieved"))
+            blockers.append(_blocker(f"the profile {profile_label(u.profile, api)} was not retrieved",
+                                     "Run the plan again; if it stays, check the profile exists and can be retrieved "
+                                     f"(sf project retrieve start --metadata \"Profile:{api or u.profile}\")"))
             continue
         try:
             root = parse(data, f"Profile {u.profile}").root
@@ -371,9 +388,10 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
                                                 prefix=API_PROFILE_PREFIX)
     for rw in api_plan.profiles:
         first = rw.sources[0]
-        base = f"{API_PROFILE_PREFIX}{first}"[:255]
+        # label and API name alike (naming.profile_name), whatever the source profile is called
+        base = naming.profile_name(f"{API_PROFILE_PREFIX}{first}")
         gen.want("Profile", f"profile {first}", base,
-                 lambda n, b=base, f=first: f"{b[:240]} ({naming.short_hash(f'profile {f}', n)})")
+                 lambda n, b=base, f=first: f"{b[:70]} ({naming.short_hash(f'profile {f}', n)})")
     gen.allocate()
     warnings.extend(gen.warnings)
     files: dict[str, bytes] = {}
@@ -388,10 +406,11 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
                           "file": "metadata/" + _file_name(type_name, name),
                           "exists": gen.exists(type_name, name)})
 
-    needed_profiles = {e["_profileSource"]: (u.profile, ov.permission_set) for u, e, ov in planned}
-    for source, (pname, override) in sorted(needed_profiles.items()):
+    needed_profiles = {e["_profileSource"]: (u.profile, inv.profile_api_name(u.profile_id, u.profile),
+                                             ov.permission_set) for u, e, ov in planned}
+    for source, (pname, api, override) in sorted(needed_profiles.items()):
         name = gen.name("PermissionSet", source) if not override else override
-        rw = profile_md.to_permission_set(profiles[pname], pname, ps_name=name, license=req.license,
+        rw = profile_md.to_permission_set(profiles[api], pname, ps_name=name, license=req.license,
                                           refused=refusals, file=f"profile {pname}")
         changes.extend(rw.changes)
         put("PermissionSet", name, rw.data, f"profile {pname}", "from-profile")
@@ -453,6 +472,9 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
         e["to"] = {"profile": target, "license": rules.INTEGRATION_USER_LICENSE,
                    "profileHow": "standard profile: nothing to create" if std else how.get(target, "deploy"),
                    "permissionSet": profile_set, "permissionSetLicense": rules.INTEGRATION_PSL}
+        if std and std_profile is not None:
+            # by id: the standard profile's label may be shown translated (salesforce-facts A8) [U]
+            e["to"]["profileId"] = std_profile.id
         e["rewritten"].insert(0, {"kind": "Profile", "name": u.profile,
                                   "reason": f"its access moves to the license-less permission set {profile_set}; the "
                                             f"user moves to {target}"})
@@ -516,6 +538,10 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
                              f"{entries['CustomPermission']} custom permission(s) from the profile)"
                              if any(entries.values()) else ""))
         e.pop("_profileSource", None)
+        state = user_record_state(inv, u.id)
+        if state:
+            e["userRecord"] = {**{k: state[k] for k in ("role", "featureLicenses", "memberships")},
+                               "how": USER_RECORD_HOW}
         steps_switch.append({"user": u.username, "userId": u.id, "from": {"profileId": u.profile_id,
                                                                         "profile": u.profile},
                              "to": {"profile": target}})
@@ -650,6 +676,28 @@ def _steps(generated: list[dict], how: Mapping[str, str], switch: list, psl: lis
     return steps
 
 
+def user_record_state(inv: Inventory, uid: str) -> dict:
+    """A user's role, public group and queue memberships and feature licenses, as the snapshot holds
+    them (absent in a snapshot taken before they were read: then nothing is restored or checked)."""
+    rec = inv.user_record(uid)
+    if rec is None:
+        return {}
+    return {"roleId": rec.role_id, "role": rec.role, "featureLicenses": list(rec.features),
+            "memberships": [{"groupId": m.group_id, "name": m.group_name, "type": m.group_type}
+                            for m in inv.of_user(inv.memberships, uid)]}
+
+
+#: what a change of license does to a user's role, groups and feature licenses is [U] (no source):
+#: the plan says what it keeps either way
+USER_RECORD_HOW = {
+    "role": "kept by the move if Salesforce keeps it ([U]); otherwise set again right after the switch",
+    "memberships": "kept by the move if Salesforce keeps them ([U]); any removed are added again right after the switch",
+    "featureLicenses": ("cleared with the switch and set again right after it where the Salesforce Integration license "
+                        "allows them ([U]); any the license refuses are reported as not kept, and rollback gives them "
+                        "back"),
+}
+
+
 def _rollback(inv: Inventory, entries: list[dict]) -> dict:
     """Each planned user's state before the move, from the snapshot: what a rollback restores."""
     users = []
@@ -657,6 +705,7 @@ def _rollback(inv: Inventory, entries: list[dict]) -> dict:
         uid = e["id"]
         users.append({
             "user": e["username"], "userId": uid, "profileId": e["from"]["profileId"], "profile": e["from"]["profile"],
+            "profileApiName": e["from"].get("profileApiName") or e["from"]["profile"],
             "permissionSets": [{"permissionSetId": a.ps_id, "name": a.ps_name, "expires": a.expires}
                                for a in inv.of_user(inv.assignments, uid) if not a.owned and not a.group_id],
             "groups": [{"groupId": a.group_id, "name": a.group_name, "expires": a.expires}
@@ -665,6 +714,7 @@ def _rollback(inv: Inventory, entries: list[dict]) -> dict:
                                       for p in inv.of_user(inv.psl_assignments, uid)],
             "packageLicenses": [{"packageLicenseId": p.package_id, "namespace": p.namespace}
                                 for p in inv.of_user(inv.package_assignments, uid)],
+            **user_record_state(inv, uid),
         })
     return {"from": "snapshot/inventory.json", "users": users}
 

@@ -130,12 +130,14 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
 
     # 1. production's profiles, sets and groups
     names: dict[str, set[str]] = {"Profile": set(), "PermissionSet": set(), "PermissionSetGroup": set()}
+    labels: dict[str, str] = {}      # profile API name -> production's label
     for u in planned:
         b = before[u["id"]]
-        names["Profile"].add(b["profile"])
+        labels[b.get("profileApiName") or b["profile"]] = b["profile"]
+        names["Profile"].add(b.get("profileApiName") or b["profile"])
         names["PermissionSet"].update(p["name"] for p in b["permissionSets"])
         names["PermissionSetGroup"].update(g["name"] for g in b["groups"])
-    _create_missing_profiles(runner, run_dir, on, api, names["Profile"], progress)
+    profiles = _create_missing_profiles(runner, run_dir, on, api, labels, progress)
     with tempfile.TemporaryDirectory(prefix="sf-intuser-rehearse-") as tmp:
         n = _production_metadata(run_dir, names, api, Path(tmp))
         progress(f"Deploying production's {n} profile(s), permission set(s) and group(s) to {on}")
@@ -153,7 +155,6 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
     psl_names = {p["name"] for u in planned for p in before[u["id"]]["permissionSetLicenses"]}
     namespaces = {p["namespace"] for u in planned for p in before[u["id"]]["packageLicenses"] if p.get("namespace")}
     found = commands.query_all(runner, {
-        "profiles": f"SELECT Id, Name FROM Profile WHERE Name IN {in_list(names['Profile'])}",
         "sets": "SELECT Id, Name FROM PermissionSet WHERE IsOwnedByProfile = false AND Name IN "
                 + in_list(names["PermissionSet"] or {"-"}),
         "groups": "SELECT Id, DeveloperName FROM PermissionSetGroup WHERE DeveloperName IN "
@@ -167,9 +168,9 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
     def by(key: str, field: str) -> dict[str, str]:
         return {r[field]: r["Id"] for r in found[key]}
 
-    profiles, sets, groups = by("profiles", "Name"), by("sets", "Name"), by("groups", "DeveloperName")
+    sets, groups = by("sets", "Name"), by("groups", "DeveloperName")
     psls, packages = by("psls", "DeveloperName"), by("packages", "NamespacePrefix")
-    missing = sorted(names["Profile"] - set(profiles))
+    missing = sorted(set(names["Profile"]) - set(profiles))
     if missing:
         raise Failure("RehearsalProfileMissing", f"{on} has no profile {', '.join(missing)} after the deploy",
                       actions=["Rehearse in a sandbox copied from production"])
@@ -177,7 +178,9 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
               "LastName": f"{u.get('name') or u['username']} {MARKER}"[:80],
               "Email": f"rehearsal-{tag}@example.invalid", "Alias": f"rh{tag}",
               "TimeZoneSidKey": "GMT", "LocaleSidKey": "en_US", "EmailEncodingKey": "UTF-8",
-              "LanguageLocaleKey": "en_US", "ProfileId": profiles[before[u["id"]]["profile"]]} for u in planned]
+              "LanguageLocaleKey": "en_US",
+              "ProfileId": profiles[before[u["id"]].get("profileApiName") or before[u["id"]]["profile"]]}
+             for u in planned]
     progress(f"Creating {len(users)} stand-in user(s) in {on}")
     created = commands.writes(runner, [commands.Write("users", "POST", "User", users)], on, api)["users"]
     failed = [f"{r['Username']}: {c.code} {c.message}" for r, c in zip(users, created) if not c.success]
@@ -256,16 +259,19 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
     return Rehearsal(result, code)
 
 
-def _create_missing_profiles(runner: SfRunner, run_dir: Path, on: str, api: str, wanted: set[str],
-                             progress: Progress) -> None:
+def _create_missing_profiles(runner: SfRunner, run_dir: Path, on: str, api: str, wanted: dict[str, str],
+                             progress: Progress) -> dict[str, str]:
     """Profiles production has and the rehearsal org lacks (a scratch org has only the standard
     ones) are created as Profile records on the same user license first: whether a deploy alone
-    creates a profile is unknown (salesforce-facts.md A4 [U]), a record works either way."""
+    creates a profile is unknown (salesforce-facts.md A4 [U]), a record works either way. ``wanted``
+    maps production's API names to their labels; the profiles are matched by API name, which does not
+    depend on the language of either org (salesforce-facts.md A8). Returns API name -> id."""
     from sf_intuser.metadata.xml import MetadataXmlError, parse, text
 
-    have = set(_ids(runner, on, f"SELECT Id, Name FROM Profile WHERE Name IN {in_list(wanted)}", "Name"))
+    listed = {str(x.get("fullName")): str(x.get("id")) for x in commands.list_metadata(runner, "Profile", on, api)}
+    have = {n: listed[n] for n in wanted if n in listed}
     licenses: dict[str, str] = {}
-    for name in sorted(wanted - have):
+    for name in sorted(set(wanted) - set(have)):
         f = run_dir / "snapshot" / "metadata" / "profiles" / f"{name}.profile"
         try:
             lic = text(parse(f.read_bytes(), str(f)).root, "userLicense")
@@ -277,7 +283,7 @@ def _create_missing_profiles(runner: SfRunner, run_dir: Path, on: str, api: str,
                                                        "again"])
         licenses[name] = lic
     if not licenses:
-        return
+        return have
     ids = _ids(runner, on, f"SELECT Id, Name FROM UserLicense WHERE Name IN {in_list(set(licenses.values()))}",
                "Name")
     lacking = sorted({lic for lic in licenses.values() if lic not in ids})
@@ -287,11 +293,12 @@ def _create_missing_profiles(runner: SfRunner, run_dir: Path, on: str, api: str,
                                                               "(a sandbox copied from production)"])
     progress(f"Creating {len(licenses)} profile(s) {on} does not have: {', '.join(sorted(licenses))}")
     res = commands.writes(runner, [commands.Write("p", "POST", "Profile", [
-        {"Name": n, "UserLicenseId": ids[lic]} for n, lic in sorted(licenses.items())])], on, api)["p"]
-    bad = [f"{n}: {r.code} {r.message}" for n, r in zip(sorted(licenses), res) if not r.success]
+        {"Name": wanted[n], "UserLicenseId": ids[lic]} for n, lic in sorted(licenses.items())])], on, api)["p"]
+    bad = [f"{wanted[n]}: {r.code} {r.message}" for n, r in zip(sorted(licenses), res) if not r.success]
     if bad:
         raise Failure("RehearsalProfileMissing", f"{on} refused the profile(s): " + "; ".join(bad),
                       actions=["Create them in the rehearsal org by hand, then run rehearse again"])
+    return {**have, **{n: str(r.id) for n, r in zip(sorted(licenses), res)}}
 
 
 def clean_up(runner: SfRunner, run_dir: Path, on: str, progress: Progress = lambda _m: None) -> Rehearsal:

@@ -42,8 +42,9 @@ API_VERSION = "60.0"
 #: ids per IN list: 300 quoted ids take about 8,100 bytes URL-encoded, half the 16,384 bytes a REST call's
 #: URI and headers may take (Salesforce KB 000386264), leaving room for the rest of the query
 IDS_PER_QUERY = 300
-#: MaximumPermissions fields per query (the same URL budget)
-FIELDS_PER_QUERY = 150
+#: MaximumPermissions fields per query: 300 names take about 13,000 bytes URL-encoded, under the 16,384 of
+#: KB 000386264 (a test checks the longest), so the known permissions fit in one subrequest of round 2
+FIELDS_PER_QUERY = 300
 
 #: the access a profile or permission set grants through SetupEntityAccess that a move must carry
 ENTITY_TYPES = ("ApexClass", "ApexPage", "ConnectedApplication", "CustomPermission")
@@ -193,6 +194,29 @@ class Access:
 
 
 @dataclass(frozen=True)
+class UserRecord:
+    """What a user record itself holds that a license change may take away [U]: its role and its
+    feature licenses (the ``UserPermissions<X>`` checkboxes set on the user: Marketing User, Knowledge
+    User, Service Cloud User, Flow User, ...; User object reference)."""
+
+    user_id: str
+    role_id: str | None
+    role: str | None
+    features: tuple[str, ...] = ()     # the checkboxes set, as their field names
+
+
+@dataclass(frozen=True)
+class Membership:
+    """A GroupMember row: the user in a public group (Type Regular) or a queue (Type Queue)."""
+
+    id: str
+    user_id: str
+    group_id: str
+    group_name: str
+    group_type: str
+
+
+@dataclass(frozen=True)
 class NamedRecord:
     id: str
     name: str
@@ -233,6 +257,14 @@ class Inventory:
     org_permissions: list[str] | None = None                            # the user permissions the org knows
     psl_maximum: dict[str, bool] | None = None                          # SalesforceAPIIntegrationPsl's maximum
     maximum_fields: list[str] | None = None                             # its MaximumPermissions fields (describe)
+    #: profile id (15 characters) -> its Metadata API name (``listMetadata`` fullName): ``Admin`` for the
+    #: profile SOQL calls System Administrator (or its translation), ``Custom%3A Sales`` for "Custom:
+    #: Sales" (salesforce-facts A8; salesforce.stackexchange q 113370). None: not read (an older snapshot).
+    profile_api: dict[str, str] | None = None
+    #: the User fields holding feature licenses this org has (User describe); None: not read
+    feature_fields: list[str] | None = None
+    user_records: list[UserRecord] = field(default_factory=list)
+    memberships: list[Membership] = field(default_factory=list)
 
     # --- lookups ------------------------------------------------------------------------------
 
@@ -261,8 +293,23 @@ class Inventory:
     def of_user(self, items: Iterable[Any], user_id: str) -> list[Any]:
         return [i for i in items if i.user_id[:15] == user_id[:15]]
 
+    def user_record(self, user_id: str) -> UserRecord | None:
+        return next((r for r in self.user_records if r.user_id[:15] == user_id[:15]), None)
+
     def profile_set(self, profile_id: str) -> NamedRecord | None:
         return next((p for p in self.profile_sets if (p.profile_id or "")[:15] == profile_id[:15]), None)
+
+    def profile_api_name(self, profile_id: str, label: str = "") -> str:
+        """The Metadata API name of a profile: what a retrieve, a deploy and a file name use. A snapshot
+        taken before the names were read used the label, and keeps doing so."""
+        if self.profile_api is None:
+            return label
+        return self.profile_api.get(profile_id[:15], "")
+
+    def set_profile_names(self, listed: Iterable[Mapping[str, Any]]) -> None:
+        """Profile API names from ``sf org list metadata -m Profile`` (fullName and id of each)."""
+        self.profile_api = {str(x.get("id") or "")[:15]: str(x.get("fullName") or "")
+                            for x in listed if x.get("id") and x.get("fullName")}
 
     def access_of(self, parent_id: str) -> list[Access]:
         return [a for a in self.access if a.parent_id[:15] == parent_id[:15]]
@@ -278,7 +325,7 @@ class Inventory:
                  "generated_sets": NamedRecord, "generated_groups": NamedRecord, "users": User, "logins": Login, "tokens": Token,
                  "assignments": Assignment, "psl_assignments": PslAssignment,
                  "package_assignments": PackageAssignment, "components": Component, "access": Access,
-                 "profile_sets": NamedRecord}
+                 "profile_sets": NamedRecord, "user_records": UserRecord, "memberships": Membership}
         values: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in data:
@@ -286,6 +333,8 @@ class Inventory:
             v = data[f.name]
             if f.name == "org":
                 v = Org(**v)
+            elif f.name == "user_records":
+                v = [UserRecord(**{**x, "features": tuple(x.get("features") or ())}) for x in v]
             elif f.name in kinds:
                 v = [kinds[f.name](**x) for x in v]
             values[f.name] = v
@@ -352,7 +401,8 @@ def read_org(runner: SfRunner, org: Org, *, days: int, api_login_types: Iterable
                              " = true AND PermissionSet.IsOwnedByProfile = false AND Assignee.IsActive = true")
         q["apiLogins"] = (f"SELECT UserId, COUNT(Id) n FROM LoginHistory WHERE LoginTime = LAST_N_DAYS:{int(days)} "
                           f"AND LoginType IN {in_list(types)} GROUP BY UserId")
-    describes = {"psDescribe": "PermissionSet", "pslDescribe": "PermissionSetLicense"} if describe else {}
+    describes = {"psDescribe": "PermissionSet", "pslDescribe": "PermissionSetLicense",
+                 "userDescribe": "User"} if describe else {}
     try:
         r = commands.query_all(runner, q, target, org.api_version, describes)
     except commands.QueryFailed as exc:
@@ -402,6 +452,9 @@ def read_org(runner: SfRunner, org: Org, *, days: int, api_login_types: Iterable
     if describe:
         inv.org_permissions = _permission_fields(r.get("psDescribe"), "Permissions")
         inv.maximum_fields = _permission_fields(r.get("pslDescribe"), "MaximumPermissions") if inv.psl() else None
+        # only the feature license fields this org has: querying one it lacks fails the whole batch
+        features = _permission_fields(r.get("userDescribe"), "UserPermissions")
+        inv.feature_fields = None if features is None else ["UserPermissions" + f for f in features]
     return inv
 
 
@@ -456,6 +509,11 @@ def read_users(runner: SfRunner, inv: Inventory, user_ids: Iterable[str], *, dee
                                "PermissionSetGroupId IN (SELECT PermissionSetGroupId FROM PermissionSetAssignment "
                                f"WHERE AssigneeId IN {u})")
         _access_queries(q, "set", i, assigned, ENTITY_TYPES, deep)
+        if deep:
+            features = "".join(", " + f for f in inv.feature_fields or ())
+            q[f"userRecords{i}"] = f"SELECT Id, UserRoleId, UserRole.Name{features} FROM User WHERE Id IN {u}"
+            q[f"members{i}"] = ("SELECT Id, GroupId, Group.Name, Group.Type, UserOrGroupId FROM GroupMember WHERE "
+                                f"UserOrGroupId IN {u}")
     for i, g in enumerate(chunks(profiles, IDS_PER_QUERY)):
         owned = f"SELECT Id FROM PermissionSet WHERE ProfileId IN {in_list(g)}"
         q[f"profileSets{i}"] = f"SELECT Id, Name, Label, ProfileId FROM PermissionSet WHERE ProfileId IN {in_list(g)}"
@@ -497,6 +555,14 @@ def read_users(runner: SfRunner, inv: Inventory, user_ids: Iterable[str], *, dee
     inv.profile_sets += [NamedRecord(x["Id"], _s(x.get("Name")), _s(x.get("Label")), profile_id=x.get("ProfileId"))
                          for x in rows("profileSets") if x["Id"] not in known]
     if deep:
+        known = {x.user_id for x in inv.user_records}
+        inv.user_records += [UserRecord(x["Id"], x.get("UserRoleId"), _rel(x, "UserRole.Name"),
+                                        tuple(sorted(f for f in inv.feature_fields or () if x.get(f))))
+                             for x in rows("userRecords") if x["Id"] not in known]
+        seen_m = {m.id for m in inv.memberships}
+        inv.memberships += [Membership(x["Id"], _s(x.get("UserOrGroupId")), _s(x.get("GroupId")),
+                                       _s(_rel(x, "Group.Name")), _s(_rel(x, "Group.Type")))
+                            for x in rows("members") if x["Id"] not in seen_m]
         kinds = ("set", "profile", "groupSet")
         for k in kinds:
             for x in rows(f"{k}Objects"):

@@ -69,7 +69,9 @@ def retrieve(runner: SfRunner, org: inventory.Org, manifest: bytes, into: Path |
         for f in res.files:
             mf = classify_path(f)
             if mf is not None and mf.format == "mdapi":
-                out.files.setdefault(mf.type, {})[unquote(mf.name)] = read_bytes(f)
+                # a profile's file name is its API name as the Metadata API spells it (Custom%3A Sales)
+                name = f.name.rsplit(".", 1)[0] if mf.type == "Profile" else unquote(mf.name)
+                out.files.setdefault(mf.type, {})[name] = read_bytes(f)
         if into is not None:
             into.mkdir(parents=True, exist_ok=True)
             for f in res.files:
@@ -117,10 +119,13 @@ def with_evidence(inv: inventory.Inventory, usernames: Iterable[str] = ()) -> li
 def discover(runner: SfRunner, org: inventory.Org, opts: discover_mod.Options,
              progress: Progress = lambda _m: None) -> tuple[inventory.Inventory, discover_mod.Discovery]:
     progress("Reading the org's users, licenses and API logins")
-    inv = inventory.read_org(runner, org, days=opts.days, api_login_types=opts.api_login_types)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        names = pool.submit(profile_names, runner, org)
+        inv = inventory.read_org(runner, org, days=opts.days, api_login_types=opts.api_login_types)
+        inv.set_profile_names(names.result())
     ids = with_evidence(inv)
-    profiles = sorted({u.profile for u in inv.users if u.id in set(ids)})
-    manifest = package_xml.build({"Profile": profiles, "ConnectedApp": ["*"]}, org.api_version)
+    by_api = profiles_by_api_name(inv, ids)
+    manifest = package_xml.build({"Profile": sorted(by_api), "ConnectedApp": ["*"]}, org.api_version)
     progress(f"Reading {len(ids)} user(s) with signs of API use, and their profiles")
     with ThreadPoolExecutor(max_workers=2) as pool:
         meta = pool.submit(retrieve, runner, org, manifest)
@@ -131,5 +136,34 @@ def discover(runner: SfRunner, org: inventory.Org, opts: discover_mod.Options,
     late = [i for i in late if i not in set(ids)]
     if late:   # a run-as user without API Only User or API logins: read it too
         inventory.read_users(runner, inv, late)
-    result = discover_mod.discover(inv, opts, run_as=run_as, login_policies=policies_of(got.files.get("Profile", {})))
+    policies = policies_of(got.files.get("Profile", {}))
+    result = discover_mod.discover(inv, opts, run_as=run_as,
+                                   login_policies={label: policies[api] for api, label in by_api.items() if api in policies})
     return inv, result
+
+
+def profile_names(runner: SfRunner, org: inventory.Org) -> list[dict]:
+    """Every profile's Metadata API name and id, in one call (``sf org list metadata -m Profile``): SOQL's
+    ``Profile.Name`` is a label, translated into the reader's language, and a retrieve by it fails
+    ("Entity of type 'Profile' named 'System Administrator' cannot be found": salesforce.stackexchange
+    q 113370); the Metadata API knows System Administrator as ``Admin``."""
+    return commands.list_metadata(runner, "Profile", org.alias or org.username, org.api_version)
+
+
+def profiles_by_api_name(inv: inventory.Inventory, user_ids: Iterable[str]) -> dict[str, str]:
+    """API name -> label of the profiles of ``user_ids``. A profile the org does not list is an error:
+    retrieving it by its label would fetch nothing (or another profile)."""
+    wanted = set(user_ids)
+    out: dict[str, str] = {}
+    for u in inv.users:
+        if u.id not in wanted:
+            continue
+        api = inv.profile_api_name(u.profile_id, u.profile)
+        if not api:
+            raise commands.SfError("ProfileNotListed", f"the org does not list the Metadata API name of profile "
+                                   f"{u.profile!r} ({u.profile_id}), the profile of {u.username}", 1,
+                                   actions=["Check it with: sf org list metadata --metadata-type Profile --target-org "
+                                            + (inv.org.alias or inv.org.username),
+                                            "The user running sf needs View Setup and Configuration to list profiles"])
+        out[api] = u.profile
+    return out

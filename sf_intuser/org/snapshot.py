@@ -39,7 +39,8 @@ from sf_intuser.sf.soql import in_list
 from sf_intuser.workspace import write_synced
 
 SCHEMA = "sf-intuser/snapshot"
-VERSION = 1
+#: 2: profiles under their Metadata API names (files and keys), ``inventory.profile_api``
+VERSION = 2
 FOLDER = "snapshot"
 MANIFEST = "manifest.json"
 FOLDERS = {"Profile": ("profiles", "profile"), "PermissionSet": ("permissionsets", "permissionset"),
@@ -76,6 +77,7 @@ def take(runner: SfRunner, org: inventory.Org, *, usernames: list[str] | None, o
     discovery = None
     with ThreadPoolExecutor(max_workers=2) as pool:
         version = pool.submit(commands.versions, runner)
+        listed = pool.submit(read.profile_names, runner, org)
         apps = None
         if usernames is None:
             apps = pool.submit(read.retrieve, runner, org,
@@ -85,6 +87,7 @@ def take(runner: SfRunner, org: inventory.Org, *, usernames: list[str] | None, o
                                  usernames=usernames, describe=True, names=names)
         run_as = read.run_as_users(apps.result().files.get("ConnectedApp", {})) if apps else {}
         sf_version, node = version.result()
+        inv.set_profile_names(listed.result())
     if usernames is None:
         ids = read.with_evidence(inv, run_as)
     else:
@@ -98,7 +101,7 @@ def take(runner: SfRunner, org: inventory.Org, *, usernames: list[str] | None, o
         chosen = [u.username for u in inv.users]
     users = [u for u in inv.users if u.username in set(chosen) and u.active]
     mine = {u.id for u in users}
-    profiles = sorted({u.profile for u in users})
+    profiles = sorted(read.profiles_by_api_name(inv, mine))
     sets = sorted({a.ps_name for a in inv.assignments if a.user_id in mine and not a.owned and not a.group_id}
                   | {c.ps_name for c in inv.components if (c.ps_type or "") != "Muting" and _group_of(inv, c, mine)})
     groups = sorted({a.group_name for a in inv.assignments if a.user_id in mine and a.group_id and a.group_name})
@@ -171,7 +174,7 @@ def cross_check(snap: Snapshot, user_ids: set[str]) -> list[Mismatch]:
         if u.id in user_ids:
             own = inv.profile_set(u.profile_id)
             if own is not None:
-                parents[("Profile", u.profile)] = own.id
+                parents[("Profile", inv.profile_api_name(u.profile_id, u.profile))] = own.id
     for a in inv.assignments:
         if a.user_id in user_ids and not a.owned and not a.group_id:
             parents[("PermissionSet", a.ps_name)] = a.ps_id
@@ -233,8 +236,20 @@ def files_of(snap: Snapshot) -> dict[str, bytes]:
     for mtype, items in snap.metadata.items():
         folder, ext = FOLDERS.get(mtype, (mtype, mtype))
         for name, data in items.items():
-            out[f"metadata/{folder}/{quote(name, safe=' -_.()&+@!$=;[]{}~^')}.{ext}"] = data
+            out[f"metadata/{folder}/{_stem(mtype, name, quote)}.{ext}"] = data
     return out
+
+
+def _stem(mtype: str, name: str, quote: Callable[..., str]) -> str:
+    """A component's file name in the snapshot. A profile keeps its Metadata API name, which Salesforce
+    has already made a file name of (``Admin``, ``Custom%3A Sales``: salesforce-facts A8); a name that
+    still holds a path separator is refused rather than written somewhere else."""
+    if mtype == "Profile":
+        if "/" in name or "\\" in name or "\0" in name or name in ("", ".", "..") or name.startswith("."):
+            raise SnapshotError("SnapshotBadName", f"the org names a profile {name!r}, which can't be a file name",
+                                ["Rename the profile in Setup, then plan again"])
+        return name
+    return quote(name, safe=' -_.()&+@!$=;[]{}~^')
 
 
 def _json(value: Any) -> bytes:
@@ -305,7 +320,10 @@ def load(folder: Path) -> Snapshot:
         if len(parts) == 3 and parts[0] == "metadata" and parts[1] in by_folder:
             mtype = by_folder[parts[1]]
             ext = FOLDERS[mtype][1]
-            metadata.setdefault(mtype, {})[unquote(parts[2][: -len(ext) - 1])] = body
+            stem = parts[2][: -len(ext) - 1]
+            # version 1 quoted every name; from version 2 a profile's file name is its API name
+            raw = mtype == "Profile" and int(meta.get("version") or 1) >= 2
+            metadata.setdefault(mtype, {})[stem if raw else unquote(stem)] = body
     return Snapshot(inv, metadata, meta, list(meta.get("users") or []))
 
 

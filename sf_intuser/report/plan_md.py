@@ -16,7 +16,9 @@ def _code(name: str) -> str:
 def _user(u: dict) -> list[str]:
     to = u["to"]
     out = [f"### {u['username']}" + (f" ({u['name']})" if u.get("name") else ""), ""]
-    out.append(f"**From** {u['from']['license']}, profile *{u['from']['profile']}*  \n"
+    api = u["from"].get("profileApiName")
+    shown = u["from"]["profile"] + (f" (Metadata API name `{api}`)" if api and api != u["from"]["profile"] else "")
+    out.append(f"**From** {u['from']['license']}, profile *{shown}*  \n"
                f"**To** {to['license']}, profile *{to['profile']}* ({to['profileHow']}), with the permission set "
                f"license {_code(to['permissionSetLicense'])}")
     out.append("")
@@ -43,6 +45,17 @@ def _user(u: dict) -> list[str]:
         out.append(f"- Connected apps granted again on the new set: {', '.join(apps)}")
     if u.get("packages"):
         out.append("- Package licenses kept: " + ", ".join(p["namespace"] for p in u["packages"]))
+    rec = u.get("userRecord")
+    if rec:
+        how = rec["how"]
+        groups = [m for m in rec["memberships"] if m["type"] != "Queue"]
+        queues = [m for m in rec["memberships"] if m["type"] == "Queue"]
+        out.append(f"- Role: {rec['role'] or 'none'}" + (f"; {how['role']}" if rec["role"] else ""))
+        out.append("- Public groups: " + (", ".join(m["name"] for m in groups) or "none")
+                   + "; queues: " + (", ".join(m["name"] for m in queues) or "none")
+                   + (f"; {how['memberships']}" if rec["memberships"] else ""))
+        feats = [f[len("UserPermissions"):] for f in rec["featureLicenses"]]
+        out.append("- Feature licenses: " + (", ".join(feats) + f"; {how['featureLicenses']}" if feats else "none"))
     dropped = u.get("dropped") or []
     if dropped:
         out += ["", f"Dropped ({len(dropped)}):", ""]

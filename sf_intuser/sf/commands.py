@@ -156,6 +156,18 @@ def _org(target_org: str | None) -> list[str]:
 # --- metadata -----------------------------------------------------------------------------------
 
 
+def list_metadata(runner: SfRunner, metadata_type: str, target_org: str | None,
+                  api_version: str | None = None) -> list[dict[str, Any]]:
+    """The Metadata API's ``listMetadata`` for one type (``sf org list metadata``): one record per
+    component with ``fullName`` (its API name, the name a retrieve, a deploy and its file use),
+    ``id`` and ``fileName``. One call whatever the org's size."""
+    args = ["org", "list", "metadata", "--metadata-type", metadata_type, *_org(target_org)]
+    if api_version:
+        args += ["--api-version", api_version]
+    r = runner.run(args).result
+    return [x for x in (r if isinstance(r, list) else [r] if isinstance(r, dict) else []) if isinstance(x, dict)]
+
+
 @dataclass
 class RetrieveResult:
     root: Path                     # the folder holding package.xml and the type folders (mdapi format)
