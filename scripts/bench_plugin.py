@@ -12,7 +12,12 @@ emulated org under a private sf home, each case N times (default 7), and prints 
 - the gate's own work (`sf-intuser gate` on that deploy's components), which is what the hook waits
   for: the deploy-to-deploy difference is within sf's run-to-run noise.
 
-Usage: python scripts/bench_plugin.py [N]
+- the gate on large profiles (``--large``): generated retrieved-style profiles (by default 4 of
+  16 MB, 64 MB in all; real projects hold 127 MB of profiles) in a git project, ``sf-intuser gate``
+  on a deploy of all of them, in a fresh process, against a bare lxml parse of the same files in a
+  fresh Python process (goal: the gate within 1.5 times the bare parse).
+
+Usage: python scripts/bench_plugin.py [N] [--large [FILES MB_EACH]]
 """
 
 from __future__ import annotations
@@ -81,7 +86,57 @@ def project(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def large_profile(i: int, megabytes: float) -> str:
+    """A profile as a retrieve writes it, of about ``megabytes``: field and object access entries."""
+    head = ('<?xml version="1.0" encoding="UTF-8"?>\n<Profile xmlns="http://soap.sforce.com/2006/04/metadata">\n'
+            "    <custom>true</custom>\n")
+    field = ("    <fieldPermissions>\n        <editable>false</editable>\n        <field>Obj{o}__c.Field{f}__c</field>\n"
+             "        <readable>true</readable>\n    </fieldPermissions>\n")
+    n_fields = int(megabytes * 1024 * 1024 / len(field.format(o=100, f=100000)))
+    obj = ("    <objectPermissions>\n        <allowCreate>false</allowCreate>\n        <allowDelete>false</allowDelete>\n"
+           "        <allowEdit>false</allowEdit>\n        <allowRead>true</allowRead>\n"
+           "        <modifyAllRecords>false</modifyAllRecords>\n        <object>Obj{o}__c</object>\n"
+           "        <viewAllFields>false</viewAllFields>\n        <viewAllRecords>false</viewAllRecords>\n"
+           "    </objectPermissions>\n")
+    body = [head, *(field.format(o=k % 500, f=k) for k in range(n_fields)),
+            *(obj.format(o=k) for k in range(500)), "    <userLicense>Salesforce</userLicense>\n"]
+    body += [f"    <userPermissions>\n        <enabled>true</enabled>\n        <name>{p}</name>\n"
+             "    </userPermissions>\n" for p in ("ApiEnabled", "RunReports", "ViewSetup")]
+    return "".join(body) + "</Profile>\n"
+
+
+def large(n: int, files: int, megabytes: float) -> None:
+    root = Path(tempfile.mkdtemp(prefix="bench-gate-"))
+    proj = project(root / "p", {f"profiles/Large {i}.profile-meta.xml": large_profile(i, megabytes)
+                                for i in range(files)})
+    subprocess.run(["git", "init", "-q", str(proj)], check=True)
+    subprocess.run(["git", "-C", str(proj), "-c", "user.email=b@example.com", "-c", "user.name=b", "add", "-A"],
+                   check=True)
+    subprocess.run(["git", "-C", str(proj), "-c", "user.email=b@example.com", "-c", "user.name=b", "commit", "-qm",
+                    "profiles"], check=True)
+    paths = sorted((proj / "force-app/main/default/profiles").iterdir())
+    total = sum(p.stat().st_size for p in paths)
+    payload = root / "payload.json"
+    payload.write_text(json.dumps({"components": [
+        {"type": "Profile", "fullName": p.name.split(".")[0], "xmlPath": str(p)} for p in paths]}))
+    env = {"PATH": os.environ["PATH"], "HOME": str(root)}
+    bare = median([sys.executable, "-I", "-c", "import sys\nfrom lxml import etree\n"
+                   "for f in sys.argv[1:]: etree.parse(f)", *map(str, paths)], env, proj, n)
+    gate = median([str(EXE), "gate", "--payload", str(payload), "--json"], env, proj, n)
+    print(f"\nThe gate on {files} large profiles, {total / 1024 / 1024:.0f} MB in all, median of {n} fresh processes\n")
+    print("| what | seconds |\n|---|---|")
+    print(f"| bare lxml parse (python -I, lxml only) | {bare:.2f} |")
+    print(f"| `sf-intuser gate` (lint of every component, committed versions, schema) | {gate:.2f} |")
+    print(f"| ratio (goal at most 1.5) | {gate / bare:.2f} |")
+
+
 def main(argv: list[str]) -> int:
+    if "--large" in argv:
+        i = argv.index("--large")
+        rest = [a for a in argv[i + 1:i + 3] if a.replace(".", "").isdigit()]
+        n = int(argv[0]) if argv[0].isdigit() else 5
+        large(n, int(rest[0]) if rest else 4, float(rest[1]) if len(rest) > 1 else 16)
+        return 0
     n = int(argv[0]) if argv else 7
     home = Path(tempfile.mkdtemp(prefix="bench-plugin-"))
     emu = EmulatedOrg(seed.load(), max_seconds=1800).start()

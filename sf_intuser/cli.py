@@ -242,7 +242,7 @@ def lint(paths: tuple[Path, ...], integration_permsets: tuple[str, ...], as_json
       sf-intuser lint force-app --integration-permset Order_Sync_Access --json
     """
     from sf_intuser import workspace
-    from sf_intuser.hooks.git import committed_bytes
+    from sf_intuser.hooks.git import committed_many
     from sf_intuser.hooks.lint import LintInput, lint as run_lint
     from sf_intuser.metadata.xml import MetadataXmlError
 
@@ -262,7 +262,8 @@ def lint(paths: tuple[Path, ...], integration_permsets: tuple[str, ...], as_json
             from sf_intuser.hooks.lint import Finding
 
             pre.append(Finding("error", str(f.path), "(file)", str(exc), "Fix or remove the file", "read"))
-    findings = pre + run_lint(items, committed=committed_bytes,
+    committed = committed_many([i.file for i in items])
+    findings = pre + run_lint(items, committed=lambda f: committed.get(f),
                               integration_permsets={*integration_permsets, *names})
     errors = [f for f in findings if f.severity == "error"]
     status = EXIT_FAILURE if errors else EXIT_OK
@@ -310,7 +311,7 @@ def gate(payload_file: Any, as_json: bool) -> None:
     """
     from sf_intuser import workspace
     from sf_intuser.hooks import gate as gate_mod
-    from sf_intuser.hooks.git import committed_bytes
+    from sf_intuser.hooks.git import committed_many
     from sf_intuser.hooks.lint import Finding, LintInput, lint as run_lint
 
     try:
@@ -329,7 +330,8 @@ def gate(payload_file: Any, as_json: bool) -> None:
         except OSError as exc:
             pre.append(Finding("error", c.xml_path, "(file)", f"cannot read it: {exc.strerror or exc}",
                                "Check the file exists and is readable", "read"))
-    findings = pre + run_lint(items, committed=committed_bytes, integration_permsets=names)
+    committed = committed_many([i.file for i in items])
+    findings = pre + run_lint(items, committed=lambda f: committed.get(f), integration_permsets=names)
     errors = [f for f in findings if f.severity == "error"]
     result = {"components": len(comps), "errors": len(errors), "warnings": len(findings) - len(errors),
               "integrationPermissionSets": sorted(names), "integrationPermissionSetsFrom": sources,

@@ -112,3 +112,23 @@ def test_biggest_profile_converts_and_keeps_every_grant_the_license_allows(corpu
     lost = {g for g in before - after if not (g.section == "userPermissions" and g.key in dropped)}
     assert not lost
     assert len(after) > 1000
+
+
+def test_lint_finds_no_error_in_files_real_orgs_hold(corpus):
+    """Rules that real orgs contradict are warnings: every profile and permission set of the corpus
+    (retrieved from or deployed to real orgs) and of the bundled example passes without an error."""
+    from sf_intuser.hooks.lint import LintInput, lint
+    from sf_intuser.workspace import classify_path
+    from tests.conftest import EXAMPLE
+
+    items = []
+    for p in [CORPUS / e["path"] for e in _files(corpus)] + sorted(EXAMPLE.rglob("*-meta.xml")):
+        mf = classify_path(p)
+        if mf is not None and mf.type in ("Profile", "PermissionSet"):
+            items.append(LintInput(str(p), mf.type, mf.name, p.read_bytes()))
+    findings = lint(items)
+    assert len(items) >= 60
+    assert [f for f in findings if f.severity == "error"] == []
+    # the contradicted rules still speak, as warnings
+    assert {"api-profile-objects", "schema-noncanonical-value", "schema-retired-element",
+            "integration-permset-refused"} <= {f.rule for f in findings}

@@ -239,11 +239,11 @@ def test_permset_bound_to_another_user_license_is_refused(org):
 def test_permission_the_license_does_not_allow_is_refused(org, tmp_path):
     emu, runner = org
     root = mdapi(tmp_path, {("PermissionSet", "Freezer", "permissionsets", "permissionset"):
-                             PS_XML.format(perm="FreezeUsers").replace("Sync Reader", "Freezer")})
+                             PS_XML.format(perm="EmailMass").replace("Sync Reader", "Freezer")})
     assert commands.deploy(runner, root, ORG).success
     res = commands.assign_permsets(runner, ["Freezer"], ["erp.int@acme.emulated"], ORG)
     assert res.failures == [("erp.int@acme.emulated", "Can't assign permission set Freezer to user "
-                             "erp.int@acme.emulated. The user license doesn't allow the permission: FreezeUsers")]
+                             "erp.int@acme.emulated. The user license doesn't allow the permission: EmailMass")]
 
 
 def test_psl_bound_permset_assigns_its_license_on_the_way(org, tmp_path):

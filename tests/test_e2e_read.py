@@ -87,7 +87,7 @@ def test_discover_follows_sfs_target_org_and_writes_a_csv(org, sfi, tmp_path):
         runner.run(["config", "unset", "target-org", "--global"])
     assert code == 0, err
     assert "Candidates (5)" in out and "sf's configured target-org" in err
-    assert "4 sf call(s)" in out and "$10,380 a year" in out
+    assert "5 sf call(s)" in out and "$10,380 a year" in out
     rows = (tmp_path / "cands.csv").read_text().splitlines()
     assert rows[0].startswith("username,name,license") and len(rows) == 6
     assert any(r.startswith("backup@acme.emulated") and "198.51.100.10-198.51.100.20" in r for r in rows)
@@ -141,7 +141,7 @@ def test_plan_writes_the_run_folder_and_changes_nothing_in_the_org(org, sfi, tmp
     assert mw["to"]["profile"] == "API Only - ETL Loader" and mw["to"]["permissionSet"] == \
         "Integration_Middleware_Intuser"
     assert [a["entity"] for a in mw["to"]["access"]] == ["Middleware"]
-    assert any(d["name"] == "FreezeUsers" and d["rule"] == "psl-maximum" for d in mw["dropped"])
+    assert any(d["name"] == "FreezeUsers" and d["rule"] == "license-conflict" for d in mw["dropped"])
     pkg = (run / "metadata" / "package.xml").read_text()
     assert "Integration_Bundle_Intuser" in pkg and "<version>60.0</version>" in pkg
     md = (run / "plan.md").read_text()

@@ -57,13 +57,35 @@ def ps(name: str, license: str | None) -> bytes:
 
 
 def test_integration_permission_set_bound_to_full_license():
+    # a name alone is no proof: real projects hold Integration_Partner_Access on the Salesforce license for people
     (f,) = run(LintInput("a.permissionset", "PermissionSet", "Integration_Access", ps("Integration Access", "Salesforce")))
+    assert f.rule == "integration-permset-name" and f.severity == "warning"
+    # given to integration users (--integration-permset, the plan, sf-intuser.toml): an error
+    (f,) = run(LintInput("a.permissionset", "PermissionSet", "Integration_Access", ps("Integration Access", "Salesforce")),
+               explicit=["Integration_Access"])
     assert f.rule == "integration-permset-license" and f.severity == "error"
     # not meant for integration users: fine
     assert run(LintInput("a.permissionset", "PermissionSet", "Sales", ps("Sales", "Salesforce"))) == []
     # named explicitly
     assert run(LintInput("a.permissionset", "PermissionSet", "Sales", ps("Sales", "Salesforce")), explicit=["Sales"])
     assert run(LintInput("a.permissionset", "PermissionSet", "Integration_Access", ps("Integration Access", None))) == []
+
+
+def test_a_permission_whose_sources_conflict_is_a_warning_even_for_an_integration_set():
+    data = ps("Sync", "SalesforceAPIIntegrationPsl").replace(
+        b"</PermissionSet>", b"<userPermissions><enabled>true</enabled><name>FreezeUsers</name></userPermissions>"
+                             b"</PermissionSet>")
+    (f,) = run(LintInput("s.permissionset", "PermissionSet", "Sync", data), explicit=["Sync"])
+    assert (f.severity, f.rule) == ("warning", "integration-permset-refused")
+    assert "devops-center issue 290" in f.message and "Epic-ATS/NightlyBackup" in f.message
+
+
+def test_element_order_is_warned_once_per_file_and_not_on_an_unchanged_file():
+    data = (HEAD + f"<Profile{NS}><userLicense>Salesforce</userLicense><custom>true</custom>"
+            "<description>d</description></Profile>").encode()
+    found = run(LintInput("p.profile", "Profile", "P", data))
+    assert [f.rule for f in found] == ["schema-out-of-order"]
+    assert run(LintInput("p.profile", "Profile", "P", data), committed=lambda _f: data) == []
 
 
 def test_schema_order_and_unknown_elements():
@@ -103,3 +125,24 @@ def test_the_gate_takes_integration_sets_from_the_newest_plan_and_the_config(tmp
     assert names == {"New_Set", "Kept_Set", "Toml_Set", "Toml_Kept"}
     assert sources == ["intuser-runs/new/plan.json", "sf-intuser.toml"]
     assert integration_sets(None) == (set(), [])
+
+
+def test_committed_versions_are_read_in_one_git_call_per_repository(tmp_path):
+    import subprocess
+
+    from sf_intuser.hooks.git import committed_many
+
+    repo = tmp_path / "repo"
+    (repo / "sub dir").mkdir(parents=True)
+    git = ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    (repo / "sub dir" / "A.profile").write_bytes(b"<a/>\n")
+    (repo / "B.profile").write_bytes(b"")
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "x"], check=True)
+    (repo / "sub dir" / "A.profile").write_bytes(b"<changed/>\n")
+    (repo / "New.profile").write_bytes(b"<n/>")
+    outside = tmp_path / "Out.profile"
+    outside.write_bytes(b"<o/>")
+    paths = [str(repo / "sub dir" / "A.profile"), str(repo / "B.profile"), str(repo / "New.profile"), str(outside)]
+    assert committed_many(paths) == {paths[0]: b"<a/>\n", paths[1]: b"", paths[2]: None, paths[3]: None}

@@ -27,6 +27,8 @@ POOL = ("ApiEnabled", "ApexRestServices", "ViewSetup", "RunReports", "ConvertLea
         "ViewAllUsers", "QueryAllFiles", "ManageDataIntegrations", "ViewEventLogFiles", "ExportReport",
         "LightningExperienceUser", "EmailMass", "ChatterOwnGroups")
 OBJECTS = ("Account", "Contact", "Lead", "Opportunity", "Case", "Order", "Product2")
+APEX_META = ('<?xml version="1.0" encoding="UTF-8"?>\n<ApexClass xmlns="http://soap.sforce.com/2006/04/metadata">\n'
+             "    <apiVersion>62.0</apiVersion>\n    <status>Active</status>\n</ApexClass>\n")
 
 
 def _profile(rng: random.Random, i: int, ranges: list[tuple[str, str]], hours: bool) -> str:
@@ -106,6 +108,11 @@ def scaled(spec: dict[str, Any], n: int) -> dict[str, Any]:
     rng = random.Random(n)
     out = copy.deepcopy(spec)
     components: list[dict[str, str]] = list(out.get("components", []))
+    # the Apex classes the generated profiles grant: a profile naming a class the org lacks is refused
+    # on deploy (mdapi.REFERENCES), so without them no plan of a scaled org could be applied
+    for k in range(7):
+        components.append({"type": "ApexClass", "name": f"IntegrationService{k}",
+                           "body": f"public with sharing class IntegrationService{k} {{}}\n", "meta": APEX_META})
     n_profiles = max(1, (n + 3) // 4)
     shared = ("198.51.100.128", "198.51.100.191")
     profiles = []

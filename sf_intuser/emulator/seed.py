@@ -167,7 +167,8 @@ def build(spec: dict[str, Any], base: Path) -> OrgState:
         for c in read_components((base / folder).resolve()):
             comps[(c.type, c.name)] = c
     for c in spec.get("components", []):   # generated in memory (:mod:`.scale`)
-        comps[(c["type"], c["name"])] = Component(c["type"], c["name"], c["body"].encode("utf-8"))
+        comps[(c["type"], c["name"])] = Component(c["type"], c["name"], c["body"].encode("utf-8"),
+                                                  c["meta"].encode("utf-8") if c.get("meta") else None)
     for mtype in LOAD_ORDER:
         for key in sorted(k for k in comps if k[0] == mtype):
             state.add_component(comps[key])

@@ -49,12 +49,19 @@ _PROFILE_ONLY = Rule(
     HELP_INTEGRATION_USER,
     "V",
 )
+#: sources conflict [U]: devops-center issue 290 reports "license doesn't allow FreezeUsers" for integration
+#: contexts, while a real org's retrieved set bound to SalesforceAPIIntegrationPsl holds it enabled
+#: (Epic-ATS/NightlyBackup TwoCloudNineIntegrationUser.permissionset-meta.xml). The planner leaves it out of
+#: what it generates (never more than needed; an assignment refused for it is amended anyway); lint warns.
 _NOT_ALLOWED_FREEZE = Rule(
-    "license-disallows",
+    "license-conflict",
     "drop",
-    "the Salesforce Integration license does not allow it (deploy error \"license doesn't allow FreezeUsers\")",
-    "https://github.com/forcedotcom/devops-center/issues/290",
-    "V-3P",
+    "sources conflict on whether the Salesforce Integration license allows it: a deploy error \"license doesn't "
+    "allow FreezeUsers\" (devops-center issue 290) against a real org's set on the Salesforce API Integration "
+    "PSL holding it (Epic-ATS/NightlyBackup TwoCloudNineIntegrationUser)",
+    "https://github.com/forcedotcom/devops-center/issues/290; Epic-ATS/NightlyBackup "
+    "TwoCloudNineIntegrationUser.permissionset-meta.xml",
+    "U",
 )
 _UI_ONLY = Rule(
     "ui-only",
