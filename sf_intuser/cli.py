@@ -295,6 +295,9 @@ def _integration_sets(project: Path | None) -> tuple[set[str], list[str], list]:
         return set(), [], [Finding("error", str(project), "sf-intuser.toml", str(exc),
                                    "Fix the file: without it the check can't tell which permission sets "
                                    "integration users get", "config")]
+    except gate_mod.ProjectFileError as exc:
+        return set(), [], [Finding("error", exc.file, "(file)", str(exc) + ": the check can't tell which "
+                                   "permission sets integration users get", exc.fix, "project-file")]
 
 
 @main.command(hidden=True)

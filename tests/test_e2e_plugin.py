@@ -288,6 +288,46 @@ def test_a_broken_gate_blocks(org, tmp_path):
     assert _deploys(emu) == before
 
 
+def test_a_hostile_project_can_not_turn_the_gate_off(org, tmp_path):
+    """The gate runs in the user's project, which a pull request can change: a folder sf_intuser/ that
+    answers "no findings" is never imported in place of the tool; a plan that does not parse, an
+    sf-intuser.toml that is a folder and a timeout that is not a number of seconds block the deploy,
+    naming the file or variable; PYTHONPATH pointing into the project changes nothing."""
+    home, emu = org
+    bad = {"profiles/API Only - Orders.profile-meta.xml": API_ONLY_PROFILE}
+    fake = _project(tmp_path / "fake", bad)
+    (fake / "sf_intuser").mkdir()
+    (fake / "sf_intuser" / "__init__.py").write_text("")
+    (fake / "sf_intuser" / "__main__.py").write_text(
+        'import json, sys\nsys.stdin.read()\nprint(json.dumps({"status": 0, "result": {"components": 1, '
+        '"errors": 0, "warnings": 0, "findings": []}, "warnings": []}))\n')
+    before = _deploys(emu)
+    for env in ({}, {"PYTHONPATH": str(fake)}):
+        out = _deploy(home, fake, env=env)
+        body = json.loads(out.stdout)
+        assert out.returncode == 1 and body["code"] == "IntuserPreDeployBlocked", out.stdout
+    assert _deploys(emu) == before
+    clean = {"permissionsets/Ledger_Read_Access.permissionset-meta.xml": CLEAN_SET}
+    broken_plan = _project(tmp_path / "plan", clean)
+    (broken_plan / "intuser-runs" / "r1").mkdir(parents=True)
+    (broken_plan / "intuser-runs" / "r1" / "plan.json").write_text('{"users": [')
+    folder_toml = _project(tmp_path / "toml", clean)
+    (folder_toml / "sf-intuser.toml").mkdir()
+    for project, named in ((broken_plan, "intuser-runs/r1/plan.json"), (folder_toml, "sf-intuser.toml")):
+        out = _deploy(home, project)
+        body = json.loads(out.stdout)
+        assert out.returncode == 1 and body["code"] == "IntuserPreDeployBlocked", out.stdout
+        assert named in body["message"], body["message"]
+    ok = _project(tmp_path / "ok", clean)
+    for value in ("-5", "0", "soon", "NaN"):
+        out = _deploy(home, ok, env={"SF_INTUSER_PREDEPLOY_TIMEOUT": value})
+        body = json.loads(out.stdout)
+        assert out.returncode == 1 and body["code"] == "IntuserPreDeployFailed", (value, out.stdout)
+        assert "SF_INTUSER_PREDEPLOY_TIMEOUT" in body["message"]
+    assert _deploys(emu) == before
+    assert _deploy(home, ok, env={"SF_INTUSER_PREDEPLOY_TIMEOUT": "60"}).returncode == 0
+
+
 def _fake_python(tmp_path: Path, body: str) -> Path:
     """A stand-in for the interpreter that ignores its arguments: only to break the gate on purpose."""
     n = len(list(tmp_path.glob("fake-python-*")))

@@ -37,6 +37,18 @@ function shortFinding(f) {
   return `  ${f.severity}: ${f.file}: ${f.element}: ${f.message}. Fix: ${f.fix}`;
 }
 
+// SF_INTUSER_PREDEPLOY_TIMEOUT: seconds, a positive number (default 120). Anything else would turn the
+// timeout off or make it meaningless, so it blocks the deploy (fail closed) naming the variable.
+export function timeoutSeconds(raw) {
+  if (raw === undefined || raw === '') return 120;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) {
+    throw new Error(`SF_INTUSER_PREDEPLOY_TIMEOUT is ${JSON.stringify(raw)}, not a number of seconds above 0; ` +
+      'set it to one (for example 300) or unset it for the default of 120');
+  }
+  return n;
+}
+
 async function check(options) {
   if (TRUE.has(String(process.env.SF_INTUSER_SKIP_PREDEPLOY ?? '').toLowerCase())) {
     await emitWarning('sf-intuser pre-deploy check skipped: SF_INTUSER_SKIP_PREDEPLOY is set.');
@@ -52,7 +64,7 @@ async function check(options) {
   if (components.length === 0) return; // nothing the gate checks: no Python start
   const payload = JSON.stringify({ commandId: options.commandId, orgId: options.result.orgId,
     argv: options.argv, components });
-  const seconds = Number(process.env.SF_INTUSER_PREDEPLOY_TIMEOUT ?? 120) || 120;
+  const seconds = timeoutSeconds(process.env.SF_INTUSER_PREDEPLOY_TIMEOUT);
   const r = await runPython(['gate', '--json'], { input: payload, capture: true, timeoutMs: seconds * 1000 });
   let envelope;
   try { envelope = JSON.parse(r.stdout); } catch { envelope = undefined; }

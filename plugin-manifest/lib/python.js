@@ -13,15 +13,30 @@ export const MISSING_HELP =
   'checkout next to this plugin, or put sf-intuser on PATH (pipx install sf-intuser).';
 
 // The order: SF_INTUSER_PYTHON, the project's .venv next to the plugin, sf-intuser on PATH.
+// Python starts isolated (-I: neither the current folder nor PYTHONPATH on sys.path, no user site):
+// sf runs in the user's project, and a folder sf_intuser/ there (one file in a pull request) must
+// never be imported in place of the installed tool, least of all by the pre-deploy gate.
 export function findPython(env = process.env) {
   if (env.SF_INTUSER_PYTHON) {
-    return { file: env.SF_INTUSER_PYTHON, pre: ['-m', 'sf_intuser'], from: 'SF_INTUSER_PYTHON' };
+    return { file: env.SF_INTUSER_PYTHON, pre: ['-I', '-m', 'sf_intuser'], from: 'SF_INTUSER_PYTHON' };
   }
   const venv = process.platform === 'win32'
     ? join(PLUGIN_ROOT, '..', '.venv', 'Scripts', 'python.exe')
     : join(PLUGIN_ROOT, '..', '.venv', 'bin', 'python');
-  if (existsSync(venv)) return { file: venv, pre: ['-m', 'sf_intuser'], from: 'the .venv next to the plugin' };
+  if (existsSync(venv)) return { file: venv, pre: ['-I', '-m', 'sf_intuser'], from: 'the .venv next to the plugin' };
+  // a console script puts its own folder first on sys.path, not the current one; PYTHONSAFEPATH and no
+  // PYTHONPATH keep it that way (isolatedEnv)
   return { file: 'sf-intuser', pre: [], from: 'PATH' };
+}
+
+// The child's environment: PYTHONPATH and PYTHONHOME dropped, PYTHONSAFEPATH set (Python 3.11+: the
+// current folder is never put on sys.path), whatever the shell had.
+export function isolatedEnv(base, extra = {}) {
+  const env = { ...base, SF_INTUSER_VIA_SF: '1', PYTHONSAFEPATH: '1', ...extra };
+  delete env.PYTHONPATH;
+  delete env.PYTHONHOME;
+  delete env.PYTHONSTARTUP;
+  return env;
 }
 
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -46,7 +61,7 @@ export function runPython(args, { input, capture = false, timeoutMs = 0, env = {
     try {
       child = spawn(py.file, [...py.pre, ...args], {
         stdio: capture ? ['pipe', 'pipe', 'pipe'] : 'inherit',
-        env: { ...process.env, SF_INTUSER_VIA_SF: '1', ...env },
+        env: isolatedEnv(process.env, env),
       });
     } catch (e) {
       done({ code: 127, error: e });

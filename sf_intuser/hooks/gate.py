@@ -21,6 +21,16 @@ class PayloadError(ValueError):
     pass
 
 
+class ProjectFileError(ValueError):
+    """A project file the gate must read to know which sets integration users get, and can't: the gate
+    then blocks (fails closed) rather than pass those sets unchecked. ``file`` names it, ``fix`` says how."""
+
+    def __init__(self, file: str, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.file = file
+        self.fix = fix
+
+
 @dataclass(frozen=True)
 class Component:
     type: str
@@ -63,23 +73,32 @@ def integration_sets(project: Path | None) -> tuple[set[str], list[str]]:
         return names, sources
     newest: tuple[str, Path, dict] | None = None
     base = project / runs.DEFAULT_BASE
-    for plan_file in base.glob("*/plan.json") if base.is_dir() else ():
+    for plan_file in sorted(base.glob("*/plan.json")) if base.is_dir() else ():
+        rel = str(plan_file.relative_to(project))
         try:
             plan = json.loads(plan_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            # a plan that does not parse might be the newest: skipping it would let its sets through
+            raise ProjectFileError(rel, f"{rel} can't be read ({exc})",
+                                   f"Restore it, or move that run folder out of {runs.DEFAULT_BASE}/") from None
+        if not isinstance(plan, dict) or not isinstance(plan.get("users", []), list):
+            raise ProjectFileError(rel, f"{rel} is not an sf-intuser plan",
+                                   f"Restore it, or move that run folder out of {runs.DEFAULT_BASE}/")
         created = str(plan.get("createdAt") or "")
         if newest is None or created > newest[0]:
             newest = (created, plan_file, plan)
     if newest is not None:
         for u in newest[2].get("users", []):
-            if u.get("status") != "planned":
+            if not isinstance(u, dict) or u.get("status") != "planned":
                 continue
             for a in (u.get("to") or {}).get("assign", []):
                 if a.get("permissionSet"):
                     names.add(a["permissionSet"])
         sources.append(str(newest[1].relative_to(project)))
     cfg_path = project / config_mod.FILE_NAME
+    if cfg_path.exists() and not cfg_path.is_file():
+        raise ProjectFileError(cfg_path.name, f"{cfg_path.name} is not a file", f"Make {cfg_path.name} a file, or "
+                               "remove it")
     if cfg_path.is_file():
         # a config that does not load raises ConfigError: the gate can't tell which sets integration
         # users get, so it blocks (fails closed) rather than pass them unchecked
