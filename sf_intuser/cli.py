@@ -1289,6 +1289,54 @@ def run(argv: Sequence[str] | None = None) -> int:
             for a in exc.actions:
                 click.echo(f"  Try this: {a}", err=True)
         return exc.exit_code
+    except KeyboardInterrupt:
+        message = "Stopped (Ctrl-C) before the command finished"
+        if as_json:
+            click.echo(error_envelope("Interrupted", message, EXIT_INTERRUPTED))
+        else:
+            click.echo(f"Error (Interrupted): {message}", err=True)
+        return EXIT_INTERRUPTED
+    except Exception as exc:   # noqa: BLE001 - the last line of defence: never a traceback on the terminal
+        log = write_crash_log(argv)
+        message = (f"sf-intuser failed unexpectedly ({type(exc).__name__}: {str(exc)[:300]}); "
+                   + (f"the details are in {log}" if log else "the details could not be written to a log file"))
+        actions = ["Run the command again; if it fails the same way, report it with the log file"]
+        if as_json:
+            click.echo(error_envelope("UnexpectedError", message, EXIT_FAILURE, actions))
+        else:
+            click.echo(f"Error (UnexpectedError): {message}", err=True)
+            click.echo(f"  Try this: {actions[0]}", err=True)
+        return EXIT_FAILURE
+
+
+#: 128 + SIGINT, as a shell reports a command that Ctrl-C stopped
+EXIT_INTERRUPTED = 130
+
+
+def write_crash_log(argv: Sequence[str]) -> Path | None:
+    """The traceback of an unexpected error, in a file only its user can read (it may name org data):
+    ``$SF_INTUSER_LOG_DIR``, else ``$XDG_CACHE_HOME/sf-intuser/logs`` or ``~/.cache/sf-intuser/logs``,
+    else the temporary folder. Returns the file, or None when none could be written."""
+    import tempfile
+    import time
+    import traceback
+
+    text = (f"sf-intuser {__version__}\nargv: {list(argv)!r}\n\n" + traceback.format_exc()).encode("utf-8", "replace")
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    for folder in (os.environ.get("SF_INTUSER_LOG_DIR"), str(Path(cache) / "sf-intuser" / "logs"),
+                   tempfile.gettempdir()):
+        if not folder:
+            continue
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True, mode=0o700)
+            path = Path(folder) / f"sf-intuser-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text)
+            return path
+        except OSError:
+            continue
+    return None
 
 
 _with_flags_dir(main)

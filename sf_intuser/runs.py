@@ -193,3 +193,49 @@ def into_project(project: Path, plan: dict, files: dict[str, bytes], force: bool
     if writes:
         workspace.write_atomic(project, writes)
     return report
+
+
+LOCK = ".lock"
+
+
+class RunLock:
+    """An exclusive lock on a run folder while apply or rollback writes to the org and the journal:
+    a second one is refused, naming the holder. The kernel lets go of the lock when its process dies
+    (``flock``), so a lock left by a dead process is no lock: its file only says who held it last."""
+
+    def __init__(self, folder: Path, command: str) -> None:
+        self.folder = folder
+        self.command = command
+        self.fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+
+        path = self.folder / LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise RunError("RunFolderNotWritable", f"{self.folder} can't be written ({exc.strerror or exc}): "
+                           f"{self.command} needs to keep its journal there; nothing was changed",
+                           [f"Make {self.folder} writable, or copy the run folder somewhere writable"]) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise RunError("RunFolderBusy", f"{self.folder} is in use by {holder}: two runs on one folder would "
+                           "interleave their journals; nothing was changed",
+                           ["Wait for that run to end, then run this again"]) from None
+        from datetime import datetime, timezone
+
+        info = (f"sf-intuser {self.command} (pid {os.getpid()}, since "
+                f"{datetime.now(timezone.utc).isoformat(timespec='seconds')})").encode("utf-8")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, info, 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)   # closing lets go of the lock
+            self.fd = None

@@ -219,7 +219,8 @@ def test_a_damaged_run_folder_is_refused_and_nothing_changes(bench, tmp_path, da
         p = run / "snapshot" / "inventory.json"
         p.write_text(p.read_text().replace("Salesforce", "Salesforce Platform", 1))
     else:
-        (run / "journal.jsonl").write_text('{"seq": 1, "run": "apply", "phase": "start"}\n{"seq": 2, "run": "ap')
+        (run / "journal.jsonl").write_text('{"seq": 1, "run": "apply", "phase": "start"}\n{"seq": 2, "run": "ap\n'
+                                           '{"seq": 3, "run": "apply", "phase": "end"}\n')
     n = writes(bench.emu)
     out = intuser(bench.home, "apply", str(run), "-o", ORG, "--yes", "--resume")
     assert out.returncode == 1

@@ -27,14 +27,46 @@ def test_the_journal_appends_whole_lines_and_reads_them_back(tmp_path):
     assert (tmp_path / "journal.jsonl").read_bytes().endswith(b"\n")
 
 
-@pytest.mark.parametrize("text,line", [('{"run": "apply", "phase": "start"}\n{"run": "app', 2),
-                                       ('{"run": "apply", "phase": "start"}\nnot json\n', 2),
+@pytest.mark.parametrize("text,line", [('{"run": "apply", "phase": "start"}\nnot json\n', 2),
+                                       ('{"run": "apply", "phase": "start"}\n{"run": "app\n{"run": "apply"}', 2),
                                        ('[1, 2]\n', 1)])
 def test_a_journal_that_does_not_parse_is_refused_naming_the_line(tmp_path, text, line):
     (tmp_path / "journal.jsonl").write_text(text)
     with pytest.raises(Failure) as err:
         Journal.load(tmp_path)
     assert err.value.name == "JournalBroken" and f"line {line}" in err.value.message
+
+
+def test_a_last_record_never_written_whole_is_set_aside_and_cut_off_before_the_next(tmp_path):
+    """A crash or a full disk while writing leaves a last line without its end of line: that record's
+    step never started (a step starts only once its intent is whole on disk)."""
+    path = tmp_path / "journal.jsonl"
+    path.write_text('{"seq": 1, "run": "apply", "phase": "start", "step": ""}\n{"seq": 2, "run": "apply", "pha')
+    j = Journal.load(tmp_path)
+    assert [r["seq"] for r in j.records] == [1] and j.torn
+    assert j.cut_off("apply") == []
+    j.append("apply", "intent", "switch-profiles", records=[])
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and '"phase": "intent"' in lines[1]
+    assert [r["phase"] for r in Journal.load(tmp_path).records] == ["start", "intent"]
+
+
+def test_a_write_the_disk_cuts_short_is_taken_back_and_the_step_does_not_start(tmp_path, monkeypatch):
+    import os as os_mod
+
+    j = Journal.load(tmp_path)
+    j.append("apply", "start")
+    before = (tmp_path / "journal.jsonl").read_bytes()
+    real = os_mod.pwrite
+    monkeypatch.setattr(os_mod, "pwrite", lambda fd, data, offset: real(fd, data[:10], offset))   # a full disk
+    with pytest.raises(Failure) as err:
+        j.append("apply", "intent", "switch-profiles", records=[{"userId": "005A"}])
+    assert err.value.name == "JournalWriteFailed" and "switch-profiles" in err.value.message
+    assert (tmp_path / "journal.jsonl").read_bytes() == before
+    assert len(j.records) == 1
+    monkeypatch.setattr(os_mod, "pwrite", real)
+    j.append("apply", "intent", "switch-profiles", records=[])
+    assert [r["phase"] for r in Journal.load(tmp_path).records] == ["start", "intent"]
 
 
 def _plan(users):
@@ -81,3 +113,16 @@ def test_a_rolled_back_run_reports_its_users_back():
     assert rep["users"][0]["outcome"] == "rolled back" and rep["state"] == "rolled back"
     assert rep["cost"]["monthlyBefore"] == rep["cost"]["monthlyAfter"] == 175
     assert json.loads(json.dumps(rep)) == rep
+
+
+def test_a_run_folder_is_locked_by_one_run_at_a_time_and_a_dead_holder_holds_nothing(tmp_path):
+    from sf_intuser import runs
+
+    (tmp_path / runs.LOCK).write_text("sf-intuser apply (pid 999999, since yesterday)")   # left by a dead process
+    with runs.RunLock(tmp_path, "apply"):
+        with pytest.raises(runs.RunError) as err:
+            runs.RunLock(tmp_path, "rollback").__enter__()
+        assert err.value.name == "RunFolderBusy"
+        assert f"sf-intuser apply (pid {__import__('os').getpid()}" in err.value.message
+    with runs.RunLock(tmp_path, "rollback"):
+        pass

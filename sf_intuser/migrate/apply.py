@@ -19,12 +19,13 @@ recorded in the journal, redeployed and the assignment retried, up to ``MAX_AMEN
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from sf_intuser import runs
 from sf_intuser.errors import Failure
@@ -416,8 +417,28 @@ def _ok(r: commands.RecordResult) -> bool:
 # --- apply --------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _locked(folder: Path, command: str) -> Iterator[None]:
+    """The run folder's lock (:class:`runs.RunLock`) for the whole of ``command``."""
+    try:
+        lock = runs.RunLock(folder, command).__enter__()
+    except runs.RunError as exc:
+        raise Failure(exc.name, exc.message, actions=exc.actions) from None
+    try:
+        yield
+    finally:
+        lock.__exit__()
+
+
 def apply(runner: SfRunner, folder: Path, target_org: str | None, *, resume: bool = False,
           confirm: Callable[[list[str]], bool] | None = None, progress: Progress = _noop) -> Outcome:
+    open_run(folder)   # a folder that is no run folder is named as such before anything is written to it
+    with _locked(folder, "apply"):
+        return _apply_locked(runner, folder, target_org, resume=resume, confirm=confirm, progress=progress)
+
+
+def _apply_locked(runner: SfRunner, folder: Path, target_org: str | None, *, resume: bool,
+                  confirm: Callable[[list[str]], bool] | None, progress: Progress) -> Outcome:
     run = open_run(folder)
     j = run.journal
     if j.of(ROLLBACK):
@@ -813,7 +834,7 @@ def _record_grants(now: OrgNow, meta: list[dict], results: list[commands.RecordR
 
 
 def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: OrgNow, user_ids: list[str],
-             kind: str, step: str, delete_generated: bool) -> dict[str, list[str]]:
+             kind: str, step: str, delete_generated: bool, revoke: list[str] | None = None) -> dict[str, list[str]]:
     """Put ``user_ids`` back as the snapshot says, in two calls: remove what the snapshot does not
     hold and switch the profile back; then add what the snapshot holds and is missing. Returns the
     problems per user id (empty: restored)."""
@@ -849,8 +870,9 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
         if _id15(cur.profile_id) != _id15(b["profileId"]):
             patch.append({"Id": uid, "ProfileId": b["profileId"]})
             meta1.append({"kind": "profile", "userId": uid, "name": b["profile"]})
-    created = set(run.journal.created_access())
-    revoke = [rid for rid in now.access.values() if rid in created]
+    if revoke is None:
+        created = set(run.journal.created_access())
+        revoke = [rid for rid in now.access.values() if rid in created]
     meta1 += [{"kind": "revoke-access", "id": rid, "name": rid} for rid in revoke]
     ops1 = [commands.Write("psa", "DELETE", "PermissionSetAssignment", del_psa),
             commands.Write("psla", "DELETE", "PermissionSetLicenseAssign", del_psla),
@@ -945,56 +967,93 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
 
 def rollback(runner: SfRunner, folder: Path, target_org: str | None, *, delete_generated: bool = False,
              confirm: Callable[[list[str]], bool] | None = None, progress: Progress = _noop) -> Outcome:
+    open_run(folder)
+    with _locked(folder, "rollback"):
+        return _rollback_locked(runner, folder, target_org, delete_generated=delete_generated, confirm=confirm,
+                                progress=progress)
+
+
+def _rollback_locked(runner: SfRunner, folder: Path, target_org: str | None, *, delete_generated: bool,
+                     confirm: Callable[[list[str]], bool] | None, progress: Progress) -> Outcome:
+    """Every planned user not exactly as the snapshot says is put back, whatever the journal holds or
+    lacks: the snapshot is the truth, the journal only makes the work precise (which grants the apply
+    made on sets that existed before). Connected-app access on the sets this plan created is found in
+    the org itself, so a grant whose outcome was never journaled does not stay behind."""
     run = open_run(folder)
     j = run.journal
-    touched = sorted(j.touched_users())
-    if not j.of(APPLY):
-        raise Failure("NothingToRollBack", f"{folder} was never applied (it has no journal of an apply): nothing to "
-                      "roll back, and nothing was changed", actions=[f"Apply it first: sf-intuser apply {folder}"])
-    if not touched and not delete_generated:
-        return Outcome({"runDir": str(folder), "restored": [], "alreadyRestored": [], "failures": [],
-                        "sfCalls": len(runner.calls)}, 0,
-                       [f"The apply of {folder} stopped before it changed any user: nothing to undo.",
-                        "What it deployed stays in the org; --delete-generated deletes the permission sets it "
-                        "created"])
+    planned = sorted(run.before)
+    forged = sorted(j.touched_users() - set(planned))
+    if forged:
+        raise Failure("JournalForged", f"{folder / runs.JOURNAL} names user(s) {', '.join(forged[:5])} that the plan "
+                      "does not hold: the journal was edited or belongs to another run, so nothing was changed",
+                      actions=["Restore the run folder's journal.jsonl, or remove it: rollback works from the "
+                               "snapshot alone"])
     api = run.plan["org"]["apiVersion"]
-    progress(f"Reading {len(touched)} user(s) in the org")
-    now = _read(runner, run, target_org, touched)
+    progress(f"Reading {len(planned)} planned user(s) in the org")
+    now = _read(runner, run, target_org, planned)
     names = {u["id"]: u["username"] for u in run.users}
-    todo = [uid for uid in touched if differences_from_snapshot(now.users.get(uid), run.before[uid])]
-    revoke = [rid for rid in now.access.values() if rid in set(j.created_access())]
-    lines = [f"Roll back {folder} in {run.label()} ({now.org_id})",
-             f"  {len(todo)} of {len(touched)} user(s) go back to the snapshot: " +
-             (", ".join(names.get(u, u) for u in todo) or "none"),
-             f"  {len(revoke)} connected-app access grant(s) the apply made are revoked"]
+    todo = [uid for uid in planned if differences_from_snapshot(now.users.get(uid), run.before[uid])]
+    revoke = _leftover_access(run, now)
+    applied = bool(j.of(APPLY))
+    if not applied and not todo and not revoke and not delete_generated:
+        raise Failure("NothingToRollBack", f"{folder} was never applied (its journal holds no apply) and every "
+                      "planned user is as the snapshot says: nothing to roll back, and nothing was changed",
+                      actions=[f"Apply it first: sf-intuser apply {folder} -o {run.label()}"])
+    lines = [f"Roll back {folder} in {run.label()} ({now.org_id})"]
+    if not applied:
+        lines.append("  The journal holds no apply: the users are compared with the snapshot alone")
+    lines += [f"  {len(todo)} of {len(planned)} user(s) go back to the snapshot: " +
+              (", ".join(names.get(u, u) for u in todo) or "none"),
+              f"  {len(revoke)} connected-app access grant(s) the apply made are revoked"]
     if not todo and not revoke and not delete_generated:
-        return Outcome({"runDir": str(folder), "restored": [], "alreadyRestored": [names.get(u, u) for u in touched],
+        return Outcome({"runDir": str(folder), "restored": [], "alreadyRestored": [names.get(u, u) for u in planned],
                         "failures": [], "sfCalls": len(runner.calls)}, 0,
                        lines + ["Nothing to undo: every user is as the snapshot says."])
     if confirm is not None and not confirm(lines):
         raise Failure("Cancelled", "Nothing was changed", actions=["Run again and answer y, or pass --yes"])
     j.append(ROLLBACK, "start", users=todo)
     try:
-        problems = _restore(runner, run, target_org, api, now, todo, ROLLBACK, "restore", delete_generated)
+        problems = _restore(runner, run, target_org, api, now, todo, ROLLBACK, "restore", delete_generated,
+                            revoke=revoke)
     except _Stop as stop:
         raise _stopped(run, ROLLBACK, stop, len(runner.calls)) from None
     try:
-        after = _read(runner, run, target_org, touched)
+        after = _read(runner, run, target_org, planned)
     except Failure as exc:
         raise _stopped(run, ROLLBACK, _Stop("verify", SfError(exc.name, exc.message)), len(runner.calls)) from None
     report = []
-    for uid in touched:
+    for uid in planned:
         diffs = differences_from_snapshot(after.users.get(uid), run.before[uid])
         report.append({"userId": uid, "username": names.get(uid, uid), "restored": not diffs, "differences": diffs,
                        "problems": problems.get(uid, [])})
-    j.append(ROLLBACK, "outcome", "verify", users=report)
-    j.append(ROLLBACK, "end", complete=all(r["restored"] for r in report))
+    left = _leftover_access(run, after)
+    j.append(ROLLBACK, "outcome", "verify", users=report, leftoverAccess=sorted(left))
+    j.append(ROLLBACK, "end", complete=all(r["restored"] for r in report) and not left)
     failed = [r for r in report if not r["restored"]]
-    result = {"runDir": str(folder), "restored": [r["username"] for r in report if r["restored"]],
+    result = {"runDir": str(folder), "restored": [r["username"] for r in report if r["restored"] and r["userId"] in todo],
+              "alreadyRestored": [r["username"] for r in report if r["restored"] and r["userId"] not in todo],
               "failures": [{"username": r["username"], "message": "; ".join(r["problems"] or r["differences"]),
                             "differences": r["differences"]} for r in failed],
+              "leftoverAccess": sorted(left),
               "journal": str(folder / runs.JOURNAL), "sfCalls": len(runner.calls)}
-    return Outcome(result, 1 if failed else 0, lines)
+    return Outcome(result, 1 if failed or left else 0, lines)
+
+
+def _leftover_access(run: Run, now: OrgNow) -> list[str]:
+    """SetupEntityAccess rows the apply made: those its journal names, and those on the permission sets
+    this plan generated that did not exist at plan time (any grant there is the apply's) for the
+    entities the plan grants on them."""
+    created = set(run.journal.created_access())
+    out = {rid for rid in now.access.values() if rid in created}
+    new_sets = {g["name"] for g in run.plan["generated"] if g["type"] == "PermissionSet" and not g["exists"]}
+    for u in run.users:
+        for a in u.get("to", {}).get("access", []):
+            ps = now.sets.get(a["permissionSet"])
+            if a["permissionSet"] in new_sets and ps is not None:
+                rid = now.access.get((_id15(ps["Id"]), _id15(a["entityId"])))
+                if rid:
+                    out.add(rid)
+    return sorted(out)
 
 
 # --- verify -------------------------------------------------------------------------------------

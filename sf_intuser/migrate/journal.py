@@ -7,8 +7,12 @@ after it (with what happened to each), ``amend`` when a permission the org refus
 generated permission set, ``stopped`` when a run stops early. A step with an intent and no outcome
 was cut off: whoever reads the journal next checks the org before doing it again.
 
-A journal that does not parse (a line cut off or edited by hand) is refused, naming the line:
-nothing is done on the word of a journal that can't be read whole.
+A step starts only once its intent is whole on disk: a write the disk cuts short (full disk) is taken
+back and the step does not run. So a last line without its end of line is a record that was never
+written whole (a crash or a full disk while writing it): it is set aside when the journal is read and
+cut off before the next record is written, and its step counts as not started. Any other line that
+does not parse (edited by hand) is refused, naming the line: nothing is done on the word of a journal
+that can't be read.
 """
 
 from __future__ import annotations
@@ -29,21 +33,21 @@ FILE = "journal.jsonl"
 class Journal:
     path: Path
     records: list[dict[str, Any]] = field(default_factory=list)
+    #: bytes of a last record that was never written whole (set aside; cut off before the next write)
+    torn: bytes = b""
 
     @classmethod
     def load(cls, folder: Path) -> "Journal":
         path = folder / FILE
         records: list[dict[str, Any]] = []
+        torn = b""
         if path.exists():
             data = path.read_bytes()
             lines = data.split(b"\n")
             if lines and lines[-1] == b"":
                 lines.pop()
             elif lines:
-                raise Failure("JournalBroken", f"{path} line {len(lines)} is cut off (no end of line): the "
-                              "journal can't be trusted, so nothing was done", actions=[f"If the run died while writing it, remove line {len(lines)} and run the "
-                                    "command again: a step without an outcome is checked against the org first",
-                                    "Otherwise restore the journal from where it was copied"])
+                torn = lines.pop()   # no end of line: never written whole, so its step never started
             for n, line in enumerate(lines, 1):
                 try:
                     rec = json.loads(line)
@@ -54,16 +58,34 @@ class Journal:
                                   "nothing was done", actions=["Restore the journal, or remove the broken line if "
                                                             "it is the last one"]) from None
                 records.append(rec)
-        return cls(path, records)
+        return cls(path, records, torn)
 
     def append(self, run: str, phase: str, step: str = "", **fields: Any) -> dict[str, Any]:
         rec = {"seq": len(self.records) + 1, "at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                "run": run, "step": step, "phase": phase, **fields}
         line = (json.dumps(rec, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            os.write(fd, line)
-            os.fsync(fd)
+            size = os.fstat(fd).st_size
+            if self.torn and size >= len(self.torn):
+                size -= len(self.torn)        # a record never written whole: cut it off first
+                os.ftruncate(fd, size)
+                self.torn = b""
+            try:
+                written = os.pwrite(fd, line, size)
+                if written != len(line):
+                    raise OSError(28, f"only {written} of {len(line)} bytes written")
+                os.fsync(fd)
+            except OSError as exc:
+                try:   # take the partial record back, so the journal stays whole
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+                except OSError:
+                    pass
+                raise Failure("JournalWriteFailed", f"{self.path} could not be written ({exc.strerror or exc}): "
+                              f"the step {step or phase!r} was not started",
+                              actions=["Free disk space (or make the run folder writable), then continue: "
+                                       "apply --resume or rollback picks up from here"]) from None
         finally:
             os.close(fd)
         self.records.append(rec)
