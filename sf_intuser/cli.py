@@ -35,16 +35,25 @@ def json_wanted(flag: bool) -> bool:
     return flag or os.environ.get("SF_CONTENT_TYPE", "").upper() == "JSON"
 
 
+def echo(text: str, err: bool = False, as_json: bool = False) -> None:
+    """Print for a person or a program, with org-controlled text made harmless: control characters
+    (terminal escape sequences) shown as ``\\xNN`` in human output; in JSON, the C1 controls json.dumps
+    leaves as they are written as ``\\u00NN`` (report/escape.py)."""
+    from sf_intuser.report.escape import json_safe, terminal
+
+    click.echo(json_safe(text) if as_json else terminal(text, keep_newlines=True), err=err)
+
+
 def emit(as_json: bool, result: Any, human: Callable[[], str], status: int = EXIT_OK,
          warnings: Sequence[str] = ()) -> None:
     if json_wanted(as_json):
-        click.echo(envelope(result, status, warnings))
+        echo(envelope(result, status, warnings), as_json=True)
     else:
         text = human()
         if text:
-            click.echo(text)
+            echo(text)
         for w in warnings:
-            click.echo(f"Warning: {w}", err=True)
+            echo(f"Warning: {w}", err=True)
     if status:
         sys.exit(status)
 
@@ -465,7 +474,7 @@ class _Progress:
 
     def __call__(self, message: str) -> None:
         if not self.quiet:
-            click.echo(f"... {message}", err=True)
+            echo(f"... {message}", err=True)
 
 
 def _failure(exc: Exception) -> CliError:
@@ -719,7 +728,7 @@ def _confirm(yes: bool, as_json: bool) -> "Callable[[list[str]], bool] | None":
 
     def ask(lines: list[str]) -> bool:
         for line in lines:
-            click.echo(line, err=True)
+            echo(line, err=True)
         if not sys.stdin.isatty():
             raise CliError("ConfirmationRequired", "Nothing was changed: there is no terminal to ask, and --yes was "
                            "not given", actions=["Review the lines above, then run again with --yes"])
@@ -1064,22 +1073,22 @@ def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str,
               "alias": alias if logged_in else None, "stopsAfterMinutes": minutes,
               "faults": list(fault_specs), "options": dataclasses.asdict(state.options)}
     if json_wanted(as_json):
-        click.echo(envelope(result))
+        echo(envelope(result), as_json=True)
     else:
         import shlex
         import shutil
 
-        click.echo(f"Emulated org {state.records['Organization'][state.org_id]['Name']} is up at {org.url}")
+        echo(f"Emulated org {state.records['Organization'][state.org_id]['Name']} is up at {org.url}")
         if logged_in:
             # the commands as they will work: the sf this used, unless `sf` on PATH is that one
             sf_cmd = "sf" if runner.sf and shutil.which("sf") and Path(shutil.which("sf")).resolve() == \
                 Path(runner.sf).resolve() else shlex.quote(str(runner.sf))
             me = "sf-intuser" if shutil.which("sf-intuser") else shlex.quote(str(Path(sys.executable).parent /
                                                                                   "sf-intuser"))
-            click.echo(f"The sf CLI is logged in as {state.username} under the alias {alias}. Try:\n"
+            echo(f"The sf CLI is logged in as {state.username} under the alias {alias}. Try:\n"
                        f"  {sf_cmd} data query -o {alias} -q \"SELECT Username, Profile.Name FROM User\"\n"
                        f"  {me} discover -o {alias}\n  {me} doctor -o {alias}\n")
-        click.echo(f"It stops by itself after {minutes:g} minutes; Ctrl-C stops it now.", err=True)
+        echo(f"It stops by itself after {minutes:g} minutes; Ctrl-C stops it now.", err=True)
     sys.stdout.flush()
     try:
         org.stopped.wait()
@@ -1274,27 +1283,27 @@ def run(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except click.UsageError as exc:
         if as_json:
-            click.echo(error_envelope("UsageError", exc.format_message(), EXIT_USAGE))
+            echo(error_envelope("UsageError", exc.format_message(), EXIT_USAGE), as_json=True)
         else:
             exc.show()
         return EXIT_USAGE
     except click.Abort:
-        click.echo("Aborted.", err=True)
+        echo("Aborted.", err=True)
         return EXIT_FAILURE
     except CliError as exc:
         if as_json:
-            click.echo(error_envelope(exc.name, exc.message, exc.exit_code, exc.actions, exc.data))
+            echo(error_envelope(exc.name, exc.message, exc.exit_code, exc.actions, exc.data), as_json=True)
         else:
-            click.echo(f"Error ({exc.name}): {exc.message}", err=True)
+            echo(f"Error ({exc.name}): {exc.message}", err=True)
             for a in exc.actions:
-                click.echo(f"  Try this: {a}", err=True)
+                echo(f"  Try this: {a}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
         message = "Stopped (Ctrl-C) before the command finished"
         if as_json:
-            click.echo(error_envelope("Interrupted", message, EXIT_INTERRUPTED))
+            echo(error_envelope("Interrupted", message, EXIT_INTERRUPTED), as_json=True)
         else:
-            click.echo(f"Error (Interrupted): {message}", err=True)
+            echo(f"Error (Interrupted): {message}", err=True)
         return EXIT_INTERRUPTED
     except Exception as exc:   # noqa: BLE001 - the last line of defence: never a traceback on the terminal
         log = write_crash_log(argv)
@@ -1302,10 +1311,10 @@ def run(argv: Sequence[str] | None = None) -> int:
                    + (f"the details are in {log}" if log else "the details could not be written to a log file"))
         actions = ["Run the command again; if it fails the same way, report it with the log file"]
         if as_json:
-            click.echo(error_envelope("UnexpectedError", message, EXIT_FAILURE, actions))
+            echo(error_envelope("UnexpectedError", message, EXIT_FAILURE, actions), as_json=True)
         else:
-            click.echo(f"Error (UnexpectedError): {message}", err=True)
-            click.echo(f"  Try this: {actions[0]}", err=True)
+            echo(f"Error (UnexpectedError): {message}", err=True)
+            echo(f"  Try this: {actions[0]}", err=True)
         return EXIT_FAILURE
 
 

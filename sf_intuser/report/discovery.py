@@ -130,17 +130,20 @@ CSV_COLUMNS = ("username", "name", "license", "profile", "evidence", "lastApiLog
 
 
 def candidates_csv(result: dict) -> str:
+    """The candidates as CSV; org-controlled cells can't run as spreadsheet formulas (escape.csv_cell)."""
+    from sf_intuser.report.escape import csv_row
+
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for c in result["candidates"]:
         pol: dict[str, Any] = c["loginPolicy"] or {}
-        w.writerow([c["username"], c["name"], c["license"], c["profile"], evidence_text(c["evidence"]),
+        w.writerow(csv_row([c["username"], c["name"], c["license"], c["profile"], evidence_text(c["evidence"]),
                     c["evidence"].get("lastApiLogin") or "",
                     " ".join(f"{r['startAddress']}-{r['endAddress']}" for r in pol.get("loginIpRanges", [])),
                     " ".join(f"{k}={v}" for k, v in (pol.get("loginHours") or {}).items()),
                     " ".join(f"{g['name']}:{g['verdict']}" for g in c["access"]
                              if g["kind"] in ("PermissionSet", "PermissionSetGroup")),
                     " | ".join(c["blockers"]), " ".join(c["sharedBy"]),
-                    "" if c["monthlyPrice"] is None else c["monthlyPrice"]])
+                    "" if c["monthlyPrice"] is None else c["monthlyPrice"]]))
     return out.getvalue()

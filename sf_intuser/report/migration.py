@@ -10,6 +10,7 @@ import io
 from typing import Any
 
 from sf_intuser.report.discovery import money
+from sf_intuser.report.escape import csv_row, md, md_code
 
 OUTCOMES = {
     "moved": "Moved",
@@ -88,23 +89,25 @@ def _state(journal: list[dict]) -> str:
 
 
 def markdown(rep: dict) -> str:
+    """The report in Markdown; every org-controlled string escaped for it (escape.md)."""
     c = rep["cost"]
-    out = [f"# Migration report: {rep['run']}", "",
-           f"Org **{rep['org'].get('alias') or rep['org'].get('username')}** ({rep['org']['id']}), state: "
+    out = [f"# Migration report: {md(rep['run'])}", "",
+           f"Org **{md(rep['org'].get('alias') or rep['org'].get('username'))}** ({md(rep['org']['id'])}), state: "
            f"**{rep['state']}**. {rep['moved']} user(s) moved.", "",
            f"License cost per month: {money(c['monthlyBefore'])} before, {money(c['monthlyAfter'])} after "
            f"({c['integrationSeatsBought']} Salesforce Integration seat(s) bought); "
            f"{money(c['yearlySaving'])} a year at list prices.", "", f"> {rep['note']}", "",
            "| User | Outcome | Before | After | Saving / month |", "|---|---|---|---|---|"]
     for r in rep["users"]:
-        b = f"{r['before']['license']} · {r['before']['profile']}"
-        a = (f"{r['after']['license']} · {r['after']['profile']} · " + ", ".join(r["after"]["permissionSets"])
-             if r["after"] else "unchanged")
-        why = f" ({r['reason']})" if r["reason"] else ""
-        out.append(f"| {r['username']} | {r['outcomeLabel']}{why} | {b} | {a} | {money(r['monthlySaving'])} |")
+        b = f"{md(r['before']['license'])} · {md(r['before']['profile'])}"
+        a = (f"{md(r['after']['license'])} · {md(r['after']['profile'])} · "
+             + ", ".join(md(x) for x in r["after"]["permissionSets"]) if r["after"] else "unchanged")
+        why = f" ({md(r['reason'])})" if r["reason"] else ""
+        out.append(f"| {md(r['username'])} | {md(r['outcomeLabel'])}{why} | {b} | {a} | {money(r['monthlySaving'])} |")
     if rep["dropped"]:
         out += ["", "## Permissions dropped during apply", ""]
-        out += [f"- `{d['permission']}` from `{d['permissionSet']}`: {d['reason']}" for d in rep["dropped"]]
+        out += [f"- {md_code(d['permission'])} from {md_code(d['permissionSet'])}: {md(d['reason'])}"
+                for d in rep["dropped"]]
     return "\n".join(out) + "\n"
 
 
@@ -115,9 +118,9 @@ def csv_text(rep: dict) -> str:
                 "profile_after", "permission_sets_after", "monthly_saving"])
     for r in rep["users"]:
         a = r["after"] or {}
-        w.writerow([r["username"], r["outcome"], r["reason"], r["before"]["license"], r["before"]["profile"],
-                    a.get("license", ""), a.get("profile", ""), " ".join(a.get("permissionSets", [])),
-                    r["monthlySaving"]])
+        w.writerow(csv_row([r["username"], r["outcome"], r["reason"], r["before"]["license"], r["before"]["profile"],
+                            a.get("license", ""), a.get("profile", ""), " ".join(a.get("permissionSets", [])),
+                            r["monthlySaving"]]))
     return buf.getvalue()
 
 

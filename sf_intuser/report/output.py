@@ -45,7 +45,10 @@ def error_envelope(name: str, message: str, exit_code: int, actions: Sequence[st
 
 def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:
     """A plain left-aligned table, like sf's ``ux.table``."""
-    rows = [[("" if v is None else str(v)) for v in r] for r in rows]
+    from sf_intuser.report.escape import terminal
+
+    # a cell holds one line, whatever the org put in a name (a line break would start a false row)
+    rows = [[terminal("" if v is None else str(v)) for v in r] for r in rows]
     widths = [len(h) for h in headers]
     for r in rows:
         for i, v in enumerate(r):

@@ -1,58 +1,61 @@
 """``plan.md``: the plan as a Salesforce admin reviews it (per user: from -> to, kept, rewritten,
-dropped with reasons, blockers; then seats and the saving; then what apply will do). Pure."""
+dropped with reasons, blockers; then seats and the saving; then what apply will do). Pure. Every
+org-controlled string (names, labels, messages quoting them) is escaped for Markdown (escape.md)."""
 
 from __future__ import annotations
 
 from sf_intuser.report.discovery import money, when
+from sf_intuser.report.escape import md, md_code
 
 #: how many dropped entries a user section lists before it summarises the rest
 DROPPED_SHOWN = 12
 
 
 def _code(name: str) -> str:
-    return f"`{name}`"
+    return md_code(name)
 
 
 def _user(u: dict) -> list[str]:
     to = u["to"]
-    out = [f"### {u['username']}" + (f" ({u['name']})" if u.get("name") else ""), ""]
+    out = [f"### {md(u['username'])}" + (f" ({md(u['name'])})" if u.get("name") else ""), ""]
     api = u["from"].get("profileApiName")
-    shown = u["from"]["profile"] + (f" (Metadata API name `{api}`)" if api and api != u["from"]["profile"] else "")
-    out.append(f"**From** {u['from']['license']}, profile *{shown}*  \n"
-               f"**To** {to['license']}, profile *{to['profile']}* ({to['profileHow']}), with the permission set "
-               f"license {_code(to['permissionSetLicense'])}")
+    shown = md(u["from"]["profile"]) + (f" (Metadata API name {md_code(api)})"
+                                        if api and api != u["from"]["profile"] else "")
+    out.append(f"**From** {md(u['from']['license'])}, profile *{shown}*  \n"
+               f"**To** {md(to['license'])}, profile *{md(to['profile'])}* ({md(to['profileHow'])}), with the "
+               f"permission set license {_code(to['permissionSetLicense'])}")
     out.append("")
     ev = u.get("evidence") or {}
     if ev.get("apiLogins"):
-        logins = ", ".join(f"{x['count']}× {x['type']}" + (f" ({x['application']})" if x.get("application") else "")
-                           for x in ev["apiLogins"])
+        logins = ", ".join(f"{x['count']}× {md(x['type'])}" + (f" ({md(x['application'])})" if x.get("application")
+                                                                else "") for x in ev["apiLogins"])
         out.append(f"- Evidence: {logins}; last API login {when(ev.get('lastApiLogin'))}")
     assigns = to["assign"]
     out.append(f"- Access from the profile moves to {_code(to['permissionSet'])} (license-less, made from it)")
     for a in assigns[1:]:
         exp = f", expires {a['expires']}" if a.get("expires") else ""
-        out.append(f"- Permission set {_code(a['permissionSet'])}: {a['why']}{exp}")
+        out.append(f"- Permission set {_code(a['permissionSet'])}: {md(a['why'])}{md(exp)}")
     for g in to["groups"]:
-        out.append(f"- Group {_code(g['group'])}: {g['why']}")
+        out.append(f"- Group {_code(g['group'])}: {md(g['why'])}")
     for k in u["kept"]:
         if k["kind"] == "PermissionSetLicense":
-            out.append(f"- Kept: permission set license {k['name']} ({k['reason']})")
+            out.append(f"- Kept: permission set license {md(k['name'])} ({md(k['reason'])})")
     for r in u["rewritten"]:
         if r["kind"] != "Profile":
-            out.append(f"- Rewritten: {r['kind']} {r['name']} → {_code(r.get('into', '?'))}: {r['reason']}")
+            out.append(f"- Rewritten: {r['kind']} {md(r['name'])} → {_code(r.get('into', '?'))}: {md(r['reason'])}")
     apps = sorted({a["entity"] for a in to.get("access", [])})
     if apps:
-        out.append(f"- Connected apps granted again on the new set: {', '.join(apps)}")
+        out.append(f"- Connected apps granted again on the new set: {', '.join(md(a) for a in apps)}")
     if u.get("packages"):
-        out.append("- Package licenses kept: " + ", ".join(p["namespace"] for p in u["packages"]))
+        out.append("- Package licenses kept: " + ", ".join(md(p["namespace"]) for p in u["packages"]))
     rec = u.get("userRecord")
     if rec:
         how = rec["how"]
         groups = [m for m in rec["memberships"] if m["type"] != "Queue"]
         queues = [m for m in rec["memberships"] if m["type"] == "Queue"]
-        out.append(f"- Role: {rec['role'] or 'none'}" + (f"; {how['role']}" if rec["role"] else ""))
-        out.append("- Public groups: " + (", ".join(m["name"] for m in groups) or "none")
-                   + "; queues: " + (", ".join(m["name"] for m in queues) or "none")
+        out.append(f"- Role: {md(rec['role']) if rec['role'] else 'none'}" + (f"; {how['role']}" if rec["role"] else ""))
+        out.append("- Public groups: " + (", ".join(md(m["name"]) for m in groups) or "none")
+                   + "; queues: " + (", ".join(md(m["name"]) for m in queues) or "none")
                    + (f"; {how['memberships']}" if rec["memberships"] else ""))
         feats = [f[len("UserPermissions"):] for f in rec["featureLicenses"]]
         out.append("- Feature licenses: " + (", ".join(feats) + f"; {how['featureLicenses']}" if feats else "none"))
@@ -61,11 +64,11 @@ def _user(u: dict) -> list[str]:
         out += ["", f"Dropped ({len(dropped)}):", ""]
         for d in dropped[:DROPPED_SHOWN]:
             where = f" (from {d['from']})" if d.get("from") else ""
-            out.append(f"- {d['name']}{where}: {d['reason']}")
+            out.append(f"- {md(d['name'])}{md(where)}: {md(d['reason'])}")
         if len(dropped) > DROPPED_SHOWN:
             out.append(f"- … and {len(dropped) - DROPPED_SHOWN} more (plan.json lists each)")
     for w in u.get("warnings", []):
-        out.append(f"- Note: {w}")
+        out.append(f"- Note: {md(w)}")
     out.append("")
     return out
 
@@ -73,8 +76,8 @@ def _user(u: dict) -> list[str]:
 def render(plan: dict) -> str:
     org = plan["org"]
     s = plan["summary"]
-    out = [f"# Integration user plan: {org.get('name') or org['id']}", "",
-           f"Org {org['id']} ({org.get('edition') or 'edition unknown'}) as {org['username']}; planned "
+    out = [f"# Integration user plan: {md(org.get('name') or org['id'])}", "",
+           f"Org {md(org['id'])} ({md(org.get('edition') or 'edition unknown')}) as {md(org['username'])}; planned "
            f"{when(plan['createdAt'])} by sf-intuser {plan['sfIntuser']}. Nothing in the org has changed: this is "
            "the review before anything is applied.", "",
            f"**{s['planned']} user(s) planned, {s['blocked']} blocked; {s['generated']} component(s) to deploy.**", ""]
@@ -102,24 +105,24 @@ def render(plan: dict) -> str:
     if blocked:
         out += ["## Blocked", ""]
         for u in blocked:
-            out.append(f"### {u['username']}")
+            out.append(f"### {md(u['username'])}")
             out.append("")
             for b in u["blockers"]:
-                out.append(f"- **{b['problem']}**. Fix: {b['fix']}")
+                out.append(f"- **{md(b['problem'])}**. Fix: {md(b['fix'])}")
             out.append("")
     if plan["steps"]:
         out += ["## What apply will do", ""]
         for st in plan["steps"]:
             n = len(st["records"])
-            out.append(f"{st['id']}. **{st['action']}**" + (f" ({n} record(s))" if n else "") + f": {st['why']}. "
-                       f"Undo: {st['inverse']['action']}.")
+            out.append(f"{st['id']}. **{md(st['action'])}**" + (f" ({n} record(s))" if n else "") + f": {md(st['why'])}. "
+                       f"Undo: {md(st['inverse']['action'])}.")
         out.append("")
     if plan["generated"]:
         out += ["## Generated metadata (metadata/, Metadata API format)", ""]
         for g in plan["generated"]:
-            out.append(f"- {g['type']} {_code(g['name'])} from {g['source']}"
+            out.append(f"- {g['type']} {_code(g['name'])} from {md(g['source'])}"
                        + (" (exists in the org: redeployed)" if g["exists"] else " (new)"))
         out.append("")
     if plan["warnings"]:
-        out += ["## Warnings", ""] + [f"- {w}" for w in plan["warnings"]] + [""]
+        out += ["## Warnings", ""] + [f"- {md(w)}" for w in plan["warnings"]] + [""]
     return "\n".join(out)
