@@ -578,6 +578,7 @@ def discover(target_org: str | None, days: int | None, csv_path: Path | None, co
 
         try:
             write_atomic(csv_path.parent, {csv_path.name: candidates_csv(result).encode("utf-8")})
+            os.chmod(csv_path, 0o600)   # org data: its owner's only, as the run folder is
         except OSError as exc:
             raise CliError("OutputFailed", f"Cannot write {csv_path}: {exc.strerror or exc}",
                            actions=["Check the folder exists and is writable"]) from None
@@ -901,7 +902,7 @@ def report(run_dir: Path, fmt: str | None, output: Path | None, as_json: bool) -
         output = run_dir / "report.html"
     if output is not None:
         try:
-            write_synced(output, body.encode("utf-8"))
+            write_synced(output, body.encode("utf-8"), private=True)
         except OSError as exc:
             raise CliError("OutputFailed", f"{output} could not be written: {exc.strerror or exc}",
                            actions=["Check the folder is writable"]) from None
@@ -1271,6 +1272,9 @@ def expand_flags_dir(argv: list[str]) -> list[str]:
 
 def run(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    from sf_intuser import tempfiles
+
+    tempfiles.clean_leftovers()   # what a killed run left (request bodies, retrieves) goes now
     as_json = "--json" in argv or json_wanted(False)
     try:
         argv = expand_flags_dir(argv)

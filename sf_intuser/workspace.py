@@ -168,10 +168,15 @@ class Staging:
         self.discard()
 
 
-def write_synced(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (folders made) and flush it to disk before returning."""
+def write_synced(path: Path, data: bytes, private: bool = False) -> None:
+    """Write ``data`` to ``path`` (folders made) and flush it to disk before returning. ``private``:
+    readable by its owner only (0600, also when the file existed), for files holding org data outside
+    the run folder (which is 0700 already): a CSV of candidates, a report."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o666)
+    with os.fdopen(fd, "wb") as fh:
+        if private:
+            os.fchmod(fh.fileno(), 0o600)
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())

@@ -69,3 +69,28 @@ def test_plan_md_escapes_names_in_headings_tables_and_lists():
     out = plan_md.render(plan)
     assert "\n# owned" not in out and "<img" not in out and "<b>" not in out
     assert "\\*bold\\*" in out and "\\[link\\]" in out
+
+
+def test_what_a_killed_process_left_is_removed_at_the_next_start_and_a_live_ones_files_stay(tmp_path,
+                                                                                           monkeypatch):
+    import os
+    import subprocess
+
+    from sf_intuser import tempfiles
+
+    monkeypatch.setattr(tempfiles.tempfile, "gettempdir", lambda: str(tmp_path))
+    dead = subprocess.run(["true"]).returncode == 0 and subprocess.Popen(["true"])
+    dead.wait()
+    d = tempfiles.private_dir()
+    assert oct(d.stat().st_mode & 0o777) == "0o700"
+    (d / f"request-{dead.pid}-abc.json").write_text("{}")
+    (d / f"retrieve-{dead.pid}-xyz").mkdir()
+    mine = tempfiles.new_file("request", ".json")
+    live = subprocess.Popen(["sleep", "30"])
+    try:
+        (d / f"deploy-{live.pid}-q").mkdir()
+        assert sorted(tempfiles.clean_leftovers()) == [f"request-{dead.pid}-abc.json", f"retrieve-{dead.pid}-xyz"]
+        assert mine.exists() and (d / f"deploy-{live.pid}-q").exists()
+    finally:
+        live.kill()
+    assert os.stat(mine).st_mode & 0o077 == 0

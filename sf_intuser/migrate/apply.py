@@ -20,6 +20,7 @@ recorded in the journal, redeployed and the assignment retried, up to ``MAX_AMEN
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import tempfile
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from sf_intuser import runs
+from sf_intuser import runs, tempfiles
 from sf_intuser.errors import Failure
 from sf_intuser.metadata import license_rules as rules
 from sf_intuser.metadata.xml import children, local, parse, serialize, text
@@ -365,7 +366,7 @@ def deploy_folder(run: Run, into: Path) -> tuple[Path, set[str]]:
 
 
 def _empty_sets(run: Run) -> set[str]:
-    with tempfile.TemporaryDirectory(prefix="sf-intuser-deploy-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"deploy-{os.getpid()}-", dir=tempfiles.private_dir()) as tmp:
         return deploy_folder(run, Path(tmp))[1]
 
 
@@ -687,7 +688,7 @@ def _deploy_done(run: Run, now: OrgNow) -> bool:
 def _deploy(runner: SfRunner, run: Run, target_org: str | None, now: OrgNow, progress: Progress,
             validate: bool) -> None:
     j = run.journal
-    with tempfile.TemporaryDirectory(prefix="sf-intuser-deploy-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"deploy-{os.getpid()}-", dir=tempfiles.private_dir()) as tmp:
         folder, _ = deploy_folder(run, Path(tmp))
         current = "validate" if validate else "deploy"
         try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sf_intuser import config as config_mod
+from sf_intuser import tempfiles
 from sf_intuser.errors import Failure
 from sf_intuser.metadata import package_xml
 from sf_intuser.migrate import apply as apply_mod
@@ -138,7 +140,7 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
         names["PermissionSet"].update(p["name"] for p in b["permissionSets"])
         names["PermissionSetGroup"].update(g["name"] for g in b["groups"])
     profiles = _create_missing_profiles(runner, run_dir, on, api, labels, progress)
-    with tempfile.TemporaryDirectory(prefix="sf-intuser-rehearse-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"rehearse-{os.getpid()}-", dir=tempfiles.private_dir()) as tmp:
         n = _production_metadata(run_dir, names, api, Path(tmp))
         progress(f"Deploying production's {n} profile(s), permission set(s) and group(s) to {on}")
         if n:

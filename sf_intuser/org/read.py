@@ -12,7 +12,6 @@ connected app (which ones run as a user, what they pre-authorize). Pages beyond 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +60,9 @@ def retrieve(runner: SfRunner, org: inventory.Org, manifest: bytes, into: Path |
 
     from sf_intuser.workspace import classify_path, read_bytes
 
-    work = Path(tempfile.mkdtemp(prefix="sf-intuser-retrieve-"))
+    from sf_intuser import tempfiles
+
+    work = tempfiles.new_dir("retrieve")
     try:
         (work / "package.xml").write_bytes(manifest)
         res = commands.retrieve(runner, work / "package.xml", org.alias or org.username, work / "out")

@@ -185,13 +185,14 @@ class SfRunner:
         raise error_from(env, code, args)
 
     def temp_json(self, data: Any) -> str:
-        """A private temporary file holding ``data`` as JSON, for ``--body @file``; the caller deletes it."""
-        import tempfile
+        """A private temporary file holding ``data`` as JSON, for ``--body @file``; the caller deletes it
+        (one a killed process leaves is removed at the next start: :mod:`sf_intuser.tempfiles`)."""
+        from sf_intuser import tempfiles
 
-        fd, path = tempfile.mkstemp(prefix="sf-intuser-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        path = tempfiles.new_file("request", ".json")
+        with open(path, "w", encoding="utf-8") as fh:
             json.dump(data, fh)
-        return path
+        return str(path)
 
     @property
     def seconds(self) -> float:
