@@ -24,6 +24,7 @@ with the key and its line, e.g. ``sf-intuser.toml line 12: users[1].keep: ...``:
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,11 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 FILE_NAME = "sf-intuser.toml"
+#: the highest price a [prices] entry may name (USD a user a month): above any list price
+MAX_PRICE = 10_000
+#: the widest login IP range add-ip-ranges takes: a /8 of IPv4 (16,777,216 addresses), a /32 of IPv6.
+#: sf-intuser's own limit, not Salesforce's: a wider range on an API-only profile restricts nothing
+MAX_RANGE_ADDRESSES = {4: 2 ** 24, 6: 2 ** 96}
 _API_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*$")
 
 
@@ -120,8 +126,11 @@ def parse(text: str, path: Path | None = None) -> Config:
     if not isinstance(prices, dict):
         raise lines.error(("prices",), "must be a table: [prices] with \"License Name\" = dollars per user per month")
     for name, value in prices.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            raise lines.error(("prices", name), "must be a price in dollars per user per month, e.g. 150")
+        # nan and inf are valid TOML floats; a price beyond any list price is a typo (1e308 overflows sums)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+                or not 0 <= value <= MAX_PRICE:
+            raise lines.error(("prices", name), f"must be a price in dollars per user per month from 0 to "
+                                                f"{MAX_PRICE:,}, e.g. 150")
         cfg.prices[name] = float(value)
     users = data.get("users", [])
     if not isinstance(users, list):
@@ -151,13 +160,13 @@ def parse(text: str, path: Path | None = None) -> Config:
                                   " one generated permission set never serves two profiles; choose another name")
             names[ps.lower()] = i
             uc.permission_set = ps
+        if "keep" in u and "drop" in u:
+            raise lines.error((*where, "drop"), "keep and drop are one or the other: keep lists all that is carried, "
+                                                "drop all that is not; remove one of them")
         if "keep" in u:
             uc.keep = lines.strings(u["keep"], (*where, "keep"))
         if "drop" in u:
             uc.drop = lines.strings(u["drop"], (*where, "drop"))
-        both = set(uc.keep or ()) & set(uc.drop)
-        if both:
-            raise lines.error((*where, "drop"), f"{', '.join(sorted(both))} is both kept and dropped; choose one")
         if "add-ip-ranges" in u:
             raw = u["add-ip-ranges"]
             if not isinstance(raw, list):
@@ -183,6 +192,11 @@ def _ip_range(value: Any, lines: "_Lines", where: tuple) -> IpRange:
         raise lines.error(where, f"{value!r} is not an IP address range such as \"203.0.113.0-203.0.113.255\"") from None
     if a.version != b.version or a > b:
         raise lines.error(where, f"{value!r}: the start must not come after the end (and both of one IP version)")
+    size = int(b) - int(a) + 1
+    if size > MAX_RANGE_ADDRESSES[a.version]:
+        raise lines.error(where, f"{value!r} covers {size:,} addresses: a login IP range on an API-only profile is "
+                                 "there to say where the integration logs in from, and this one lets it in from "
+                                 "almost anywhere; list the integration's own addresses")
     return IpRange(str(a), str(b), str(desc or ""))
 
 

@@ -81,12 +81,20 @@ def discover(paths: Iterable[str | Path]) -> list[MetadataFile]:
             continue
         roots = package_directories(p) if (p / "sfdx-project.json").exists() else [p]
         for root in roots:
+            inside = p.resolve()
             for dirpath, dirnames, filenames in os.walk(root):
                 dirnames[:] = sorted(d for d in dirnames if d not in ("node_modules", ".git", ".sf", ".sfdx"))
                 for fn in sorted(filenames):
                     mf = classify_path(Path(dirpath) / fn)
-                    if mf is not None:
-                        found[mf.path.resolve()] = mf
+                    if mf is None:
+                        continue
+                    target = mf.path.resolve()
+                    if mf.path.is_symlink() and not target.is_relative_to(inside):
+                        # a link in the project pointing elsewhere would read (and a gate would judge) a file
+                        # the project does not hold
+                        raise WorkspaceError(f"{mf.path}: a link to {target}, outside {p}. Replace the link with "
+                                             "the file, or name the file itself")
+                    found[target] = mf
     return sorted(found.values(), key=lambda m: (m.type, m.name, str(m.path)))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sf_intuser.hooks.lint import LintInput, lint
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -146,3 +148,19 @@ def test_committed_versions_are_read_in_one_git_call_per_repository(tmp_path):
     outside.write_bytes(b"<o/>")
     paths = [str(repo / "sub dir" / "A.profile"), str(repo / "B.profile"), str(repo / "New.profile"), str(outside)]
     assert committed_many(paths) == {paths[0]: b"<a/>\n", paths[1]: b"", paths[2]: None, paths[3]: None}
+
+
+def test_a_link_leading_out_of_the_folder_is_refused_naming_it(tmp_path):
+    from sf_intuser.workspace import WorkspaceError, discover
+
+    outside = tmp_path / "secret.profile-meta.xml"
+    outside.write_text("<Profile/>")
+    folder = tmp_path / "force-app" / "profiles"
+    folder.mkdir(parents=True)
+    (folder / "A.profile-meta.xml").symlink_to(outside)
+    (folder / "B.profile-meta.xml").write_text("<Profile/>")
+    with pytest.raises(WorkspaceError, match="A.profile-meta.xml: a link to .*outside"):
+        discover([tmp_path / "force-app"])
+    (folder / "A.profile-meta.xml").unlink()
+    (folder / "A.profile-meta.xml").symlink_to(folder / "B.profile-meta.xml")   # a link that stays inside: fine
+    assert [m.name for m in discover([tmp_path / "force-app"])] == ["B"]

@@ -126,7 +126,12 @@ def test_config_reads_every_key():
     (('"Salesforce" = 150', '"Salesforce" = "cheap"'), "line 7: prices.Salesforce"),
     (('permission-set = "A_Access"', 'permission-set = "A__Access"'), "line 11: users[0].permission-set"),
     (('203.0.113.0-203.0.113.255', '203.0.113.9-203.0.113.1'), "line 17: users[1].add-ip-ranges"),
-    (('drop = ["Legacy"]', 'drop = ["Legacy"]\nkeep = ["Legacy"]'), "users[1].drop: Legacy is both kept"),
+    (('drop = ["Legacy"]', 'drop = ["Legacy"]\nkeep = ["Other"]'), "users[1].drop: keep and drop are one or the other"),
+    (('"Salesforce" = 150', '"Salesforce" = nan'), "line 7: prices.Salesforce"),
+    (('"Salesforce" = 150', '"Salesforce" = 1e308'), "line 7: prices.Salesforce"),
+    (('"Salesforce" = 150', '"Salesforce" = inf'), "line 7: prices.Salesforce"),
+    (('203.0.113.0-203.0.113.255', '0.0.0.0-255.255.255.255'), "line 17: users[1].add-ip-ranges: "
+                                                                "'0.0.0.0-255.255.255.255' covers 4,294,967,296"),
     (('username = "b@x.com"', 'username = "A@x.com"'), "line 15: users[1].username: A@x.com is listed twice"),
     (('[prices]', '[prices'), "not valid TOML"),
 ])
