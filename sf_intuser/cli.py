@@ -749,6 +749,8 @@ def _outcome_human(title: str, out: Any) -> str:
         lines.append(f"Dropped from {d['permissionSet']} (the license refuses them): {', '.join(d['permissions'])}")
     if r.get("notAssigned"):
         lines.append("Not assigned (nothing left in them): " + ", ".join(r["notAssigned"]))
+    for c in r.get("changedDuringRun", []):
+        lines.append(f"Changed during the run: {c['username']}: " + "; ".join(c["changes"]))
     for n in r.get("notKept", []):
         lines.append(f"Not kept: feature license {n['featureLicense']} of {n['username']} (the new license refuses "
                      f"it: {n['reason']}); rollback gives it back")

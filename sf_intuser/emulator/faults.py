@@ -9,13 +9,16 @@ A request is matched as the text ``METHOD PATH[?QUERY]``, and for Metadata API c
 - ``/composite/sobjects@2=drop`` closes the connection on the second collection call, unanswered;
 - ``checkDeployStatus@1=delay:3`` holds the first deploy poll for three seconds.
 
-``N`` counts matching requests from 1; ``N+`` (``@2+``) fails that one and every later one.
+``N`` counts matching requests from 1; ``N+`` (``@2+``) fails that one and every later one. In
+process, a test may also give a ``call`` fault: a function run on the org's state right before the
+matching request is answered, to make a change behind the tool's back at an exact moment.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Callable
 
 #: A gack: the CLI gives it exit code 20 (sf-wire.md section 9)
 GACK = "An unexpected error occurred. Please include this ErrorId if you contact support: 1234567890-12345 (-1234567890)"
@@ -26,13 +29,16 @@ class Fault:
     pattern: str
     nth: int = 1
     repeat: bool = False
-    action: str = "error"          # error | drop | delay
+    action: str = "error"          # error | drop | delay | call
     status: int = 500
     code: str = "UNKNOWN_EXCEPTION"
     message: str = GACK
     seconds: float = 0.0
     seen: int = 0
     fired: int = 0
+    #: ``call`` (tests, in process): run on the org's state just before the request is answered as usual:
+    #: a change someone else makes in the org at that moment (an admin assigning a permission set)
+    before: Callable[[Any], None] | None = None
 
     def hit(self, request: str) -> bool:
         """Count ``request`` if it matches; True when this fault applies to it."""

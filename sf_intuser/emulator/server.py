@@ -149,6 +149,9 @@ class Handler(BaseHTTPRequestHandler):
                 if f.hit(label):
                     fault = f
                     break
+            if fault is not None and fault.action == "call" and fault.before is not None:
+                fault.before(self.state)   # someone else's change, made just before this request
+                fault = None
         if fault is not None:
             if fault.action == "drop":
                 self.close_connection = True

@@ -169,3 +169,21 @@ def source_of(description: str | None) -> str | None:
 def existing_lookup(found: Mapping[tuple[str, str], Existing]) -> Callable[[str, str], Existing | None]:
     """An ``existing`` callable over a ``{(type, lower name): Existing}`` mapping."""
     return lambda type_name, name: found.get((type_name, name.lower()))
+
+
+#: the longest file name a file system takes (NAME_MAX, bytes); a retrieve writes ``<API name>.profile``
+FILE_NAME_LIMIT = 255
+
+
+def retrievable(profile_api_name: str) -> bool:
+    """Whether sf can write the profile's file: Salesforce allows long profile names (and encoding makes
+    them longer), but a retrieve of one whose ``<name>.profile`` is over 255 bytes fails as a whole with
+    ENAMETOOLONG. Such profiles are left out of the retrieve and their users blocked, naming the fix."""
+    return len(f"{profile_api_name}.profile".encode("utf-8")) <= FILE_NAME_LIMIT
+
+
+def too_long_blocker(label: str, api: str) -> tuple[str, str]:
+    """The problem and the fix for a user on a profile :func:`retrievable` refuses."""
+    return (f"the profile {label[:60]!r}... has a Metadata API name of {len(api.encode('utf-8'))} bytes: its file "
+            f"name would be longer than the {FILE_NAME_LIMIT} bytes a file system allows, so sf can't retrieve it",
+            "Rename the profile in Setup to a shorter name (under about 200 characters), then plan again")

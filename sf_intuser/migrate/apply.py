@@ -25,6 +25,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -449,28 +450,31 @@ def _apply_locked(runner: SfRunner, folder: Path, target_org: str | None, *, res
     retry = _retryable(j) if finished is not None else set()
     if finished is not None and not (resume and retry):
         raise Failure("AlreadyApplied", f"{folder} was applied at {finished['at']}: nothing was changed",
-                      actions=[f"Check it: sf-intuser verify {folder}", f"Read it: sf-intuser report {folder}",
-                               f"Undo it: sf-intuser rollback {folder}"]
-                      + ([f"Move the users who had no seat or could not move: sf-intuser apply {folder} --resume"]
+                      actions=[f"Check it: sf-intuser verify {folder} -o {run.label()}",
+                               f"Read it: sf-intuser report {folder}",
+                               f"Undo it: sf-intuser rollback {folder} -o {run.label()}"]
+                      + ([f"Move the users who had no seat or could not move: sf-intuser apply {folder} --resume "
+                            f"-o {run.label()}"]
                          if retry else []))
     started = bool(j.of(APPLY, "start"))
     if started and not resume:
         raise Failure("ApplyUnfinished", f"{folder} holds an apply that did not finish; nothing was changed",
-                      actions=[f"Continue it: sf-intuser apply {folder} --resume",
-                               f"Or undo it: sf-intuser rollback {folder}"])
+                      actions=[f"Continue it: sf-intuser apply {folder} --resume -o {run.label()}",
+                               f"Or undo it: sf-intuser rollback {folder} -o {run.label()}"])
     api = run.plan["org"]["apiVersion"]
     users = run.users
     progress(f"Reading {len(users)} user(s) in the org")
     now = _read(runner, run, target_org, [u["id"] for u in users])
-    # a user the journal does not show moving (or cut off while moving) must still be as the snapshot says
-    touched = j.moving_users()
+    # a user the journal does not show moving (or cut off while moving) must still be as the snapshot says;
+    # one already on its planned profile was moved by this plan (its journal lost or cut): it is resumed
+    touched = j.moving_users() | _on_target(run, now)
     drift = {u["username"]: d for u in users if u["id"] not in touched
              for d in [differences_from_snapshot(now.users.get(u["id"]), run.before[u["id"]])] if d}
     if drift:
         raise Failure("OrgDrifted", "The org changed since the plan: " + "; ".join(
             f"{k}: {', '.join(v)}" for k, v in sorted(drift.items())) + ". Nothing was changed",
             actions=["Plan again so the plan starts from the org as it is: sf-intuser plan -u " +
-                     " -u ".join(sorted(drift))], data={"drift": drift})
+                     " -u ".join(sorted(drift)) + f" -o {run.label()}"], data={"drift": drift})
     cut = j.cut_off(APPLY)
     lines = [f"Apply {folder} to {run.label()} ({now.org_id})" + (" (resuming)" if started else ""),
              f"  {len(users)} user(s) move to the Salesforce Integration license: " +
@@ -515,12 +519,22 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
     if not done_deploy:
         _deploy(runner, run, target_org, now, progress, validate=True)
 
-    wanted = {a["permissionSet"] for u in users for a in u["to"]["assign"]}
-    wanted_groups = {g["group"] for u in users for g in u["to"]["groups"]}
-    if not (wanted <= set(now.sets) and wanted_groups <= set(now.groups)):
-        fresh = _read(runner, run, target_org, [u["id"] for u in users])
-        now.sets.update(fresh.sets)
-        now.groups.update(fresh.groups)
+    # every moving user read again right before the switch (one call for all): a change made while the
+    # apply ran (a permission set assigned during the deploy, say) would be stripped by the license change
+    # and lost, so such a user is held back unmoved and reported; the others go on
+    fresh = _read(runner, run, target_org, [u["id"] for u in users])
+    now.sets.update(fresh.sets)
+    now.groups.update(fresh.groups)
+    now.access.update(fresh.access)
+    moving = j.moving_users() | _on_target(run, fresh)
+    changed: dict[str, list[str]] = {}
+    for u in users:
+        if fresh.users.get(u["id"]) is not None:
+            now.users[u["id"]] = fresh.users[u["id"]]
+        if u["id"] not in moving:
+            diffs = differences_from_snapshot(fresh.users.get(u["id"]), run.before[u["id"]])
+            if diffs:
+                changed[u["id"]] = diffs
 
     # 3. switch profiles, and so licenses
     targets = {}
@@ -530,12 +544,16 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
             raise _Stop("switch-profiles", SfError("ProfileNotFound", f"profile {u['to']['profile']} is not in the "
                                                    "org after the deploy"))
         targets[u["id"]] = pid
-    failures: dict[str, dict] = {}
+    failures: dict[str, dict] = {uid: {
+        "username": by_id[uid]["username"], "outcome": "changed during the run",
+        "reason": "its access changed while apply ran (" + "; ".join(d) + "); moving it now would lose that",
+        "fix": f"Plan again for this user so the plan includes the change: sf-intuser plan -u {by_id[uid]['username']}"
+               f" -o {run.label()}"} for uid, d in changed.items()}
     # every set and group a user gets must be in the org by id before the user moves
     for u in users:
         lost = [a["permissionSet"] for a in u["to"]["assign"] if a["permissionSet"] not in now.sets] + \
             [g["group"] for g in u["to"]["groups"] if g["group"] not in now.groups]
-        if lost:
+        if lost and u["id"] not in failures:
             failures[u["id"]] = {"username": u["username"], "outcome": "not moved",
                                  "reason": f"{', '.join(lost)} is not in the org after the deploy",
                                  "fix": "Deploy metadata/ of the run folder by hand to see why, then plan again"}
@@ -618,20 +636,29 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
     for u in users:
         f = failures.get(u["id"])
         if f is not None:
-            diffs = differences_from_snapshot(after.users.get(u["id"]), run.before[u["id"]])
+            # held back because someone changed it: the change is its state now, not a failure of ours
+            diffs = [] if f["outcome"] == "changed during the run" else \
+                differences_from_snapshot(after.users.get(u["id"]), run.before[u["id"]])
             report.append({"userId": u["id"], "username": u["username"], "outcome": f["outcome"],
                            "reason": f["reason"], "fix": f["fix"], "differences": diffs})
         else:
             diffs = differences_from_target(after.users.get(u["id"]), u, after, empty, run.before.get(u["id"]))
-            report.append({"userId": u["id"], "username": u["username"], "outcome": "moved" if not diffs else
-                           "differs", "differences": diffs})
+            # a set or group neither planned nor ours came while the user moved (someone assigned it after the
+            # switch): kept, never removed, and reported
+            extra = [d for d in diffs if d.endswith(" not planned")]
+            real = [d for d in diffs if d not in extra]
+            report.append({"userId": u["id"], "username": u["username"], "outcome": "moved" if not real else
+                           "differs", "differences": real,
+                           **({"changedDuringRun": [d[: -len(" not planned")] + " was added by someone else during "
+                                                    "the run and kept" for d in extra]} if extra else {})})
     j.append(APPLY, "outcome", "verify", users=report, emptySets=sorted(empty))
     j.append(APPLY, "end", complete=True)
     successes = [r for r in report if r["outcome"] == "moved"]
     failed = [r for r in report if r["outcome"] != "moved"]
     differs = [r for r in report if r["outcome"] == "differs" or (r["outcome"] != "moved" and r["differences"])]
+    changed = [r for r in report if r.get("changedDuringRun")]
     # sf's exit codes: 68 is a partial success; when no user could move, the run failed
-    code = 1 if differs or not successes else 68 if failed else 0
+    code = 1 if differs or not successes else 68 if failed or changed else 0
     result = {"runDir": str(run.folder), "org": now.org_id,
               "successes": [{"username": r["username"], "profile": by_id[r["userId"]]["to"]["profile"],
                              "permissionSets": [a["permissionSet"] for a in by_id[r["userId"]]["to"]["assign"]
@@ -643,9 +670,23 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
               "dropped": [{"permissionSet": k, "permissions": sorted(v)} for k, v in sorted(j.amendments().items())],
               "notKept": [{"username": by_id[uid]["username"], "featureLicense": f[len("UserPermissions"):],
                            "reason": why} for uid, fs in sorted(not_kept.items()) for f, why in sorted(fs.items())],
+              "changedDuringRun": [{"username": r["username"], "changes": r["changedDuringRun"]} for r in changed],
               "notAssigned": sorted(empty), "journal": str(run.folder / runs.JOURNAL),
               "sfCalls": len(runner.calls)}
     return Outcome(result, code, lines)
+
+
+def _on_target(run: Run, now: OrgNow) -> set[str]:
+    """Users the org shows on the profile this plan moves them to (found by id, or by name for a profile
+    the plan creates): moved by this plan, whatever the journal says."""
+    out = set()
+    for u in run.users:
+        cur = now.users.get(u["id"])
+        target = u["to"].get("profileId") or now.profiles.get(u["to"]["profile"].lower())
+        if cur is not None and target and _id15(cur.profile_id) == _id15(target) \
+                and _id15(target) != _id15(run.before[u["id"]]["profileId"]):
+            out.add(u["id"])
+    return out
 
 
 def _retryable(j: Journal) -> set[str]:
@@ -968,10 +1009,29 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
 
 def rollback(runner: SfRunner, folder: Path, target_org: str | None, *, delete_generated: bool = False,
              confirm: Callable[[list[str]], bool] | None = None, progress: Progress = _noop) -> Outcome:
-    open_run(folder)
+    try:
+        open_run(folder)
+    except Failure as exc:
+        if exc.name != "JournalBroken":
+            raise
     with _locked(folder, "rollback"):
         return _rollback_locked(runner, folder, target_org, delete_generated=delete_generated, confirm=confirm,
                                 progress=progress)
+
+
+def _open_for_rollback(folder: Path) -> tuple[Run, str | None]:
+    """The run folder for a rollback. A journal that can't be read does not stop it (the snapshot is
+    enough): it is set aside as ``journal.jsonl.broken-<time>``, kept for whoever looks into it, and the
+    rollback journals into a new one. Returns the run and a note saying so."""
+    try:
+        return open_run(folder), None
+    except Failure as exc:
+        if exc.name != "JournalBroken":
+            raise
+        aside = folder / f"{runs.JOURNAL}.broken-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+        os.replace(folder / runs.JOURNAL, aside)
+        return open_run(folder), (f"The journal could not be read ({exc.message.split(':')[0]}); it was set aside as "
+                                  f"{aside.name} and the users are compared with the snapshot alone")
 
 
 def _rollback_locked(runner: SfRunner, folder: Path, target_org: str | None, *, delete_generated: bool,
@@ -980,7 +1040,7 @@ def _rollback_locked(runner: SfRunner, folder: Path, target_org: str | None, *, 
     lacks: the snapshot is the truth, the journal only makes the work precise (which grants the apply
     made on sets that existed before). Connected-app access on the sets this plan created is found in
     the org itself, so a grant whose outcome was never journaled does not stay behind."""
-    run = open_run(folder)
+    run, note = _open_for_rollback(folder)
     j = run.journal
     planned = sorted(run.before)
     forged = sorted(j.touched_users() - set(planned))
@@ -996,16 +1056,31 @@ def _rollback_locked(runner: SfRunner, folder: Path, target_org: str | None, *, 
     todo = [uid for uid in planned if differences_from_snapshot(now.users.get(uid), run.before[uid])]
     revoke = _leftover_access(run, now)
     applied = bool(j.of(APPLY))
-    if not applied and not todo and not revoke and not delete_generated:
+    if not applied and not note and not todo and not revoke and not delete_generated:
         raise Failure("NothingToRollBack", f"{folder} was never applied (its journal holds no apply) and every "
                       "planned user is as the snapshot says: nothing to roll back, and nothing was changed",
                       actions=[f"Apply it first: sf-intuser apply {folder} -o {run.label()}"])
-    lines = [f"Roll back {folder} in {run.label()} ({now.org_id})"]
-    if not applied:
+    lines = [f"Roll back {folder} in {run.label()} ({now.org_id})"] + ([f"  {note}"] if note else [])
+    if not applied and not note:
         lines.append("  The journal holds no apply: the users are compared with the snapshot alone")
     lines += [f"  {len(todo)} of {len(planned)} user(s) go back to the snapshot: " +
               (", ".join(names.get(u, u) for u in todo) or "none"),
               f"  {len(revoke)} connected-app access grant(s) the apply made are revoked"]
+    # what neither the snapshot nor the plan holds was given by someone else after the plan: the snapshot
+    # wins, but it is said, never removed in silence
+    foreign = {}
+    by_id = {u["id"]: u for u in run.users}
+    for uid in todo:
+        cur, b, to = now.users.get(uid), run.before[uid], by_id.get(uid, {}).get("to", {})
+        if cur is None:
+            continue
+        ours = {a["permissionSet"] for a in to.get("assign", [])} | {g["group"] for g in to.get("groups", [])}
+        mine = {p["name"] for p in b["permissionSets"]} | {g["name"] for g in b["groups"]}
+        extra = sorted((set(cur.sets) | set(cur.groups)) - ours - mine)
+        if extra:
+            foreign[names.get(uid, uid)] = extra
+            lines.append(f"  {names.get(uid, uid)}: {', '.join(extra)} (given after the plan, not by sf-intuser) is "
+                         "removed with the rest, as the snapshot says")
     if not todo and not revoke and not delete_generated:
         return Outcome({"runDir": str(folder), "restored": [], "alreadyRestored": [names.get(u, u) for u in planned],
                         "failures": [], "sfCalls": len(runner.calls)}, 0,
@@ -1035,7 +1110,8 @@ def _rollback_locked(runner: SfRunner, folder: Path, target_org: str | None, *, 
               "alreadyRestored": [r["username"] for r in report if r["restored"] and r["userId"] not in todo],
               "failures": [{"username": r["username"], "message": "; ".join(r["problems"] or r["differences"]),
                             "differences": r["differences"]} for r in failed],
-              "leftoverAccess": sorted(left),
+              "leftoverAccess": sorted(left), "removedNotPlanned": foreign,
+              **({"note": note} if note else {}),
               "journal": str(folder / runs.JOURNAL), "sfCalls": len(runner.calls)}
     return Outcome(result, 1 if failed or left else 0, lines)
 

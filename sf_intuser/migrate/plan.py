@@ -216,6 +216,9 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
         blockers = entry["blockers"]
         api = inv.profile_api_name(u.profile_id, u.profile)
         data = profiles.get(api)
+        if data is None and not naming.retrievable(api):
+            blockers.append(_blocker(*naming.too_long_blocker(u.profile, api)))
+            continue
         if data is None:
             blockers.append(_blocker(f"the profile {profile_label(u.profile, api)} was not retrieved",
                                      "Run the plan again; if it stays, check the profile exists and can be retrieved "

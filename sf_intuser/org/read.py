@@ -19,6 +19,7 @@ from typing import Callable, Iterable
 
 from sf_intuser.metadata import connected_app, package_xml
 from sf_intuser.metadata import license_rules as rules
+from sf_intuser.metadata.naming import retrievable
 from sf_intuser.metadata.profile import login_policy
 from sf_intuser.metadata.xml import MetadataXmlError, parse
 from sf_intuser.org import discover as discover_mod
@@ -126,7 +127,8 @@ def discover(runner: SfRunner, org: inventory.Org, opts: discover_mod.Options,
         inv.set_profile_names(names.result())
     ids = with_evidence(inv)
     by_api = profiles_by_api_name(inv, ids)
-    manifest = package_xml.build({"Profile": sorted(by_api), "ConnectedApp": ["*"]}, org.api_version)
+    manifest = package_xml.build({"Profile": sorted(p for p in by_api if retrievable(p)), "ConnectedApp": ["*"]},
+                                 org.api_version)
     progress(f"Reading {len(ids)} user(s) with signs of API use, and their profiles")
     with ThreadPoolExecutor(max_workers=2) as pool:
         meta = pool.submit(retrieve, runner, org, manifest)

@@ -101,7 +101,8 @@ def take(runner: SfRunner, org: inventory.Org, *, usernames: list[str] | None, o
         chosen = [u.username for u in inv.users]
     users = [u for u in inv.users if u.username in set(chosen) and u.active]
     mine = {u.id for u in users}
-    profiles = sorted(read.profiles_by_api_name(inv, mine))
+    # a profile whose file name could not be written is left out (its users are blocked by the plan)
+    profiles = sorted(p for p in read.profiles_by_api_name(inv, mine) if read.retrievable(p))
     sets = sorted({a.ps_name for a in inv.assignments if a.user_id in mine and not a.owned and not a.group_id}
                   | {c.ps_name for c in inv.components if (c.ps_type or "") != "Muting" and _group_of(inv, c, mine)})
     groups = sorted({a.group_name for a in inv.assignments if a.user_id in mine and a.group_id and a.group_name})
@@ -173,8 +174,9 @@ def cross_check(snap: Snapshot, user_ids: set[str]) -> list[Mismatch]:
     for u in inv.users:
         if u.id in user_ids:
             own = inv.profile_set(u.profile_id)
-            if own is not None:
-                parents[("Profile", inv.profile_api_name(u.profile_id, u.profile))] = own.id
+            api = inv.profile_api_name(u.profile_id, u.profile)
+            if own is not None and read.retrievable(api):
+                parents[("Profile", api)] = own.id
     for a in inv.assignments:
         if a.user_id in user_ids and not a.owned and not a.group_id:
             parents[("PermissionSet", a.ps_name)] = a.ps_id
