@@ -282,6 +282,8 @@ def _record_differences(now: UserNow, before: dict, exact: bool) -> list[str]:
         out.append(f"role {before.get('role') or 'none'} is now {now.role_id or 'none'}")
     was_m = {_id15(m["groupId"]): m["name"] for m in before.get("memberships") or ()}
     out += [f"member of {was_m[k]} no more" for k in sorted(set(was_m) - set(now.memberships))]
+    if exact:   # a group or queue joined since the snapshot: a change too (a license change may take it away)
+        out += [f"member of group {k} added" for k in sorted(set(now.memberships) - set(was_m))]
     if exact and "featureLicenses" in before:
         was_f = set(before["featureLicenses"])
         out += [f"feature license {f[len('UserPermissions'):]} removed" for f in sorted(was_f - now.features)]
@@ -596,11 +598,15 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
              "message": x.message} for m, x in zip(meta, flat)])
         _record_grants(now, meta, flat, ids)
         drops: dict[str, set[str]] = {}
+        retry_role = False
         for m, x in zip(meta, flat):
             if _ok(x):
                 continue
-            if m["kind"] == "features":
+            if m["kind"] == "user-record":
+                # refused for its feature licenses (the only part a license can refuse): those are not kept,
+                # and a role in the same record goes again on its own in the next round
                 not_kept[m["userId"]] = {f: x.message or x.code for f in m["fields"]}
+                retry_role = retry_role or bool(m.get("roleId") and m["fields"])
                 continue
             hit = REFUSED_PERMISSION.search(x.message)
             generated = {g["name"] for g in run.plan["generated"] if g["type"] == "PermissionSet"}
@@ -612,6 +618,8 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
                     "reason": f"{m['kind']} {m['name']}: {x.message or x.code}",
                     "fix": "See the reason; fix it in the org or the plan, then plan again for this user"})
         if not drops:
+            if retry_role and round_ < MAX_AMEND_ROUNDS:
+                continue
             break
         for name, perms in sorted(drops.items()):
             for p in sorted(perms):
@@ -779,30 +787,34 @@ def _component_ids(run: Run, now: OrgNow) -> dict[str, str]:
 
 def _grant_ops(run: Run, now: OrgNow, moved: list[dict], switched: set[str], ids: dict[str, str],
                empty: set[str], not_kept: dict[str, dict] | None = None) -> tuple[list[commands.Write], list[dict]]:
-    """The records still missing for the moved users. A user switched in this run holds nothing any
+    """The records still missing for the moved users, as at most five collections (one Composite call):
+    the PSL, permission set and group assignments (one collection: both are PermissionSetAssignment
+    records), connected-app access, package licenses, the user records (role and feature licenses,
+    one record a user) and group and queue memberships. A user switched in this run holds nothing any
     more when the org strips assignments with the license (the documented behaviour); when it does not,
-    the org answers DUPLICATE_VALUE, which counts as done. The user's role, group and queue memberships
-    and feature licenses are set again as the snapshot holds them where they differ (feature licenses
-    the new license refused once, ``not_kept``, are not asked for again)."""
-    psl, sets, groups, access, packages, roles, features, members = [], [], [], [], [], [], [], []
-    meta_psl, meta_sets, meta_groups, meta_access, meta_pkg, meta_rec = [], [], [], [], [], []
+    the org answers DUPLICATE_VALUE, which counts as done. The role, memberships and feature licenses
+    are set again as the snapshot holds them (a license change may clear them [U]); feature licenses the
+    new license refused once (``not_kept``) are not asked for again."""
+    psl, psa, access, packages, records, members = [], [], [], [], [], []
+    meta_psl, meta_psa, meta_access, meta_pkg, meta_rec, meta_members = [], [], [], [], [], []
     seen_access: set[tuple[str, str]] = set()
     for u in moved:
         cur = now.users[u["id"]]
         fresh = u["id"] in switched
         b = run.before.get(u["id"], {})
-        # a user switched in this run may have lost its role and memberships with the license [U]: set again
+        rec: dict[str, Any] = {}
         if "roleId" in b and (fresh and b["roleId"] or _id15(cur.role_id) != _id15(b["roleId"])):
-            roles.append({"Id": u["id"], "UserRoleId": b["roleId"]})
-            meta_rec.append({"kind": "role", "userId": u["id"], "name": b.get("role") or "none", "roleId": b["roleId"]})
+            rec["UserRoleId"] = b["roleId"]
         want_f = sorted(set(b.get("featureLicenses") or ()) - cur.features - set((not_kept or {}).get(u["id"], {})))
-        if want_f:
-            features.append({"Id": u["id"], **{f: True for f in want_f}})
-            meta_rec.append({"kind": "features", "userId": u["id"], "name": ", ".join(want_f), "fields": want_f})
+        rec.update({f: True for f in want_f})
+        if rec:
+            records.append({"Id": u["id"], **rec})
+            meta_rec.append({"kind": "user-record", "userId": u["id"], "name": ", ".join(sorted(rec)),
+                             "roleId": rec.get("UserRoleId"), "fields": want_f})
         for m in b.get("memberships") or ():
             if fresh or _id15(m["groupId"]) not in cur.memberships:
                 members.append({"GroupId": m["groupId"], "UserOrGroupId": u["id"]})
-                meta_rec.append({"kind": "member", "userId": u["id"], "name": m["name"], "groupId": m["groupId"]})
+                meta_members.append({"kind": "member", "userId": u["id"], "name": m["name"], "groupId": m["groupId"]})
         if now.psl_id and (fresh or _id15(now.psl_id) not in cur.psls):
             psl.append({"AssigneeId": u["id"], "PermissionSetLicenseId": now.psl_id})
             meta_psl.append({"kind": "psl", "userId": u["id"], "name": rules.INTEGRATION_PSL})
@@ -810,14 +822,14 @@ def _grant_ops(run: Run, now: OrgNow, moved: list[dict], switched: set[str], ids
             name = a["permissionSet"]
             if name in empty or (not fresh and name in cur.sets) or f"set:{name}" not in ids:
                 continue
-            sets.append(_assignment(u["id"], "PermissionSetId", ids[f"set:{name}"], a.get("expires")))
-            meta_sets.append({"kind": "set", "userId": u["id"], "name": name})
+            psa.append(_assignment(u["id"], "PermissionSetId", ids[f"set:{name}"], a.get("expires")))
+            meta_psa.append({"kind": "set", "userId": u["id"], "name": name})
         for g in u["to"]["groups"]:
             name = g["group"]
             if (not fresh and name in cur.groups) or f"group:{name}" not in ids:
                 continue
-            groups.append(_assignment(u["id"], "PermissionSetGroupId", ids[f"group:{name}"], g.get("expires")))
-            meta_groups.append({"kind": "group", "userId": u["id"], "name": name})
+            psa.append(_assignment(u["id"], "PermissionSetGroupId", ids[f"group:{name}"], g.get("expires")))
+            meta_psa.append({"kind": "group", "userId": u["id"], "name": name})
         for a in u["to"]["access"]:
             parent = ids.get(f"set:{a['permissionSet']}")
             key = (_id15(parent), _id15(a["entityId"]))
@@ -833,19 +845,12 @@ def _grant_ops(run: Run, now: OrgNow, moved: list[dict], switched: set[str], ids
                 meta_pkg.append({"kind": "package", "userId": u["id"], "name": p["namespace"],
                                  "packageLicenseId": p["packageLicenseId"]})
     ops = [commands.Write("psl", "POST", "PermissionSetLicenseAssign", psl),
-           commands.Write("sets", "POST", "PermissionSetAssignment", sets),
-           commands.Write("groups", "POST", "PermissionSetAssignment", groups),
+           commands.Write("psa", "POST", "PermissionSetAssignment", psa),
            commands.Write("access", "POST", "SetupEntityAccess", access),
            commands.Write("packages", "POST", "UserPackageLicense", packages),
-           commands.Write("roles", "PATCH", "User", roles),
-           commands.Write("features", "PATCH", "User", features),
+           commands.Write("records", "PATCH", "User", records),
            commands.Write("members", "POST", "GroupMember", members)]
-    return ops, meta_psl + meta_sets + meta_groups + meta_access + meta_pkg + _ordered(meta_rec)
-
-
-def _ordered(meta: list[dict]) -> list[dict]:
-    """The user-record metadata in the order of the writes: roles, then features, then memberships."""
-    return [m for k in ("role", "features", "member") for m in meta if m["kind"] == k]
+    return ops, meta_psl + meta_psa + meta_access + meta_pkg + meta_rec + meta_members
 
 
 def _record_grants(now: OrgNow, meta: list[dict], results: list[commands.RecordResult], ids: dict[str, str]) -> None:
@@ -864,9 +869,8 @@ def _record_grants(now: OrgNow, meta: list[dict], results: list[commands.RecordR
             now.access[(_id15(m["parentId"]), _id15(m["entityId"]))] = x.id or ""
         elif m["kind"] == "package" and cur is not None:
             cur.packages[_id15(m["packageLicenseId"])] = x.id or ""
-        elif m["kind"] == "role" and cur is not None:
-            cur.role_id = m["roleId"]
-        elif m["kind"] == "features" and cur is not None:
+        elif m["kind"] == "user-record" and cur is not None:
+            cur.role_id = m["roleId"] or cur.role_id
             cur.features |= set(m["fields"])
         elif m["kind"] == "member" and cur is not None:
             cur.memberships[_id15(m["groupId"])] = x.id or ""
@@ -882,7 +886,7 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
     problems per user id (empty: restored)."""
     j = run.journal
     problems: dict[str, list[str]] = {}
-    del_psa, del_psla, del_upl, patch = [], [], [], []
+    del_psa, del_psla, del_upl, del_gm, patch = [], [], [], [], []
     meta1: list[dict] = []
     for uid in user_ids:
         cur, b = now.users.get(uid), run.before[uid]
@@ -909,6 +913,12 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
             if k not in keep_pkg:
                 del_upl.append({"Id": rid})
                 meta1.append({"kind": "unassign-package", "userId": uid, "name": k, "id": rid})
+        if "memberships" in b:
+            was_m = {_id15(m["groupId"]) for m in b["memberships"]}
+            for k, rid in sorted(cur.memberships.items()):
+                if k not in was_m:
+                    del_gm.append({"Id": rid})
+                    meta1.append({"kind": "unmember", "userId": uid, "name": k, "id": rid})
         if _id15(cur.profile_id) != _id15(b["profileId"]):
             patch.append({"Id": uid, "ProfileId": b["profileId"]})
             meta1.append({"kind": "profile", "userId": uid, "name": b["profile"]})
@@ -920,11 +930,12 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
             commands.Write("psla", "DELETE", "PermissionSetLicenseAssign", del_psla),
             commands.Write("upl", "DELETE", "UserPackageLicense", del_upl),
             commands.Write("sea", "DELETE", "SetupEntityAccess", [{"Id": r} for r in revoke]),
+            commands.Write("gm", "DELETE", "GroupMember", del_gm),
             commands.Write("user", "PATCH", "User", patch)]
     switched_back: set[str] = set()
     # the results come back collection by collection: the metadata in the same order
     order1 = {"unassign-set": 0, "unassign-group": 0, "unassign-psl": 1, "unassign-package": 2, "revoke-access": 3,
-              "profile": 4}
+              "unmember": 4, "profile": 5}
     meta1.sort(key=lambda m: order1[m["kind"]])
     if meta1:
         j.append(kind, "intent", f"{step}:remove", records=meta1)
@@ -941,6 +952,8 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
             elif m.get("userId") and m["kind"].startswith("unassign"):
                 cur = now.users[m["userId"]]
                 {"unassign-set": cur.sets, "unassign-group": cur.groups}.get(m["kind"], {}).pop(m["name"], None)
+            elif m.get("userId") and m["kind"] == "unmember":
+                now.users[m["userId"]].memberships.pop(m["name"], None)
     # then what the snapshot holds and is missing; after a switch across licenses nothing is held
     add_psla, add_sets, add_groups, add_upl, add_rec, add_members = [], [], [], [], [], []
     meta2: list[dict] = []
@@ -1077,6 +1090,9 @@ def _rollback_locked(runner: SfRunner, folder: Path, target_org: str | None, *, 
         ours = {a["permissionSet"] for a in to.get("assign", [])} | {g["group"] for g in to.get("groups", [])}
         mine = {p["name"] for p in b["permissionSets"]} | {g["name"] for g in b["groups"]}
         extra = sorted((set(cur.sets) | set(cur.groups)) - ours - mine)
+        if "memberships" in b:
+            was_m = {_id15(m["groupId"]) for m in b["memberships"]}
+            extra += sorted(f"group or queue {k}" for k in set(cur.memberships) - was_m)
         if extra:
             foreign[names.get(uid, uid)] = extra
             lines.append(f"  {names.get(uid, uid)}: {', '.join(extra)} (given after the plan, not by sf-intuser) is "
