@@ -230,8 +230,11 @@ class RunLock:
 
         info = (f"sf-intuser {self.command} (pid {os.getpid()}, since "
                 f"{datetime.now(timezone.utc).isoformat(timespec='seconds')})").encode("utf-8")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, info, 0)
+        try:   # who holds it, for a second run's message; a full disk leaves the lock held all the same
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info, 0)
+        except OSError:
+            pass
         self.fd = fd
         return self
 

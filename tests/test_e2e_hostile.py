@@ -374,13 +374,17 @@ def test_a_full_disk_stops_before_the_step_and_the_run_goes_on_once_there_is_roo
     run = small_disk / "run"
     shutil.copytree(src, run)
     filler = small_disk / "filler"
-    with open(filler, "wb") as fh:     # fill the disk to the last byte
-        try:
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:                                  # fill the disk to the last byte
+        for size in (65536, 4096, 512, 64, 1):
             while True:
-                fh.write(b"\0" * 4096)
-                fh.flush()
-        except OSError:
-            pass
+                try:
+                    if os.write(fd, b"\0" * size) < size:
+                        break
+                except OSError:
+                    break
+    finally:
+        os.close(fd)
     out = apply(bench, run)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert body(out)["name"] in ("JournalWriteFailed", "RunFolderNotWritable"), out.stdout

@@ -445,6 +445,7 @@ def _apply_locked(runner: SfRunner, folder: Path, target_org: str | None, *, res
                   confirm: Callable[[list[str]], bool] | None, progress: Progress) -> Outcome:
     run = open_run(folder)
     j = run.journal
+    _refuse_forged(run)
     if j.of(ROLLBACK):
         raise Failure("RolledBack", f"{folder} was rolled back: a rolled-back run is not applied again; nothing was "
                       "changed", actions=["Plan again into a new run folder: sf-intuser plan"])
@@ -1047,6 +1048,17 @@ def _open_for_rollback(folder: Path) -> tuple[Run, str | None]:
                                   f"{aside.name} and the users are compared with the snapshot alone")
 
 
+def _refuse_forged(run: Run) -> None:
+    """A journal naming users the plan does not hold was edited, or belongs to another run: nothing is
+    done on its word."""
+    forged = sorted(run.journal.touched_users() - set(run.before))
+    if forged:
+        raise Failure("JournalForged", f"{run.folder / runs.JOURNAL} names user(s) {', '.join(forged[:5])} that the "
+                      "plan does not hold: the journal was edited or belongs to another run, so nothing was changed",
+                      actions=["Restore the run folder's journal.jsonl, or remove it: rollback works from the "
+                               "snapshot alone"])
+
+
 def _rollback_locked(runner: SfRunner, folder: Path, target_org: str | None, *, delete_generated: bool,
                      confirm: Callable[[list[str]], bool] | None, progress: Progress) -> Outcome:
     """Every planned user not exactly as the snapshot says is put back, whatever the journal holds or
@@ -1056,12 +1068,7 @@ def _rollback_locked(runner: SfRunner, folder: Path, target_org: str | None, *, 
     run, note = _open_for_rollback(folder)
     j = run.journal
     planned = sorted(run.before)
-    forged = sorted(j.touched_users() - set(planned))
-    if forged:
-        raise Failure("JournalForged", f"{folder / runs.JOURNAL} names user(s) {', '.join(forged[:5])} that the plan "
-                      "does not hold: the journal was edited or belongs to another run, so nothing was changed",
-                      actions=["Restore the run folder's journal.jsonl, or remove it: rollback works from the "
-                               "snapshot alone"])
+    _refuse_forged(run)
     api = run.plan["org"]["apiVersion"]
     progress(f"Reading {len(planned)} planned user(s) in the org")
     now = _read(runner, run, target_org, planned)
