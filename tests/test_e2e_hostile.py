@@ -323,14 +323,17 @@ def test_killed_anywhere_the_run_resumes_or_rolls_back_whole(bench, tmp_path, po
     run = fresh(bench, tmp_path)
     _kill_at(bench, run, *point)
     out = apply(bench, run, "--resume") if then == "resume" else rollback(bench, run)
-    assert out.returncode == 0, out.stdout + out.stderr
+    if then == "rollback" and out.returncode == 1:   # killed before it wrote anything: nothing to undo, said so
+        assert body(out)["name"] == "NothingToRollBack" and point == APPLY_POINTS[0], out.stdout
+    else:
+        assert out.returncode == 0, out.stdout + out.stderr
     at(bench, "target" if then == "resume" else "snapshot")
     if then == "rollback":
         nothing_left(bench.emu.state, bench.plan)
     no_duplicates(bench.emu.state)
 
 
-@pytest.mark.parametrize("second", [(r"/composite/batch", 1), (r"/composite$", 1), (r"/composite$", 2)])
+@pytest.mark.parametrize("second", [(r"/composite/batch", 1), (r"/composite$", 1), (r"/composite/batch", 2)])
 def test_killed_twice_then_rolled_back(bench, tmp_path, second):  # noqa: F811
     run = fresh(bench, tmp_path)
     _kill_at(bench, run, r"/composite$", 2)                                   # apply killed while switching
