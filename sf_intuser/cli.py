@@ -1293,7 +1293,14 @@ def run(argv: Sequence[str] | None = None) -> int:
         else:
             exc.show()
         return EXIT_USAGE
-    except click.Abort:
+    except click.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt):
+            message = "Stopped (Ctrl-C) before the command finished"
+            if as_json:
+                echo(error_envelope("Interrupted", message, EXIT_INTERRUPTED), as_json=True)
+            else:
+                echo(f"Error (Interrupted): {message}", err=True)
+            return EXIT_INTERRUPTED
         echo("Aborted.", err=True)
         return EXIT_FAILURE
     except CliError as exc:

@@ -261,3 +261,37 @@ def test_package_xml_takes_the_project_version_or_the_flag(capsys, project, tmp_
     code, _, _ = call(capsys, "convert", str(project), "-d", str(tmp_path / "b"), "--format", "mdapi",
                       "--api-version", "61.0")
     assert code == 0 and "<version>61.0</version>" in (tmp_path / "b/package.xml").read_text()
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_an_unexpected_error_is_one_line_naming_a_private_log_never_a_traceback(capsys, project, monkeypatch,
+                                                                              tmp_path, as_json):
+    from sf_intuser.hooks import lint as lint_mod
+
+    def boom(*_a, **_k):
+        raise KeyError("user 005X")
+
+    monkeypatch.setattr(lint_mod, "lint", boom)
+    monkeypatch.setenv("SF_INTUSER_LOG_DIR", str(tmp_path / "logs"))
+    code = run(["lint", str(project), *(["--json"] if as_json else [])])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in out + err
+    (log,) = (tmp_path / "logs").iterdir()
+    assert "Traceback" in log.read_text() and "KeyError" in log.read_text()
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
+    if as_json:
+        env = json.loads(out)
+        assert env["name"] == "UnexpectedError" and str(log) in env["message"]
+    else:
+        assert err.startswith("Error (UnexpectedError): sf-intuser failed unexpectedly (KeyError") and str(log) in err
+
+
+def test_ctrl_c_is_exit_130_with_a_message(capsys, project, monkeypatch):
+    from sf_intuser.hooks import lint as lint_mod
+
+    def interrupted(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lint_mod, "lint", interrupted)
+    assert run(["lint", str(project)]) == 130
+    assert "Error (Interrupted)" in capsys.readouterr().err
