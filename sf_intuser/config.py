@@ -17,7 +17,7 @@ with the key and its line, e.g. ``sf-intuser.toml line 12: users[1].keep: ...``:
     username = "middleware@acme.com"
     permission-set = "Middleware_Access"       # name of the set made from its profile
     keep = ["Sync_Reader"]                     # carry only these of its permission sets and groups
-    drop = ["Legacy_Export"]                   # or: carry all but these
+    # drop = ["Legacy_Export"]                 # or (instead of keep): carry all but these
     add-ip-ranges = ["203.0.113.0-203.0.113.255"]   # on its API-only profile (one address: "203.0.113.7")
 """
 
