@@ -123,11 +123,18 @@ def large(n: int, files: int, megabytes: float) -> None:
     bare = median([sys.executable, "-I", "-c", "import sys\nfrom lxml import etree\n"
                    "for f in sys.argv[1:]: etree.parse(f)", *map(str, paths)], env, proj, n)
     gate = median([str(EXE), "gate", "--payload", str(payload), "--json"], env, proj, n)
+    # the same deploy once every file differs from its committed version: the schema is checked too
+    for p in paths:
+        p.write_bytes(p.read_bytes().replace(b"<custom>true</custom>", b"<custom>false</custom>", 1))
+    changed = median([str(EXE), "gate", "--payload", str(payload), "--json"], env, proj, n)
     print(f"\nThe gate on {files} large profiles, {total / 1024 / 1024:.0f} MB in all, median of {n} fresh processes\n")
-    print("| what | seconds |\n|---|---|")
-    print(f"| bare lxml parse (python -I, lxml only) | {bare:.2f} |")
-    print(f"| `sf-intuser gate` (lint of every component, committed versions, schema) | {gate:.2f} |")
-    print(f"| ratio (goal at most 1.5) | {gate / bare:.2f} |")
+    print("| what | seconds | × bare |\n|---|---|---|")
+    print(f"| bare lxml parse (python -I, lxml only) | {bare:.2f} | 1.00 |")
+    print(f"| `sf-intuser gate`, files as committed (license rules; schema of changed files only) | {gate:.2f} | "
+          f"{gate / bare:.2f} |")
+    print(f"| `sf-intuser gate`, every file changed (license rules and the schema) | {changed:.2f} | "
+          f"{changed / bare:.2f} |")
+    print("\nGoal: at most 1.5 times the bare parse.")
 
 
 def main(argv: list[str]) -> int:

@@ -342,8 +342,9 @@ def gate(payload_file: Any, as_json: bool) -> None:
         except OSError as exc:
             pre.append(Finding("error", c.xml_path, "(file)", f"cannot read it: {exc.strerror or exc}",
                                "Check the file exists and is readable", "read"))
-    committed = committed_many([i.file for i in items])
-    findings = pre + run_lint(items, committed=lambda f: committed.get(f), integration_permsets=names)
+    committed = committed_many([i.file for i in items], {i.file: i.data for i in items})
+    findings = pre + run_lint(items, committed=lambda f: committed.get(f), integration_permsets=names,
+                              schema_of_unchanged=False)
     errors = [f for f in findings if f.severity == "error"]
     result = {"components": len(comps), "errors": len(errors), "warnings": len(findings) - len(errors),
               "integrationPermissionSets": sorted(names), "integrationPermissionSetsFrom": sources,

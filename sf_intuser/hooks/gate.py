@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 CHECKED_TYPES = ("Profile", "PermissionSet")
+#: the project's run folders and config (runs.DEFAULT_BASE, config.FILE_NAME; a test holds them equal):
+#: named here so the gate, which every deploy waits for, does not import the read side to learn them
+RUNS_FOLDER = "intuser-runs"
+CONFIG_FILE = "sf-intuser.toml"
 
 
 class PayloadError(ValueError):
@@ -64,15 +68,12 @@ def integration_sets(project: Path | None) -> tuple[set[str], list[str]]:
     """Permission set names integration users get, from the project's newest plan (its
     ``intuser-runs/*/plan.json``: the sets each planned user is assigned) and its
     ``sf-intuser.toml`` (``permission_set`` and ``keep`` of each user), with where they came from."""
-    from sf_intuser import config as config_mod
-    from sf_intuser import runs
-
     names: set[str] = set()
     sources: list[str] = []
     if project is None:
         return names, sources
     newest: tuple[str, Path, dict] | None = None
-    base = project / runs.DEFAULT_BASE
+    base = project / RUNS_FOLDER
     for plan_file in sorted(base.glob("*/plan.json")) if base.is_dir() else ():
         rel = str(plan_file.relative_to(project))
         try:
@@ -80,10 +81,10 @@ def integration_sets(project: Path | None) -> tuple[set[str], list[str]]:
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             # a plan that does not parse might be the newest: skipping it would let its sets through
             raise ProjectFileError(rel, f"{rel} can't be read ({exc})",
-                                   f"Restore it, or move that run folder out of {runs.DEFAULT_BASE}/") from None
+                                   f"Restore it, or move that run folder out of {RUNS_FOLDER}/") from None
         if not isinstance(plan, dict) or not isinstance(plan.get("users", []), list):
             raise ProjectFileError(rel, f"{rel} is not an sf-intuser plan",
-                                   f"Restore it, or move that run folder out of {runs.DEFAULT_BASE}/")
+                                   f"Restore it, or move that run folder out of {RUNS_FOLDER}/")
         created = str(plan.get("createdAt") or "")
         if newest is None or created > newest[0]:
             newest = (created, plan_file, plan)
@@ -95,11 +96,13 @@ def integration_sets(project: Path | None) -> tuple[set[str], list[str]]:
                 if a.get("permissionSet"):
                     names.add(a["permissionSet"])
         sources.append(str(newest[1].relative_to(project)))
-    cfg_path = project / config_mod.FILE_NAME
+    cfg_path = project / CONFIG_FILE
     if cfg_path.exists() and not cfg_path.is_file():
         raise ProjectFileError(cfg_path.name, f"{cfg_path.name} is not a file", f"Make {cfg_path.name} a file, or "
                                "remove it")
     if cfg_path.is_file():
+        from sf_intuser import config as config_mod   # only when there is one: a deploy waits for this start-up
+
         # a config that does not load raises ConfigError: the gate can't tell which sets integration
         # users get, so it blocks (fails closed) rather than pass them unchecked
         cfg = config_mod.load(cfg_path)
