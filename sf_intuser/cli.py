@@ -323,7 +323,7 @@ def gate(payload_file: Any, as_json: bool) -> None:
     """
     from sf_intuser import workspace
     from sf_intuser.hooks import gate as gate_mod
-    from sf_intuser.hooks.git import committed_many
+    from sf_intuser.hooks.git import committed_state
     from sf_intuser.hooks.lint import Finding, LintInput, lint as run_lint
 
     try:
@@ -334,17 +334,22 @@ def gate(payload_file: Any, as_json: bool) -> None:
     comps = gate_mod.components(payload)
     first = Path(comps[0].xml_path) if comps else Path.cwd()
     project = workspace.find_project(first) or workspace.find_project(Path.cwd())
-    names, sources, pre = _integration_sets(project)
-    items = []
-    for c in comps:
-        try:
-            items.append(LintInput(c.xml_path, c.type, c.full_name, Path(c.xml_path).read_bytes()))
-        except OSError as exc:
-            pre.append(Finding("error", c.xml_path, "(file)", f"cannot read it: {exc.strerror or exc}",
-                               "Check the file exists and is readable", "read"))
-    committed = committed_many([i.file for i in items], {i.file: i.data for i in items})
-    findings = pre + run_lint(items, committed=lambda f: committed.get(f), integration_permsets=names,
-                              schema_of_unchanged=False)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # git works out what the deploy changes while the files are read and the first one parsed
+        state = pool.submit(committed_state, [c.xml_path for c in comps],
+                            [c.xml_path for c in comps if c.type == "Profile"])
+        names, sources, pre = _integration_sets(project)
+        items = []
+        for c in comps:
+            try:
+                items.append(LintInput(c.xml_path, c.type, c.full_name, Path(c.xml_path).read_bytes()))
+            except OSError as exc:
+                pre.append(Finding("error", c.xml_path, "(file)", f"cannot read it: {exc.strerror or exc}",
+                                   "Check the file exists and is readable", "read"))
+        findings = pre + run_lint(items, committed=lambda f: state.result().get(f), integration_permsets=names,
+                                  schema_of_unchanged=False)
     errors = [f for f in findings if f.severity == "error"]
     result = {"components": len(comps), "errors": len(errors), "warnings": len(findings) - len(errors),
               "integrationPermissionSets": sorted(names), "integrationPermissionSetsFrom": sources,

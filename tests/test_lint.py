@@ -164,3 +164,29 @@ def test_a_link_leading_out_of_the_folder_is_refused_naming_it(tmp_path):
     (folder / "A.profile-meta.xml").unlink()
     (folder / "A.profile-meta.xml").symlink_to(folder / "B.profile-meta.xml")   # a link that stays inside: fine
     assert [m.name for m in discover([tmp_path / "force-app"])] == ["B"]
+
+
+def test_the_gate_learns_what_changed_and_the_committed_license_without_reading_files(tmp_path):
+    import subprocess
+
+    from sf_intuser.hooks.git import committed_state
+    from sf_intuser.hooks.lint import Committed
+
+    repo = tmp_path / "repo"
+    (repo / "p").mkdir(parents=True)
+    git = ["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    same, changed, new = repo / "p" / "Same.profile", repo / "p" / "Changed Profile.profile", repo / "p" / "New.profile"
+    same.write_bytes(profile("", "Salesforce"))
+    changed.write_bytes(profile("", "Salesforce"))
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "x"], check=True)
+    changed.write_bytes(profile("", "Salesforce Integration"))
+    new.write_bytes(profile(""))
+    paths = [str(same), str(changed), str(new)]
+    assert committed_state(paths, paths) == {str(same): Committed(True, None), str(changed): Committed(False, "Salesforce"),
+                                             str(new): None}
+    # the lint reads the same answer from it as from the whole committed file
+    found = run(LintInput(str(changed), "Profile", "Changed Profile", changed.read_bytes()),
+                committed=lambda f: committed_state([f], [f])[f])
+    assert [f.rule for f in found] == ["profile-license-change"]

@@ -87,3 +87,58 @@ def _unchanged(top: str, items: list[tuple[str, str]], current: "dict[str, bytes
             rest.append((key, rel))
         # "<name> missing": a new file, None
     return rest
+
+
+def committed_state(paths: "list[str]", license_of: "list[str]" = ()) -> "dict[str, Committed | None]":
+    """For the pre-deploy gate, in three git calls per repository whatever the number of files and with no
+    file content sent through a pipe: which files differ from ``HEAD`` (``git diff --name-only``, which
+    trusts the index's stat data for files it knows unchanged), which ``HEAD`` lacks (``git ls-tree``),
+    and the committed ``userLicense`` line of the changed profiles in ``license_of`` (``git grep``). None:
+    not committed (a new file, or outside a repository)."""
+    from sf_intuser.hooks.lint import Committed, committed_license
+
+    out: "dict[str, Committed | None]" = {p: None for p in paths}
+    wanted = set(license_of)
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for raw in paths:
+        p = Path(raw).resolve()
+        try:
+            proc = subprocess.run(["git", "-C", str(p.parent), "rev-parse", "--show-toplevel"], capture_output=True,
+                                  timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        top = proc.stdout.decode("utf-8", "replace").strip() if proc.returncode == 0 else ""
+        if top:
+            try:
+                groups.setdefault(top, []).append((raw, p.relative_to(Path(top).resolve()).as_posix()))
+            except ValueError:
+                continue
+
+    def git(top: str, *args: str) -> "list[str] | None":
+        try:
+            proc = subprocess.run(["git", "-C", top, "-c", "core.quotepath=off", *args], capture_output=True,
+                                  timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout.decode("utf-8", "replace").splitlines() if proc.returncode in (0, 1) else None
+
+    for top, items in groups.items():
+        rels = [rel for _, rel in items]
+        known = git(top, "ls-tree", "-r", "--name-only", "HEAD", "--", *rels)
+        changed = git(top, "diff", "--name-only", "HEAD", "--", *rels)
+        if known is None or changed is None:
+            continue
+        known_set, changed_set = set(known), set(changed)
+        grep_for = [rel for raw, rel in items if rel in known_set and rel in changed_set and raw in wanted]
+        licenses: dict[str, str | None] = {}
+        if grep_for:
+            for line in git(top, "grep", "-h", "--no-color", "-I", "--full-name", "-H", "-e", "<userLicense>",
+                            "HEAD", "--", *grep_for) or ():
+                # HEAD:path:line
+                _, _, rest = line.partition(":")
+                rel, _, text = rest.partition(":")
+                licenses[rel] = committed_license(text.encode("utf-8"))
+        for raw, rel in items:
+            if rel in known_set:
+                out[raw] = Committed(rel not in changed_set, licenses.get(rel))
+    return out
