@@ -1301,40 +1301,33 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except click.Abort as exc:
         if isinstance(exc.__context__, KeyboardInterrupt) or isinstance(exc.__cause__, KeyboardInterrupt):
-            message = "Stopped (Ctrl-C) before the command finished"
-            if as_json:
-                echo(error_envelope("Interrupted", message, EXIT_INTERRUPTED), as_json=True)
-            else:
-                echo(f"Error (Interrupted): {message}", err=True)
-            return EXIT_INTERRUPTED
+            return _fail(as_json, CliError("Interrupted", INTERRUPTED, EXIT_INTERRUPTED))
         echo("Aborted.", err=True)
         return EXIT_FAILURE
     except CliError as exc:
-        if as_json:
-            echo(error_envelope(exc.name, exc.message, exc.exit_code, exc.actions, exc.data), as_json=True)
-        else:
-            echo(f"Error ({exc.name}): {exc.message}", err=True)
-            for a in exc.actions:
-                echo(f"  Try this: {a}", err=True)
-        return exc.exit_code
+        return _fail(as_json, exc)
     except KeyboardInterrupt:
-        message = "Stopped (Ctrl-C) before the command finished"
-        if as_json:
-            echo(error_envelope("Interrupted", message, EXIT_INTERRUPTED), as_json=True)
-        else:
-            echo(f"Error (Interrupted): {message}", err=True)
-        return EXIT_INTERRUPTED
+        return _fail(as_json, CliError("Interrupted", INTERRUPTED, EXIT_INTERRUPTED))
     except Exception as exc:   # noqa: BLE001 - the last line of defence: never a traceback on the terminal
         log = write_crash_log(argv)
         message = (f"sf-intuser failed unexpectedly ({type(exc).__name__}: {str(exc)[:300]}); "
                    + (f"the details are in {log}" if log else "the details could not be written to a log file"))
-        actions = ["Run the command again; if it fails the same way, report it with the log file"]
-        if as_json:
-            echo(error_envelope("UnexpectedError", message, EXIT_FAILURE, actions), as_json=True)
-        else:
-            echo(f"Error (UnexpectedError): {message}", err=True)
-            echo(f"  Try this: {actions[0]}", err=True)
-        return EXIT_FAILURE
+        return _fail(as_json, CliError("UnexpectedError", message, EXIT_FAILURE, actions=[
+            "Run the command again; if it fails the same way, report it with the log file"]))
+
+
+INTERRUPTED = "Stopped (Ctrl-C) before the command finished"
+
+
+def _fail(as_json: bool, exc: Failure) -> int:
+    """An error as sf prints it: its envelope with --json, else ``Error (Name): message`` and the fixes."""
+    if as_json:
+        echo(error_envelope(exc.name, exc.message, exc.exit_code, exc.actions, exc.data), as_json=True)
+    else:
+        echo(f"Error ({exc.name}): {exc.message}", err=True)
+        for a in exc.actions:
+            echo(f"  Try this: {a}", err=True)
+    return exc.exit_code
 
 
 #: 128 + SIGINT, as a shell reports a command that Ctrl-C stopped
