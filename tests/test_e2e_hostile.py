@@ -403,6 +403,23 @@ def test_a_full_disk_stops_before_the_step_and_the_run_goes_on_once_there_is_roo
     no_duplicates(bench.emu.state)
 
 
+@pytest.mark.parametrize("command", ["apply", "rollback"])
+def test_a_read_only_run_folder_is_refused_before_anything_changes(bench, tmp_path, small_disk,
+                                                                   command):  # noqa: F811
+    src = fresh(bench, tmp_path)
+    run = small_disk / "run"
+    shutil.copytree(src, run)
+    if subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True).returncode:
+        pytest.skip("this machine does not allow remounting read-only")
+    n = len(bench.emu.state.requests)
+    out = intuser(bench.home, command, str(run), "-o", ORG, "--yes", "--json")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert body(out)["name"] == "RunFolderNotWritable", out.stdout
+    assert not [r for r in bench.emu.state.requests[n:] if r[0] in ("PATCH", "DELETE")
+                or (r[0] == "POST" and "/composite/batch" not in r[1])]
+    at(bench, "snapshot")
+
+
 @pytest.mark.parametrize("second", ["apply", "rollback"])
 def test_a_second_run_on_the_same_folder_is_refused_while_the_first_runs(bench, tmp_path, second):  # noqa: F811
     run = fresh(bench, tmp_path)
@@ -501,6 +518,37 @@ def test_json_output_stays_valid_json_whatever_the_names(evil):
         assert out.returncode == 0
         json.loads(out.stdout)
         assert not any(0x80 <= ord(c) <= 0x9f for c in out.stdout)
+
+
+def test_a_profile_name_too_long_for_a_file_blocks_only_its_users(tmp_path):
+    """Salesforce allows long profile names; a retrieve of one whose file name would pass 255 bytes fails
+    as a whole (ENAMETOOLONG), so the profile is left out: its user is blocked with the reason, and
+    discover and plan go on for everyone else."""
+    long = "Integration " + "x" * 238                  # 250 characters
+    home = tmp_path / "home"
+    spec = json.loads(seed.DEFAULT_SEED.read_text(encoding="utf-8"))
+    spec["components"] = [{"type": "Profile", "name": long, "body": (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Profile xmlns="http://soap.sforce.com/2006/04/metadata">\n'
+        "    <custom>true</custom>\n    <userLicense>Salesforce</userLicense>\n</Profile>\n")}]
+    spec["users"].append({"username": "long@acme.emulated", "name": "Long Profile", "profile": long,
+                          "lastLogin": "-1d", "logins": [{"type": "Remote Access 2.0", "application": "Sync",
+                                                          "count": 5, "days": 30}]})
+    emu = EmulatedOrg(seed.build(spec, seed.SEEDS), max_seconds=900).start()
+    try:
+        subprocess.run([str(SHIM), "org", "login", "access-token", "--instance-url", emu.url, "--no-prompt",
+                        "--alias", ORG], env=sf_env(home, emu.access_token()), check=True, capture_output=True)
+        out = intuser(home, "discover", "-o", ORG, "--json")
+        assert out.returncode == 0, out.stdout + out.stderr
+        found = {c["username"] for c in body(out)["result"]["candidates"]}
+        assert {"long@acme.emulated", "etl@acme.emulated", "middleware@acme.emulated"} <= found
+        out = intuser(home, "plan", "--all-candidates", "-o", ORG, "--run-dir", str(tmp_path / "run"), "--json")
+        assert out.returncode == 68, out.stdout + out.stderr
+        users = {u["username"]: u for u in json.loads((tmp_path / "run" / "plan.json").read_text())["users"]}
+        assert users["long@acme.emulated"]["status"] == "blocked"
+        assert "255 bytes" in users["long@acme.emulated"]["blockers"][0]["problem"]
+        assert users["etl@acme.emulated"]["status"] == "planned"
+    finally:
+        emu.stop()
 
 
 def test_the_suite_holds_sixty_scenarios():
