@@ -215,6 +215,30 @@ def test_rollback_after_a_change_puts_users_back_and_says_what_it_removed(bench,
     no_duplicates(st)
 
 
+def test_a_change_made_while_rollback_runs_is_reported_and_the_next_rollback_finishes(bench, tmp_path):  # noqa: F811
+    """A set assigned after rollback switched the user back (before its second call) stays and is named.
+    (One assigned in the very call that switches back is taken by the license change itself: the same
+    one-call window as apply's switch, in the README.)"""
+    step = 2
+    run = fresh(bench, tmp_path)
+    assert apply(bench, run).returncode == 0
+    who = "backup@acme.emulated"
+    bench.emu.inject(Fault(r"/composite$", step, action="call", before=assign(who, "Sync_Reader")))
+    out = rollback(bench, run)
+    res = body(out)["result"] if out.returncode in (0, 1) and out.stdout.strip().startswith("{") else {}
+    # the change is named, never lost in silence: as a difference from the snapshot
+    assert out.returncode == 1, out.stdout
+    (failure,) = [f for f in res["failures"] if f["username"] == who]
+    assert "permission set Sync_Reader added" in failure["differences"]
+    assert "Sync_Reader" in sets_of(bench.emu.state, who)
+    again = rollback(bench, run)
+    assert again.returncode == 0, again.stdout
+    assert body(again)["result"]["removedNotPlanned"] == {who: ["Sync_Reader"]}
+    at(bench, "snapshot")
+    nothing_left(bench.emu.state, bench.plan)
+    no_duplicates(bench.emu.state)
+
+
 # --- journals lost, cut, edited or forged ------------------------------------------------------------
 
 
