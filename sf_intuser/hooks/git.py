@@ -7,13 +7,11 @@ import subprocess
 from pathlib import Path
 
 
-def committed_many(paths: "list[str | Path]", current: "dict[str, bytes] | None" = None) -> dict[str, bytes | None]:
+def committed_many(paths: "list[str | Path]") -> dict[str, bytes | None]:
     """The last committed version (``HEAD``) of each file, or None outside a repository, before the
     first commit, or for a new file: one ``git cat-file --batch`` per repository, not a ``git show``
     per file (a deploy of hundreds of components must not start hundreds of processes). Keys are the
-    paths as given. With ``current`` (path -> the bytes as they are now), a file whose committed blob is the
-    same (git's object id of the current bytes) is not sent through the pipe: its current bytes are its
-    committed ones."""
+    paths as given."""
     out: dict[str, bytes | None] = {str(p): None for p in paths}
     by_top: dict[str, list[tuple[str, str]]] = {}
     tops: dict[str, str | None] = {}
@@ -35,10 +33,6 @@ def committed_many(paths: "list[str | Path]", current: "dict[str, bytes] | None"
                 continue
             by_top.setdefault(top, []).append((str(raw), rel))
     for top, items in by_top.items():
-        if current is not None:
-            items = _unchanged(top, items, current, out)
-            if not items:
-                continue
         request = "".join(f"HEAD:{rel}\n" for _, rel in items).encode("utf-8")
         try:
             proc = subprocess.run(["git", "-C", top, "cat-file", "--batch"], input=request, capture_output=True,
@@ -59,34 +53,6 @@ def committed_many(paths: "list[str | Path]", current: "dict[str, bytes] | None"
                 out[key] = data[pos:pos + size]
                 pos += size + 1
     return out
-
-
-def _unchanged(top: str, items: list[tuple[str, str]], current: "dict[str, bytes]",
-               out: "dict[str, bytes | None]") -> list[tuple[str, str]]:
-    """Fill ``out`` for the files whose committed blob id equals the id of their current bytes (``git
-    cat-file --batch-check``: ids only); return the others, whose committed content must be read."""
-    import hashlib
-
-    request = "".join(f"HEAD:{rel}\n" for _, rel in items).encode("utf-8")
-    try:
-        proc = subprocess.run(["git", "-C", top, "cat-file", "--batch-check"], input=request, capture_output=True,
-                              timeout=120, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return items
-    lines = proc.stdout.decode("utf-8", "replace").splitlines() if proc.returncode == 0 else []
-    if len(lines) != len(items):
-        return items
-    rest = []
-    for (key, rel), line in zip(items, lines):
-        parts = line.split()
-        data = current.get(key)
-        if len(parts) == 3 and parts[1] == "blob" and data is not None and \
-                hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == parts[0]:
-            out[key] = data
-        elif len(parts) == 3 and parts[1] == "blob":
-            rest.append((key, rel))
-        # "<name> missing": a new file, None
-    return rest
 
 
 def committed_state(paths: "list[str]", license_of: "list[str]" = ()) -> "dict[str, Committed | None]":
