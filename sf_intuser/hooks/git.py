@@ -98,7 +98,7 @@ def committed_state(paths: "list[str]", license_of: "list[str]" = ()) -> "dict[s
         grep_for = [rel for raw, rel in items if rel in known_set and rel in changed_set and raw in wanted]
         licenses: dict[str, str | None] = {}
         if grep_for:
-            for line in git(top, "grep", "-h", "--no-color", "-I", "--full-name", "-H", "-e", "<userLicense>",
+            for line in git(top, "grep", "--no-color", "-I", "--full-name", "-H", "-e", "<userLicense>",
                             "HEAD", "--", *grep_for) or ():
                 # HEAD:path:line
                 _, _, rest = line.partition(":")
