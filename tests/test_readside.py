@@ -417,9 +417,10 @@ def test_every_query_of_a_round_fits_in_a_rest_uri_and_one_batch_call(monkeypatc
     from sf_intuser.sf import commands
 
     seen: list[dict] = []
-    monkeypatch.setattr(commands, "query_all", lambda _r, q, _o, _v, d=None: (seen.append(dict(q)), {})[1])
+    monkeypatch.setattr(commands, "query_all",
+                        lambda _r, q, _o, _v, d=None, rows=None: (seen.append({**q, **(rows or {})}), {})[1])
     b = Builder()
-    b.inv.maximum_fields = sorted(rules.known_user_permissions())
+    b.inv.maximum_fields = sorted(rules.known_user_permissions())   # some 1,800 names, as a real org has
     for i in range(300):
         b.user(f"user{i:03d}@a-rather-long-company-domain.example.com", f"Profile {i:03d}")
     inv_mod.read_users(None, b.inv, [u.id for u in b.inv.users], deep=True)
@@ -427,6 +428,7 @@ def test_every_query_of_a_round_fits_in_a_rest_uri_and_one_batch_call(monkeypatc
     longest = max(len(("v60.0/query?q=" + quote(q, safe="")).encode()) for q in queries.values())
     assert longest < URI_LIMIT
     assert len(queries) <= 25       # one Composite Batch call
+    assert queries["max"] == f"PermissionSetLicense/{b.inv.psl().id}"   # the license's record, all its fields
 
 
 def test_a_set_shared_by_two_users_is_granted_its_connected_app_once():

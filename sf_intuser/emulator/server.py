@@ -385,7 +385,12 @@ class Handler(BaseHTTPRequestHandler):
             rec = self.state.get(rid)
             if rec is None or objects.object_of_id(rec["Id"]) != obj:
                 return not_found
-            return 200, {"attributes": self.state.attributes(obj, rec["Id"]), **self.state.view(obj, rec)}
+            # sObject Rows: every field, computed ones (Permissions<X>, MaximumPermissions<X>) included
+            out = {"attributes": self.state.attributes(obj, rec["Id"]), **self.state.view(obj, rec)}
+            for f in objects.described_fields(obj, self.state.perms.known):
+                if objects.permission_of(obj, f) is not None:
+                    out[f] = self.state.field_value(obj, rec, f)
+            return 200, out
         if method == "POST" and not rid:
             new = self.state.insert(obj, self._input(raw) or {})
             return 201, {"id": new, "success": True, "errors": []}

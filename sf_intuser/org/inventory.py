@@ -42,9 +42,6 @@ API_VERSION = "60.0"
 #: ids per IN list: 300 quoted ids take about 8,100 bytes URL-encoded, half the 16,384 bytes a REST call's
 #: URI and headers may take (Salesforce KB 000386264), leaving room for the rest of the query
 IDS_PER_QUERY = 300
-#: MaximumPermissions fields per query: 300 names take about 13,000 bytes URL-encoded, under the 16,384 of
-#: KB 000386264 (a test checks the longest), so the known permissions fit in one subrequest of round 2
-FIELDS_PER_QUERY = 300
 
 #: the access a profile or permission set grants through SetupEntityAccess that a move must carry
 ENTITY_TYPES = ("ApexClass", "ApexPage", "ConnectedApplication", "CustomPermission")
@@ -465,19 +462,10 @@ def _permission_fields(describe: Any, prefix: str) -> list[str] | None:
     return sorted(n[len(prefix):] for n in names if n.startswith(prefix) and len(n) > len(prefix))
 
 
-def _maximum_queries(perms: list[str]) -> dict[str, str]:
-    return {f"max{i}": f"SELECT DeveloperName, {', '.join('MaximumPermissions' + p for p in group)} FROM "
-                       f"PermissionSetLicense WHERE DeveloperName = {quote(INTEGRATION_PSL)}"
-            for i, group in enumerate(chunks(perms, FIELDS_PER_QUERY))}
-
-
-def _maximum(rows: list[dict[str, Any]]) -> dict[str, bool]:
-    out: dict[str, bool] = {}
-    for rec in rows:
-        for k, v in rec.items():
-            if k.startswith("MaximumPermissions"):
-                out[k[len("MaximumPermissions"):]] = bool(v)
-    return out
+def _maximum(rec: Any, fields: Iterable[str]) -> dict[str, bool]:
+    """The license's ``MaximumPermissions<X>`` for each of ``fields`` (its describe's), from its record."""
+    rec = rec if isinstance(rec, Mapping) else {}
+    return {p: bool(rec.get("MaximumPermissions" + p)) for p in fields}
 
 
 def read_users(runner: SfRunner, inv: Inventory, user_ids: Iterable[str], *, deep: bool = False) -> None:
@@ -518,21 +506,25 @@ def read_users(runner: SfRunner, inv: Inventory, user_ids: Iterable[str], *, dee
         owned = f"SELECT Id FROM PermissionSet WHERE ProfileId IN {in_list(g)}"
         q[f"profileSets{i}"] = f"SELECT Id, Name, Label, ProfileId FROM PermissionSet WHERE ProfileId IN {in_list(g)}"
         _access_queries(q, "profile", i, owned, ENTITY_TYPES, deep)
+    rows: dict[str, str] = {}
     if deep:
-        if inv.maximum_fields and inv.psl_maximum is None:
-            q.update(_maximum_queries(inv.maximum_fields))
+        psl = inv.psl()
+        if inv.maximum_fields and inv.psl_maximum is None and psl is not None:
+            # a real org has some 1,800 MaximumPermissions fields: named in SOQL they take six queries
+            # (each URI under the 16,384 bytes of KB 000386264); the record itself is one subrequest
+            rows["max"] = f"PermissionSetLicense/{psl.id}"
         # the sets inside groups, whichever groups: one level of semi-join is all SOQL allows, and the
         # groups are not known yet (few sets sit in groups; this spares a round). Only their connected
         # apps matter: their Apex and page access travels in their metadata.
         _access_queries(q, "groupSet", 0, "SELECT PermissionSetId FROM PermissionSetGroupComponent",
                         ("ConnectedApplication",), deep)
-    r = commands.query_all(runner, q, inv.org.alias or inv.org.username, inv.org.api_version)
+    r = commands.query_all(runner, q, inv.org.alias or inv.org.username, inv.org.api_version, rows=rows)
 
     def rows(prefix: str) -> list[dict[str, Any]]:
         return [x for k in sorted(r) if k.startswith(prefix) and k[len(prefix):].isdigit() for x in r[k]]
 
-    if any(k.startswith("max") for k in r):
-        inv.psl_maximum = _maximum(rows("max"))
+    if "max" in r:
+        inv.psl_maximum = _maximum(r["max"], inv.maximum_fields or ())
     inv.logins += [Login(_s(x.get("UserId")), _s(x.get("LoginType")), x.get("Application"), _int(x.get("n")),
                          x.get("latest")) for x in rows("logins")]
     inv.tokens += [Token(_s(x.get("UserId")), _s(x.get("AppName")), _int(x.get("UseCount")), x.get("LastUsedDate"))

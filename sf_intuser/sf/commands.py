@@ -471,8 +471,12 @@ class QueryFailed(SfError):
 
 
 def query_all(runner: SfRunner, queries: Mapping[str, str], target_org: str | None, api_version: str,
-              describes: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Many SOQL queries (and sObject describes) in as few sf calls as Composite Batch allows.
+              describes: Mapping[str, str] | None = None, rows: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Many SOQL queries (and sObject describes and records) in as few sf calls as Composite Batch allows.
+
+    ``rows`` maps a key to ``"Object/Id"``: the whole record, every field, through REST's sObject Rows
+    resource (REST API Developer Guide, "sObject Rows": GET returns all the record's fields), for a
+    record whose fields are too many to name in a query's URI.
 
     Every query is a subrequest; a result with more pages (``nextRecordsUrl``) is followed in the
     next call, together with the other queries' next pages, so N queries of up to 2,000 rows take
@@ -482,6 +486,7 @@ def query_all(runner: SfRunner, queries: Mapping[str, str], target_org: str | No
 
     pending: list[tuple[str, str, str]] = [(k, "GET", "query?q=" + url_quote(q, safe="")) for k, q in queries.items()]
     pending += [(k, "GET", f"sobjects/{obj}/describe") for k, obj in (describes or {}).items()]
+    pending += [(k, "GET", f"sobjects/{row}") for k, row in (rows or {}).items()]
     records: dict[str, list[dict[str, Any]]] = {k: [] for k in queries}
     out: dict[str, Any] = {}
     prefix = f"/services/data/v{api_version}/"
@@ -495,7 +500,7 @@ def query_all(runner: SfRunner, queries: Mapping[str, str], target_org: str | No
                 if code == "INVALID_SESSION_ID":
                     raise SfAuthError(code, f"org {target_org or '(default)'}: session expired or invalid", 1,
                                       actions=[_login_again(runner, target_org)])
-                raise QueryFailed(key, queries.get(key, (describes or {}).get(key, "")), code,
+                raise QueryFailed(key, queries.get(key, (describes or {}).get(key, (rows or {}).get(key, ""))), code,
                                   str(err.get("message") or res.body))
             if key not in records:
                 out[key] = res.body
