@@ -37,19 +37,28 @@ def permission_set(label: str, body: str = "", license: str | None = None) -> st
            f"{lic}{body}</PermissionSet>"
 
 
+#: a custom object the deploys below refer to (a reference to one the org lacks is refused)
+ORDER_SYNC = (f"{HEAD}<CustomObject{NS}><deploymentStatus>Deployed</deploymentStatus><label>Order Sync</label>"
+              "<nameField><label>Name</label><type>Text</type></nameField><pluralLabel>Order Syncs</pluralLabel>"
+              "<sharingModel>ReadWrite</sharingModel></CustomObject>")
+
+
 def profile_xml(body: str, license: str | None = None) -> str:
     lic = f"<userLicense>{license}</userLicense>" if license else ""
     return f"{HEAD}<Profile{NS}>{body}{lic}</Profile>"
 
 
 def deploy(runner, tmp_path, **components):
-    """Deploy permission sets (``ps_Name=xml``) and profiles (``profile_Name=xml``; ``_`` for spaces; the
-    Metadata API name: ``profile_Admin`` is System Administrator)."""
+    """Deploy permission sets (``ps_Name=xml``), custom objects (``obj_Name=xml``) and profiles
+    (``profile_Name=xml``; ``_`` for spaces; the Metadata API name: ``profile_Admin`` is System
+    Administrator)."""
     files = {}
     for key, body in components.items():
         kind, _, name = key.partition("_")
         if kind == "ps":
             files[("PermissionSet", name, "permissionsets", "permissionset")] = body
+        elif kind == "obj":
+            files[("CustomObject", name, "objects", "object")] = body
         else:
             files[("Profile", name.replace("_", " "), "profiles", "profile")] = body
     return commands.deploy(runner, mdapi(tmp_path, files), ORG)
@@ -78,8 +87,8 @@ def test_no_standard_object_on_a_profile_of_the_integration_license(org, tmp_pat
     std = deploy(runner, tmp_path / "a", **{"profile_Minimum_Access_-_API_Only_Integrations":
                                            profile_xml(obj("Account", allowRead=True))})
     assert failure(std) == "The user license doesn't allow the permission: Read Account"
-    custom = deploy(runner, tmp_path / "b", **{"profile_Minimum_Access_-_API_Only_Integrations":
-                                              profile_xml(obj("Order_Sync__c", allowRead=True))})
+    custom = deploy(runner, tmp_path / "b", obj_Order_Sync__c=ORDER_SYNC,
+                    **{"profile_Minimum_Access_-_API_Only_Integrations": profile_xml(obj("Order_Sync__c", allowRead=True))})
     assert custom.success   # a custom object may be granted on the profile
     assert "<object>Order_Sync__c</object>" in emu.state.components[("Profile", API_PROFILE)].body.decode()
 
@@ -186,7 +195,7 @@ def test_a_broken_dependency_is_refused_naming_what_is_missing(org, tmp_path):
     problem = failure(deploy(runner, tmp_path / "b", ps_Viewer=permission_set(
         "Viewer", perm("ViewAllData") + perm("ViewPlatformEvents"))))
     assert problem == "Permission ViewAllData depends on permission(s): ViewDataLeakageEvents"
-    problem = failure(deploy(runner, tmp_path / "c", ps_Deleter=permission_set(
+    problem = failure(deploy(runner, tmp_path / "c", obj_Order_Sync__c=ORDER_SYNC, ps_Deleter=permission_set(
         "Deleter", obj("Order_Sync__c", allowRead=True, allowDelete=True))))
     assert problem == "Permission Delete Order_Sync__c depends on permission(s): Edit Order_Sync__c"
 

@@ -13,6 +13,7 @@ from lxml import etree
 
 from sf_intuser.emulator import faults, mdapi, seed, soql
 from sf_intuser.emulator.org import ApiError
+from sf_intuser.metadata import package_xml
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -275,7 +276,8 @@ def test_deploy_refuses_unsafe_zip_paths_and_bad_xml(org):
     jobs = mdapi.Jobs()
     with pytest.raises(mdapi.SoapFault):
         call(org, jobs, f"<deploy><ZipFile>{_deploy_zip({'../evil': 'x'})}</ZipFile></deploy>")
-    bad = _deploy_zip({"package.xml": "<Package/>", "permissionsets/Sync_Reader.permissionset":
+    bad = _deploy_zip({"package.xml": package_xml.build({"PermissionSet": ["Sync_Reader"]}, "62.0"),
+                       "permissionsets/Sync_Reader.permissionset":
                        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><PermissionSet/>'})
     started = call(org, jobs, f"<deploy><ZipFile>{bad}</ZipFile></deploy>")
     res = call(org, jobs, f"<checkDeployStatus><asyncProcessId>{started.findtext('.//{*}id')}</asyncProcessId>"

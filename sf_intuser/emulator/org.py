@@ -53,7 +53,8 @@ class Options:
     #: strips every permission set and permission set license assignment ("strip", the migration
     #: article's account) or fails with FIELD_INTEGRITY_EXCEPTION (KB 000386999) ("refuse").
     profile_change_across_licenses: str = "strip"
-    #: A4 [U]: whether a deploy of a brand-new Profile file creates the profile. Off: the deploy
+    #: A4 [U]: whether a deploy of a brand-new Profile file of the Salesforce Integration license
+    #: creates the profile (for other licenses it does: Metadata API doc, Profile). Off: the deploy
     #: fails and the profile must be created as a Profile record (Name, UserLicenseId), as Salesforce
     #: recommends.
     new_profile_by_deploy: bool = False
@@ -117,6 +118,8 @@ class Component:
     name: str
     body: bytes
     meta: bytes | None = None
+    #: a type the emulated org does not model: its files as deployed (path below the package root)
+    files: dict[str, bytes] | None = None
 
 
 _ENABLED_CACHE: dict[bytes, frozenset[str]] = {}
@@ -517,6 +520,8 @@ class OrgState:
     #: Set by the server: brings up the scratch org a ScratchOrgInfo asks for and returns its fields
     #: (LoginUrl, ScratchOrg, SignupUsername, AuthCode).
     scratch_factory: Any = None
+    #: the last deploy's warnings (what it stored without checking, files it did not deploy)
+    deploy_warnings: list[str] = field(default_factory=list)
     #: Scratch org definition editions (Salesforce DX Developer Guide, "Scratch Org Definition File")
     SCRATCH_EDITIONS = ("developer", "enterprise", "group", "professional", "partner developer",
                         "partner enterprise", "partner group", "partner professional")

@@ -1,0 +1,3 @@
+({
+    init : function(component) { component.set("v.ready", true); }
+})

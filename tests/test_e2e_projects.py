@@ -1,0 +1,106 @@
+"""A realistic SFDX project of our own (tests/projects/field-service: objects, fields, record types,
+tabs, apps, Apex, Lightning components, flows, layouts, a Lightning page, labels, a static resource,
+a report in a folder, permission sets using a wide spread of real permission names, profiles under
+their Metadata API names) deployed to the emulated org with the real sf CLI: every member of the
+manifest is accounted for, the types the org does not model are named in a warning, references to
+what the org lacks are refused in Salesforce's words, and a retrieve returns what was deployed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from sf_intuser.metadata import package_xml
+from tests.conftest import ROOT
+from tests.e2e import ORG, SHIM, needs_cli, sf_env, start_org
+
+pytestmark = needs_cli
+PROJECT = ROOT / "tests" / "projects" / "field-service"
+
+
+@pytest.fixture(scope="module")
+def org(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    emu, runner = start_org(home)
+    yield emu, home
+    emu.stop()
+
+
+def sf(home, *args, cwd):
+    out = subprocess.run([str(SHIM), *args, "--json"], env=sf_env(home), cwd=cwd, capture_output=True, text=True,
+                         timeout=300)
+    return out.returncode, json.loads(out.stdout)
+
+
+def _project(tmp_path):
+    dest = tmp_path / "field-service"
+    shutil.copytree(PROJECT, dest)
+    return dest
+
+
+def _members(project, home) -> dict[str, list[str]]:
+    """The manifest sf builds for the project (what it deploys)."""
+    code, _ = sf(home, "project", "generate", "manifest", "--source-dir", "force-app", "--output-dir", ".",
+                 cwd=project)
+    assert code == 0
+    return package_xml.read((project / "package.xml").read_bytes())
+
+
+def test_the_project_deploys_with_every_member_accounted_for_and_retrieves_back(org, tmp_path):
+    emu, home = org
+    project = _project(tmp_path)
+    manifest = _members(project, home)
+    n_members = sum(len(v) for v in manifest.values())
+    code, out = sf(home, "project", "deploy", "start", "--source-dir", "force-app", "-o", ORG, "--wait", "10",
+                   cwd=project)
+    res = out["result"]
+    assert code == 0, out
+    assert res["status"] == "Succeeded"
+    assert res["numberComponentsTotal"] == n_members == res["numberComponentsDeployed"]
+    shown = {(f["type"], f["fullName"]) for f in res["files"] if f["state"] in ("Created", "Changed")}
+    for mtype, members in manifest.items():
+        for m in members:
+            if mtype == "Report" and m.endswith("/"):
+                assert ("ReportFolder", m.rstrip("/")) in shown
+            else:
+                assert (mtype, m) in shown, (mtype, m)
+    # the types the emulated org stores without checking are named, once
+    (warning,) = emu.state.deploy_warnings
+    for t in ("Flow", "FlexiPage", "LightningComponentBundle", "AuraDefinitionBundle", "Layout", "ApexTrigger",
+              "StaticResource", "Report"):
+        assert t in warning
+    for t in ("Profile", "PermissionSet", "CustomObject"):
+        assert f" {t}," not in warning and not warning.endswith(t)
+    # profiles under their API names: the standard ones updated, the custom ones created
+    assert emu.state.profile_by_api_name("Admin")["Name"] == "System Administrator"
+    assert emu.state.profile_by_api_name("Custom%3A Field Dispatcher")["Name"] == "Custom: Field Dispatcher"
+    # a retrieve returns what was deployed
+    code, out = sf(home, "project", "retrieve", "start", "--manifest", "package.xml", "-o", ORG,
+                   "--target-metadata-dir", "back", "--unzip", "--wait", "10", cwd=project)
+    assert code == 0, out
+    back = next((project / "back").rglob("package.xml")).parent
+    for rel in ("lwc/workOrderCard/workOrderCard.js", "aura/WorkOrderSummary/WorkOrderSummary.cmp",
+                "flows/Close_Work_Order.flow", "reports/Field_Service_Reports/Open_Work_Orders.report",
+                "staticresources/brand.resource", "triggers/WorkOrderTrigger.trigger"):
+        assert (back / rel).exists(), rel
+    src = project / "force-app/main/default"
+    assert (back / "lwc/workOrderCard/workOrderCard.js").read_bytes() == \
+        (src / "lwc/workOrderCard/workOrderCard.js").read_bytes()
+    obj = (back / "objects/Work_Order__c.object").read_text()
+    assert all(f in obj for f in ("Status__c", "Technician__c", "Installation", "Closed_Needs_Technician"))
+
+
+def test_a_reference_to_what_the_org_lacks_is_refused_in_salesforces_words(org, tmp_path):
+    emu, home = org
+    project = _project(tmp_path)
+    ps = project / "force-app/main/default/permissionsets/Field_Technician.permissionset-meta.xml"
+    ps.write_text(ps.read_text().replace("<field>Work_Order__c.Status__c</field>",
+                                         "<field>No_Such_Object__c.No_Such_Field__c</field>"))
+    code, out = sf(home, "project", "deploy", "start", "--source-dir", "force-app", "-o", ORG, "--wait", "10",
+                   cwd=project)
+    assert code == 1
+    problems = [f.get("error") for f in out["result"]["files"] if f["state"] == "Failed"]
+    assert any(p.startswith("In field: field - no CustomObject named No_Such_Object__c found") for p in problems), problems
