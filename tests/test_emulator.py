@@ -124,7 +124,33 @@ def uid(org, name):
 
 def test_seed_is_realistic(org):
     lic = {r["Name"]: org.view("UserLicense", r)["UsedLicenses"] for r in org.records["UserLicense"].values()}
-    assert lic == {"Salesforce": 11, "Salesforce Platform": 0, "Salesforce Integration": 1}
+    assert lic == {"Salesforce": 11, "Salesforce Platform": 0, "Salesforce Integration": 1, "Chatter Free": 0,
+                   "Chatter External": 0, "Identity": 0, "Guest User License": 0, "Customer Community Login": 0}
+    # the standard profiles an Enterprise org has, under their Metadata API names
+    assert {"Admin", "Standard", "ReadOnly", "StandardAul", "Chatter Free User", "Minimum Access - Salesforce",
+            "Minimum Access - API Only Integrations"} <= {n for (t, n) in org.components if t == "Profile"}
+
+
+def test_a_permission_set_license_the_users_license_does_not_support_is_refused(org):
+    """KB 005385054's wording; the API Integration PSL on another license is the [U] option."""
+    jane = uid(org, "jane.doe@acme.emulated")
+    psl = org.one("PermissionSetLicense", DeveloperName="SalesforceAPIIntegrationPsl")["Id"]
+    with pytest.raises(ApiError, match="user license doesn't support it"):
+        org.insert("PermissionSetLicenseAssign", {"AssigneeId": jane, "PermissionSetLicenseId": psl})
+    org.options.set("integration_psl_any_license", "true")
+    assert org.insert("PermissionSetLicenseAssign", {"AssigneeId": jane, "PermissionSetLicenseId": psl})
+    survey = org.one("PermissionSetLicense", DeveloperName="SurveyCreatorPsl")["Id"]
+    assert org.insert("PermissionSetLicenseAssign", {"AssigneeId": jane, "PermissionSetLicenseId": survey})
+
+
+def test_a_developer_edition_scratch_org_has_no_read_only_profile_and_one_integration_seat():
+    from sf_intuser.emulator import seed as seed_mod
+
+    s = seed_mod.scratch("t-scratch")
+    totals = {r["Name"]: r["TotalLicenses"] for r in s.records["UserLicense"].values()}
+    assert totals["Salesforce Integration"] == 1 and totals["Salesforce"] == 2
+    names = {n for (t, n) in s.components if t == "Profile"}
+    assert "ReadOnly" not in names and {"Admin", "Standard", "StandardAul", "Chatter Free User"} <= names
     ranges = {}
     for name in ("Integration Middleware", "ETL Loader", "Backup Service"):
         root = etree.fromstring(org.components[("Profile", name)].body)

@@ -61,6 +61,10 @@ class Options:
     #: A3 [V-3P claim, U]: whether moving a user to an API-only profile assigns the
     #: SalesforceAPIIntegrationPsl by itself (sfdx-hardis says so for "Salesforce API Only" profiles).
     api_profile_assigns_psl: bool = False
+    #: [U]: whether the Salesforce API Integration permission set license may be assigned to a user of
+    #: another user license (Help names it for integration users only). Off: refused, as any PSL the
+    #: user's license does not support.
+    integration_psl_any_license: bool = False
     #: Requests answered with InProgress before a Metadata API job reports done (sf-wire.md 10: each
     #: InProgress poll costs the CLI one second, so the default is none).
     metadata_polls_in_progress: int = 0
@@ -822,6 +826,15 @@ class OrgState:
             raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
                            f"Integration User can't be assigned the {psl['MasterLabel']} permission set license, "
                            "because Integration User's user license doesn't support it", ["PermissionSetLicenseId"])
+        supported = self.perms.psl_user_licenses.get(psl.get("DeveloperName") or "")
+        lic = self.license_of_user(user) or {}
+        if supported is not None and lic.get("Name") not in supported and not (
+                psl.get("IsAvailableForIntegrations") and self.options.integration_psl_any_license):
+            # KB 005385054's wording (a PSL the user's license does not support), for any license
+            raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
+                           f"{user.get('Name') or user.get('Username')} can't be assigned the {psl['MasterLabel']} "
+                           f"permission set license, because {user.get('Name') or user.get('Username')}'s user "
+                           "license doesn't support it", ["PermissionSetLicenseId"])
         if len(self.find("PermissionSetLicenseAssign", PermissionSetLicenseId=psl["Id"])) >= int(
                 psl.get("TotalLicenses") or 0):
             raise ApiError(400, "LICENSE_LIMIT_EXCEEDED", "License Limit Exceeded")

@@ -51,6 +51,8 @@ class PermissionModel:
     license_allowed: dict[str, frozenset[str] | None] = field(default_factory=dict)
     #: permission set license DeveloperName -> its maximum permissions (MaximumPermissions<X> true)
     psl_max: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: permission set license DeveloperName -> the user licenses whose users may hold it (absent: any)
+    psl_user_licenses: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def builtin(cls) -> "PermissionModel":

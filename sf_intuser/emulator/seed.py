@@ -96,7 +96,13 @@ def scratch(instance: str, name: str = "Scratch Org", edition: str = "Developer"
     """A blank org as a scratch org starts: the bundled seed's licenses, permission set licenses and
     standard profiles, an admin, and nothing else (no custom profiles, sets, code, apps or users)."""
     spec = json.loads(DEFAULT_SEED.read_text(encoding="utf-8"))
+    # a new org: no standard Read Only profile since Spring '21 (KB "Read Only Profile Conversion to Custom
+    # Profile"); a Developer Edition has two Salesforce licenses and one Salesforce Integration license
+    # (Help, "Give Integration Users API Only Access": five in Enterprise, one in Developer Edition)
+    seats = {"Salesforce": 2, "Salesforce Integration": 1} if edition.lower() == "developer" else {}
     spec = {**spec, "metadata": [], "users": [], "packageLicenses": [],
+            "standardProfiles": [p for p in spec.get("standardProfiles", []) if p["name"] != "Read Only"],
+            "userLicenses": [{**lic, "total": seats.get(lic["name"], lic["total"])} for lic in spec["userLicenses"]],
             "org": {**spec.get("org", {}), "name": name, "edition": f"{edition.title()} Edition",
                     # how sf tells a scratch org from a sandbox (@salesforce/core org.ts determineIfScratch)
                     "isSandbox": True, "trialExpirationDate": "2099-12-31T00:00:00.000+0000"}}
@@ -138,6 +144,8 @@ def build(spec: dict[str, Any], base: Path) -> OrgState:
                                            "IsAvailableForIntegrations": bool(psl.get("availableForIntegrations"))})
         model.psl_max[psl["developerName"]] = allowed_set(psl.get("maximumPermissions", []), model.known) \
             or frozenset()
+        if psl.get("userLicenses") is not None:
+            model.psl_user_licenses[psl["developerName"]] = frozenset(psl["userLicenses"])
     for pkg in spec.get("packageLicenses", []):
         state.put("PackageLicense", {"NamespacePrefix": pkg["namespace"], "AllowedLicenses": pkg.get("allowed", -1),
                                      "UsedLicenses": 0, "Status": "Active"})
