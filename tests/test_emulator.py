@@ -129,6 +129,14 @@ def test_seed_is_realistic(org):
     # the standard profiles an Enterprise org has, under their Metadata API names
     assert {"Admin", "Standard", "ReadOnly", "StandardAul", "Chatter Free User", "Minimum Access - Salesforce",
             "Minimum Access - API Only Integrations"} <= {n for (t, n) in org.components if t == "Profile"}
+    ranges = {}
+    for name in ("Integration Middleware", "ETL Loader", "Backup Service"):
+        root = etree.fromstring(org.components[("Profile", name)].body)
+        ranges[name] = root.findtext(".//{*}loginIpRanges/{*}startAddress")
+    assert ranges["Integration Middleware"] == ranges["ETL Loader"] != ranges["Backup Service"]
+    types = sorted({r["SetupEntityType"] for r in org.records["SetupEntityAccess"].values()})
+    assert types == ["ApexClass", "ApexPage", "ConnectedApplication"]
+    assert org.one("PermissionSet", Name="Order_Sync_Access")["LicenseId"] == org.one("UserLicense", Name="Salesforce")["Id"]
 
 
 def test_a_permission_set_license_the_users_license_does_not_support_is_refused(org):
@@ -151,14 +159,6 @@ def test_a_developer_edition_scratch_org_has_no_read_only_profile_and_one_integr
     assert totals["Salesforce Integration"] == 1 and totals["Salesforce"] == 2
     names = {n for (t, n) in s.components if t == "Profile"}
     assert "ReadOnly" not in names and {"Admin", "Standard", "StandardAul", "Chatter Free User"} <= names
-    ranges = {}
-    for name in ("Integration Middleware", "ETL Loader", "Backup Service"):
-        root = etree.fromstring(org.components[("Profile", name)].body)
-        ranges[name] = root.findtext(".//{*}loginIpRanges/{*}startAddress")
-    assert ranges["Integration Middleware"] == ranges["ETL Loader"] != ranges["Backup Service"]
-    types = sorted({r["SetupEntityType"] for r in org.records["SetupEntityAccess"].values()})
-    assert types == ["ApexClass", "ApexPage", "ConnectedApplication"]
-    assert org.one("PermissionSet", Name="Order_Sync_Access")["LicenseId"] == org.one("UserLicense", Name="Salesforce")["Id"]
 
 
 def test_seed_ids_are_stable_and_new_ids_unique(org):
