@@ -566,17 +566,18 @@ def _apply_any(state: OrgState, zc: registry.ZipComponent) -> Outcome:
     o = Outcome(zc.type, key[1], zc.first_file, created=existing is None)
     files = dict(zc.files)
     t = registry.types().get(zc.type)
-    if t is not None and t.children and existing is not None and existing.files:
+    if t is not None and t.children and existing is not None and existing.files and \
+            b"http://soap.sforce.com/2006/04/metadata" in files[zc.first_file]:
         try:
             files[zc.first_file] = merge_children(existing.files.get(zc.first_file), files[zc.first_file], t)
         except xml.MetadataXmlError as exc:
             o.problem = f"Error parsing file: {exc.problem}"
             return o
     elif zc.first_file.endswith(".xml") or (t is not None and t.adapter in (None, "default", "decomposed")):
-        try:
-            xml.parse(files[zc.first_file], zc.first_file)
-        except xml.MetadataXmlError as exc:
-            o.problem = f"Error parsing file: {exc.problem}"
+        try:   # well-formed is all that is checked (sf writes some, e.g. settings, without the namespace)
+            etree.fromstring(files[zc.first_file], etree.XMLParser(resolve_entities=False, no_network=True))
+        except etree.XMLSyntaxError as exc:
+            o.problem = f"Error parsing file: {exc}"
             return o
     state.add_component(Component(zc.type, key[1], b"", None, files))
     return o

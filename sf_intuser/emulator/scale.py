@@ -27,6 +27,18 @@ POOL = ("ApiEnabled", "ApexRestServices", "ViewSetup", "RunReports", "ConvertLea
         "ViewAllUsers", "QueryAllFiles", "ManageDataIntegrations", "ViewEventLogFiles", "ExportReport",
         "LightningExperienceUser", "EmailMass", "ChatterOwnGroups")
 OBJECTS = ("Account", "Contact", "Lead", "Opportunity", "Case", "Order", "Product2")
+def _object(name: str) -> str:
+    """A custom object (or a standard one's custom fields) with the fields the generated access names."""
+    head = ("<deploymentStatus>Deployed</deploymentStatus>" if name.endswith("__c") else "")
+    fields = "".join(f"<fields><fullName>{f}</fullName><label>{f[:-3].replace('_', ' ')}</label><length>80</length>"
+                     "<type>Text</type></fields>" for f in ("External_Id__c", "Status__c"))
+    tail = (f"<label>{name[:-3].replace('_', ' ')}</label><nameField><label>Name</label><type>Text</type></nameField>"
+            f"<pluralLabel>{name[:-3].replace('_', ' ')}s</pluralLabel><sharingModel>ReadWrite</sharingModel>"
+            if name.endswith("__c") else "")
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<CustomObject xmlns="http://soap.sforce.com/2006/04/metadata">'
+            f"{head}{fields}{tail}</CustomObject>\n")
+
+
 APEX_META = ('<?xml version="1.0" encoding="UTF-8"?>\n<ApexClass xmlns="http://soap.sforce.com/2006/04/metadata">\n'
              "    <apiVersion>62.0</apiVersion>\n    <status>Active</status>\n</ApexClass>\n")
 
@@ -113,6 +125,10 @@ def scaled(spec: dict[str, Any], n: int) -> dict[str, Any]:
     for k in range(7):
         components.append({"type": "ApexClass", "name": f"IntegrationService{k}",
                            "body": f"public with sharing class IntegrationService{k} {{}}\n", "meta": APEX_META})
+    # the objects and fields the generated profiles and sets grant: a reference to an object or a custom
+    # field the org lacks is refused on deploy too (mdapi._missing_reference)
+    for obj in [*OBJECTS, *(f"Sync_Record_{k}__c" for k in range(5))]:
+        components.append({"type": "CustomObject", "name": obj, "body": _object(obj)})
     n_profiles = max(1, (n + 3) // 4)
     shared = ("198.51.100.128", "198.51.100.191")
     profiles = []

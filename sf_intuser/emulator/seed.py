@@ -175,7 +175,14 @@ def build(spec: dict[str, Any], base: Path) -> OrgState:
         for c in read_components((base / folder).resolve()):
             comps[(c.type, c.name)] = c
     for c in spec.get("components", []):   # generated in memory (:mod:`.scale`)
-        comps[(c["type"], c["name"])] = Component(c["type"], c["name"], c["body"].encode("utf-8"),
+        body = c["body"].encode("utf-8")
+        old = comps.get((c["type"], c["name"]))
+        if old is not None and c["type"] == "CustomObject":
+            # an object's fields are components of their own: both sources' fields stay
+            from sf_intuser.emulator import mdapi, registry
+
+            body = mdapi.merge_children(old.body, body, registry.types()["CustomObject"])
+        comps[(c["type"], c["name"])] = Component(c["type"], c["name"], body,
                                                   c["meta"].encode("utf-8") if c.get("meta") else None)
     for mtype in LOAD_ORDER:
         for key in sorted(k for k in comps if k[0] == mtype):

@@ -20,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from lxml import etree
+
 from sf_intuser.emulator import faults as faults_mod
 from sf_intuser.emulator import mdapi, objects, seed
 from sf_intuser.emulator.org import ApiError, OrgState
@@ -170,6 +172,8 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 if soap:
                     return self._soap(raw)
+                if url.path.startswith("/services/Soap/u/"):
+                    return self._partner_soap(raw)
                 self._route(method, url, raw)
             except ApiError as exc:
                 self._send(exc.status, [exc.body()])
@@ -182,19 +186,101 @@ class Handler(BaseHTTPRequestHandler):
         for an access token. Anything else: 400 invalid_grant, as Salesforce answers."""
         form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
         emu, grant = self.emu, form.get("grant_type")
+        st = self.state
+        uid = st.admin_id
         ok = (grant == "authorization_code" and emu.auth_code and form.get("code") == emu.auth_code) or \
              (grant == "refresh_token" and form.get("refresh_token") == emu.refresh_token)
+        if grant == "refresh_token" and form.get("refresh_token") in emu.user_tokens:
+            # a user created through SCIM holds a refresh token of its own (the auto-approve-user header)
+            uid, ok = emu.user_tokens[form["refresh_token"]], True
         if not ok:
             return self._send(400, {"error": "invalid_grant", "error_description": "authentication failure"})
         if grant == "authorization_code":
             emu.auth_code = None          # an authorization code is good for one exchange
-        st = self.state
-        body = {"access_token": emu.access_token(), "instance_url": emu.url, "token_type": "Bearer",
-                "id": f"{emu.url}/id/{st.org_id}/{st.admin_id}", "issued_at": str(int(time.time() * 1000)),
+        body = {"access_token": emu.access_token(uid), "instance_url": emu.url, "token_type": "Bearer",
+                "id": f"{emu.url}/id/{st.org_id}/{uid}", "issued_at": str(int(time.time() * 1000)),
                 "signature": "emulated", "scope": "api web refresh_token"}
         if grant == "authorization_code":
             body["refresh_token"] = emu.refresh_token
         self._send(200, body)
+
+    def _session_user(self) -> str:
+        """The user whose session the request carries (a token :meth:`EmulatedOrg.access_token` made)."""
+        m = re.search(r"AQ0AQU(005\w{15})", self.headers.get("Authorization", ""))
+        return m.group(1) if m else self.state.admin_id
+
+    def _scim_create(self, raw: bytes) -> None:
+        """SCIM 1.0 ``POST /services/scim/v1/Users`` as ``sf org create user`` sends it (@salesforce/core
+        org/user.js createUserInternal: userName, emails, name.familyName, nickName, entitlements[0] the
+        profile id; header ``auto-approve-user: true``). The answer is 201 with the new user's ``id``
+        and, in the ``auto-approve-user`` response header, a refresh token of the new user's own, which
+        sf exchanges at the token endpoint (Salesforce Help, "SCIM User Provisioning"; core reads the
+        header as the refresh token). Fields SCIM does not carry take the org's defaults [I], and sf
+        sets them right after with a User update."""
+        body = self._json(raw) or {}
+        if not isinstance(body, dict):
+            return self._send(400, {"Errors": [{"description": "the request body is not a SCIM User", "code": 400}]})
+        username = str(body.get("userName") or body.get("username") or "")   # core sends "username"
+        emails = body.get("emails") or []
+        email = emails[0] if emails and isinstance(emails[0], str) else (emails[0] or {}).get("value", "") \
+            if emails else ""
+        admin = self.state.get(self.state.admin_id) or {}
+        ents = body.get("entitlements") or [{}]
+        vals = {"Username": username, "Email": email or username,
+                "LastName": str((body.get("name") or {}).get("familyName") or username.split("@")[0]),
+                "Alias": (str(body.get("nickName") or username) or "user")[:8],
+                "ProfileId": str((ents[0] or {}).get("value") or ""),
+                **{k: admin.get(k) or d for k, d in (("TimeZoneSidKey", "America/Los_Angeles"),
+                                                     ("LocaleSidKey", "en_US"), ("EmailEncodingKey", "UTF-8"),
+                                                     ("LanguageLocaleKey", "en_US"))}}
+        try:
+            uid = self.state.insert("User", vals)
+        except ApiError as exc:
+            # SCIM errors: {"Errors": [{"description", "code"}]} (sf reads Errors[].description)
+            return self._send(exc.status, {"Errors": [{"description": exc.message, "code": exc.status}]})
+        token = f"{self.state.org_id[:15]}!EmulatedUserRefresh{uid}"
+        self.emu.user_tokens[token] = uid
+        data = json.dumps({"schemas": ["urn:scim:schemas:core:1.0"], "id": uid, "userName": username,
+                           "active": True}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json;charset=UTF-8")
+        self.send_header("auto-approve-user", token)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _partner_soap(self, raw: bytes) -> None:
+        """The SOAP Partner API (``/services/Soap/u/<version>``): ``setPassword``, which ``sf org generate
+        password`` and ``org create user`` (generatePassword) call through jsforce with the session in
+        the SOAP header (Partner WSDL: setPassword(userId, password) -> setPasswordResponse). Other
+        calls: a fault naming the call."""
+        ns = "urn:partner.soap.sforce.com"
+        try:
+            env = etree.fromstring(raw, etree.XMLParser(resolve_entities=False, no_network=True))
+        except etree.XMLSyntaxError:
+            return self._send_bytes(500, mdapi.fault("INVALID_XML", "could not parse the request"), "text/xml")
+        session = env.findtext(f".//{{{ns}}}sessionId") or ""
+        if not session.startswith(self.state.token_prefix):
+            return self._send_bytes(500, mdapi.fault("INVALID_SESSION_ID", "Invalid Session ID found in "
+                                                     "SessionHeader: Illegal Session"), "text/xml")
+        op = env.find(f"{{{mdapi.SOAP_NS}}}Body/*")
+        name = etree.QName(op).localname if op is not None else "?"
+        if name != "setPassword":
+            return self._send_bytes(500, mdapi.fault("UNSUPPORTED_OPERATION", f"The Partner API call {name} is not "
+                                                     "supported here"), "text/xml")
+        uid = op.findtext(f"{{{ns}}}userId") or ""
+        password = op.findtext(f"{{{ns}}}password") or ""
+        user = self.state.get(uid)
+        if user is None or not uid.startswith("005"):
+            return self._send_bytes(500, mdapi.fault("INVALID_ID_FIELD", f"invalid user id: {uid}"), "text/xml")
+        if len(password) < 8:   # the default password policy: at least 8 characters (Help, "Set Password Policies")
+            return self._send_bytes(500, mdapi.fault("INVALID_NEW_PASSWORD", "Your password must be at least 8 "
+                                                     "characters long."), "text/xml")
+        self.emu.passwords_set.add(uid)
+        resp = (f'<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="{mdapi.SOAP_NS}" '
+                f'xmlns="{ns}"><soapenv:Body><setPasswordResponse><result/></setPasswordResponse></soapenv:Body>'
+                '</soapenv:Envelope>')
+        self._send_bytes(200, resp.encode(), "text/xml;charset=UTF-8")
 
     def _query_text(self, url: Any) -> str:
         q = parse_qs(url.query).get("q", [""])[0]
@@ -220,8 +306,11 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         path = url.path.rstrip("/")
         if path == "/services/oauth2/userinfo":
-            return self._send(200, {"user_id": self.state.admin_id, "organization_id": self.state.org_id,
-                                    "preferred_username": self.state.username})
+            me = self.state.get(self._session_user()) or {}
+            return self._send(200, {"user_id": me.get("Id", self.state.admin_id), "organization_id": self.state.org_id,
+                                    "preferred_username": me.get("Username", self.state.username)})
+        if path == "/services/scim/v1/Users" and method == "POST":
+            return self._scim_create(raw)
         if path == "/services/data":
             return self._send(200, [{"version": v, "label": "Emulated", "url": f"/services/data/v{v}"}
                                     for v in self.state.api_versions])
@@ -494,6 +583,10 @@ class EmulatedOrg:
         #: a scratch org's signup auth code (good for one token exchange) and its refresh token
         self.auth_code: str | None = None
         self.refresh_token = self.state.org_id[:15] + "!EmulatedRefreshToken"
+        #: refresh tokens of users created through SCIM -> their user ids
+        self.user_tokens: dict[str, str] = {}
+        #: users whose password was set through the Partner API's setPassword
+        self.passwords_set: set[str] = set()
         #: the scratch orgs this Dev Hub brought up (stopped with it)
         self.scratch_orgs: list["EmulatedOrg"] = []
         self.state.scratch_factory = self._new_scratch_org
@@ -502,8 +595,10 @@ class EmulatedOrg:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}"
 
-    def access_token(self) -> str:
-        return self.state.token_prefix + "AQ0AQEmulatedSessionToken" + str(int(time.time()))
+    def access_token(self, user_id: str | None = None) -> str:
+        """A session for the admin, or for ``user_id`` (the request's user: :meth:`Handler._session_user`)."""
+        who = f"U{user_id}" if user_id and user_id != self.state.admin_id else ""
+        return self.state.token_prefix + f"AQ0AQ{who}EmulatedSessionToken" + str(int(time.time()))
 
     def reset(self, state: OrgState) -> None:
         """Serve ``state`` from now on, with no faults and no jobs: a fresh org at the same address. Its
