@@ -104,3 +104,45 @@ def test_a_reference_to_what_the_org_lacks_is_refused_in_salesforces_words(org, 
     assert code == 1
     problems = [f.get("error") for f in out["result"]["files"] if f["state"] == "Failed"]
     assert any(p.startswith("In field: field - no CustomObject named No_Such_Object__c found") for p in problems), problems
+
+
+def test_sfs_own_user_commands_work_against_an_emulated_scratch_org(tmp_path):
+    """`sf org create scratch` through an emulated Dev Hub, then `sf org create user` (SCIM, the new
+    user's own refresh token), `sf org generate password` (Partner API setPassword), `sf org display
+    user` and `sf org list users`. The definition here holds no `settings`: a scratch org made from one
+    that does is created, but sf's source-tracking query of the Tooling object SourceMember that
+    follows is not served yet."""
+    from sf_intuser.emulator import seed
+    from sf_intuser.emulator.server import EmulatedOrg
+    from sf_intuser.sf.runner import SfRunner
+
+    home = tmp_path / "home"
+    home.mkdir()
+    state = seed.load(instance="user-hub")
+    state.options.dev_hub = True
+    hub = EmulatedOrg(state, max_seconds=600).start()
+    try:
+        SfRunner(sf=str(SHIM), env=sf_env(home, hub.access_token())).run(
+            ["org", "login", "access-token", "--instance-url", hub.url, "--no-prompt", "--alias", "hub"])
+        project = _project(tmp_path)
+        (project / "config/plain-scratch-def.json").write_text('{"orgName": "Users", "edition": "Developer"}')
+        code, out = sf(home, "org", "create", "scratch", "-f", "config/plain-scratch-def.json", "-v", "hub",
+                       "-a", "scr", "--wait", "5", cwd=project)
+        assert code == 0, out
+        (scratch,) = hub.scratch_orgs
+        code, out = sf(home, "org", "create", "user", "-o", "scr", "--set-alias", "tech", "username=tech@fs.emulated",
+                       "email=tech@example.com", "lastName=Tech", cwd=project)
+        assert code == 0, out
+        new = scratch.state.one("User", Username="tech@fs.emulated")
+        assert new and out["result"]["fields"]["id"] == new["Id"]
+        assert scratch.state.get(new["ProfileId"])["Name"] == "Standard User"   # sf's default profile
+        code, out = sf(home, "org", "generate", "password", "-o", "scr", "--on-behalf-of", "tech@fs.emulated",
+                       cwd=project)
+        assert code == 0, out
+        assert new["Id"] in scratch.passwords_set and len(out["result"]["password"]) >= 8
+        code, out = sf(home, "org", "display", "user", "-o", "tech", cwd=project)
+        assert code == 0 and out["result"]["id"] == new["Id"] and out["result"]["profileName"] == "Standard User"
+        code, out = sf(home, "org", "list", "users", "-o", "scr", cwd=project)
+        assert code == 0 and {u["username"] for u in out["result"]} >= {"tech@fs.emulated", scratch.state.username}
+    finally:
+        hub.stop()
