@@ -261,6 +261,10 @@ def test_psl_bound_permset_assigns_its_license_on_the_way(org, tmp_path):
 
 def test_assign_permset_license_duplicates_seats_and_integration_rule(org):
     emu, runner = org
+    # a PSL the user's license does not support: refused, sf's partial success (KB 005385054's wording)
+    refused = commands.assign_permset_licenses(runner, ["SalesforceAPIIntegrationPsl"], ["jane.doe@acme.emulated"], ORG)
+    assert not refused.ok and "user license doesn't support it" in refused.failures[0][1]
+    emu.state.options.integration_psl_any_license = True    # the [U] the other way: then it is assignable
     res = commands.assign_permset_licenses(runner, ["SalesforceAPIIntegrationPsl"], ["jane.doe@acme.emulated"], ORG)
     assert res.ok and res.done == [("jane.doe@acme.emulated", "SalesforceAPIIntegrationPsl")]
     again = commands.assign_permset_licenses(runner, ["SalesforceAPIIntegrationPsl"], ["jane.doe@acme.emulated"], ORG)
@@ -270,6 +274,7 @@ def test_assign_permset_license_duplicates_seats_and_integration_rule(org):
     assert full.failures == [("lee.wong@acme.emulated", "License Limit Exceeded")]
     blocked = commands.assign_permset_licenses(runner, ["SalesforceCPQ_CPQStandardPerm"], ["erp.int@acme.emulated"], ORG)
     assert "Integration User's user license doesn't support it" in blocked.failures[0][1]
+    emu.state.options.integration_psl_any_license = False
 
 
 def test_license_change_strips_assignments(org):

@@ -432,7 +432,21 @@ def deploy(state: OrgState, op: etree._Element) -> etree._Element:
         results = content.account(outcomes)
         if check_only or (rollback and any(o.problem for o in results)):
             snapshot.restore()
+        else:
+            for o in results:
+                if not o.problem:
+                    state.track(o.type, o.name)
+            for (t, _), zc in content.components.items():
+                if t in BUNDLE_RESOURCES and not outcomes[(t, zc.name)].problem:
+                    # a bundle's files are tracked one by one (@salesforce/source-tracking metadataKeys:
+                    # LightningComponentResource / AuraDefinition named "<bundle>/<file>")
+                    for rel in zc.files:
+                        state.track(BUNDLE_RESOURCES[t], rel.split("/", 1)[1])
     return _deploy_result(state, results, check_only, rollback, opts, content.warnings())
+
+
+#: bundle type -> the SourceMember type of each of its files
+BUNDLE_RESOURCES = {"LightningComponentBundle": "LightningComponentResource", "AuraDefinitionBundle": "AuraDefinition"}
 
 
 @dataclass

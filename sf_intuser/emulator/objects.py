@@ -69,6 +69,11 @@ OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "SandboxProcess": ("0GR", ("Id", "Status", "SandboxName", "SandboxInfoId", "LicenseType", "CreatedDate",
                                "CopyProgress", "SandboxOrganization", "SourceId", "Description", "EndDate",
                                "Features")),
+    # Tooling API, orgs that track source (Options.source_tracking): one row per changed component
+    # (Tooling API reference, SourceMember; the fields sf reads: @salesforce/source-tracking
+    # SOURCE_MEMBER_FIELDS)
+    "SourceMember": ("0MZ", ("Id", "MemberIdOrName", "MemberType", "MemberName", "IsNameObsolete", "RevisionCounter",
+                             "IsNewMember", "ChangedBy", "LastModifiedDate")),
     # a Dev Hub's scratch org requests (Object Reference, ScratchOrgInfo); only on a Dev Hub
     # (Options.dev_hub): elsewhere it is not a known object, which is how sf tells a Dev Hub at login
     "ScratchOrgInfo": ("2SR", ("Id", "OrgName", "Edition", "Status", "ErrorCode", "LoginUrl", "AuthCode",
@@ -98,6 +103,7 @@ WRITABLE: dict[str, set[str]] = {
     "UserPackageLicense": {"create", "delete"},
     "GroupMember": {"create", "delete"},
     "ScratchOrgInfo": {"create", "delete"},
+    "SourceMember": {"update"},
     "LoginHistory": set(),
 }
 

@@ -74,6 +74,12 @@ class Options:
     #: The org is a Dev Hub: it knows ScratchOrgInfo, and a new one brings up a scratch org (a blank
     #: emulated org on its own port) that `sf org create scratch` authorizes with the signup's auth code.
     dev_hub: bool = False
+    #: The org tracks source (a scratch org, or a sandbox with tracking): the Tooling object
+    #: SourceMember exists and every deployed component gets a row with a RevisionCounter (Salesforce
+    #: DX Developer Guide, "Track Changes Between Your Project and Org"; sf tells tracking by describing
+    #: SourceMember: @salesforce/core org.js supportsSourceTracking, and after a scratch org's settings
+    #: deploy sets each row's RevisionCounter to 0: scratchOrgInfoApi.js updateRevisionCounterToZero).
+    source_tracking: bool = False
     #: The language of the user the API acts as: standard profiles' ``Profile.Name`` is translated
     #: into it (:mod:`.profiles`: Salesforce KB 000317298, salesforce.stackexchange q 156802); their
     #: Metadata API names are not.
@@ -301,7 +307,10 @@ class OrgState:
     def sobject(self, name: str) -> str | None:
         """The object's proper name if this org has it (ScratchOrgInfo only on a Dev Hub), else None."""
         obj = objects.canonical(name)
-        return None if obj == "ScratchOrgInfo" and not self.options.dev_hub else obj
+        if (obj == "ScratchOrgInfo" and not self.options.dev_hub) or (obj == "SourceMember"
+                                                                     and not self.options.source_tracking):
+            return None
+        return obj
 
     def query(self, text: str) -> tuple[soql.Query, list[dict[str, Any]], int]:
         """Parse and run; returns the query, the result records (projected) and totalSize."""
@@ -464,7 +473,7 @@ class OrgState:
 
     def insert(self, obj: str, values: dict[str, Any]) -> str:
         obj = self.sobject(obj) or obj
-        if obj not in objects.OBJECTS or (obj == "ScratchOrgInfo" and not self.options.dev_hub):
+        if obj not in objects.OBJECTS or self.sobject(obj) is None:
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         vals = self._check_fields(obj, values, "create")
         handler = getattr(self, f"_insert_{obj}", None)
@@ -524,6 +533,8 @@ class OrgState:
     #: Set by the server: brings up the scratch org a ScratchOrgInfo asks for and returns its fields
     #: (LoginUrl, ScratchOrg, SignupUsername, AuthCode).
     scratch_factory: Any = None
+    #: the last SourceMember revision (Options.source_tracking)
+    revision: int = 0
     #: the last deploy's warnings (what it stored without checking, files it did not deploy)
     deploy_warnings: list[str] = field(default_factory=list)
     #: Scratch org definition editions (Salesforce DX Developer Guide, "Scratch Org Definition File")
@@ -1053,6 +1064,20 @@ class OrgState:
             ps = self.one("PermissionSet", Name=(e.text or "").strip(), IsOwnedByProfile=False)
             if ps:
                 self.put("PermissionSetGroupComponent", {"PermissionSetGroupId": psg["Id"], "PermissionSetId": ps["Id"]})
+
+    def track(self, mtype: str, name: str) -> None:
+        """A deployed component's SourceMember row (an org that tracks source): a new revision."""
+        if not self.options.source_tracking or self.seeding is not None:
+            return
+        self.revision += 1
+        row = self.one("SourceMember", MemberType=mtype, MemberName=name)
+        vals = {"MemberType": mtype, "MemberName": name, "MemberIdOrName": name, "IsNameObsolete": False,
+                "RevisionCounter": self.revision, "IsNewMember": row is None, "ChangedBy": self.admin_id,
+                "LastModifiedDate": soql.format_datetime(self.now())}
+        if row is None:
+            self.put("SourceMember", vals)
+        else:
+            row.update(vals)
 
     def add_component(self, comp: Component) -> None:
         """Store a component and refresh the records derived from it."""

@@ -101,6 +101,7 @@ def scratch(instance: str, name: str = "Scratch Org", edition: str = "Developer"
     # (Help, "Give Integration Users API Only Access": five in Enterprise, one in Developer Edition)
     seats = {"Salesforce": 2, "Salesforce Integration": 1} if edition.lower() == "developer" else {}
     spec = {**spec, "metadata": [], "users": [], "packageLicenses": [],
+            "options": {**spec.get("options", {}), "source_tracking": True},
             "standardProfiles": [p for p in spec.get("standardProfiles", []) if p["name"] != "Read Only"],
             "userLicenses": [{**lic, "total": seats.get(lic["name"], lic["total"])} for lic in spec["userLicenses"]],
             "org": {**spec.get("org", {}), "name": name, "edition": f"{edition.title()} Edition",
