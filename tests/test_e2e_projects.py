@@ -107,11 +107,14 @@ def test_a_reference_to_what_the_org_lacks_is_refused_in_salesforces_words(org, 
 
 
 def test_sfs_own_user_commands_work_against_an_emulated_scratch_org(tmp_path):
-    """`sf org create scratch` through an emulated Dev Hub, then `sf org create user` (SCIM, the new
-    user's own refresh token), `sf org generate password` (Partner API setPassword), `sf org display
-    user` and `sf org list users`. The definition here holds no `settings`: a scratch org made from one
-    that does is created, but sf's source-tracking query of the Tooling object SourceMember that
-    follows is not served yet."""
+    """`sf org create scratch` through an emulated Dev Hub from a definition holding `settings` (sf
+    deploys them, then resets the Tooling SourceMember rows they made), a tracked deploy of the
+    project (sf polls SourceMember for every component, bundles file by file), then `sf org create
+    user` (SCIM, the new user's own refresh token), `sf org generate password` (Partner API
+    setPassword), `sf org display user`, `sf org list users`, a user definition file with permission
+    sets, a role and generatePassword, `sf org assign permset` and `permsetlicense` with
+    `--on-behalf-of` (a PSL the user's license does not support: partial success, exit 68), and `sf
+    org delete scratch` through the hub (ActiveScratchOrg)."""
     from sf_intuser.emulator import seed
     from sf_intuser.emulator.server import EmulatedOrg
     from sf_intuser.sf.runner import SfRunner
@@ -125,11 +128,18 @@ def test_sfs_own_user_commands_work_against_an_emulated_scratch_org(tmp_path):
         SfRunner(sf=str(SHIM), env=sf_env(home, hub.access_token())).run(
             ["org", "login", "access-token", "--instance-url", hub.url, "--no-prompt", "--alias", "hub"])
         project = _project(tmp_path)
-        (project / "config/plain-scratch-def.json").write_text('{"orgName": "Users", "edition": "Developer"}')
-        code, out = sf(home, "org", "create", "scratch", "-f", "config/plain-scratch-def.json", "-v", "hub",
+        code, out = sf(home, "org", "create", "scratch", "-f", "config/project-scratch-def.json", "-v", "hub",
                        "-a", "scr", "--wait", "5", cwd=project)
         assert code == 0, out
         (scratch,) = hub.scratch_orgs
+        settings = scratch.state.find("SourceMember", MemberType="Settings")
+        assert settings and all(r["RevisionCounter"] == 0 for r in settings)   # reset by sf after the deploy
+        code, out = sf(home, "project", "deploy", "start", "-o", "scr", "--wait", "5", cwd=project)
+        assert code == 0 and not out.get("warnings"), out.get("warnings")      # no SourceMember missing
+        assert scratch.state.one("SourceMember", MemberType="LightningComponentResource",
+                                 MemberName="workOrderCard/workOrderCard.js")
+        code, out = sf(home, "project", "deploy", "preview", "-o", "scr", cwd=project)
+        assert code == 0 and not out["result"]["toDeploy"] and not out["result"]["toRetrieve"]
         code, out = sf(home, "org", "create", "user", "-o", "scr", "--set-alias", "tech", "username=tech@fs.emulated",
                        "email=tech@example.com", "lastName=Tech", cwd=project)
         assert code == 0, out
@@ -144,5 +154,31 @@ def test_sfs_own_user_commands_work_against_an_emulated_scratch_org(tmp_path):
         assert code == 0 and out["result"]["id"] == new["Id"] and out["result"]["profileName"] == "Standard User"
         code, out = sf(home, "org", "list", "users", "-o", "scr", cwd=project)
         assert code == 0 and {u["username"] for u in out["result"]} >= {"tech@fs.emulated", scratch.state.username}
+        # a definition file with permission sets, a role and generatePassword (a Developer Edition has
+        # two Salesforce seats, both taken now: this user is on the Salesforce Platform license)
+        role = scratch.state.one("UserRole")
+        (project / "config/user-def.json").write_text(json.dumps({
+            "Username": "disp@fs.emulated", "LastName": "Dispatcher", "Email": "disp@example.com",
+            "profileName": "Standard Platform User", "permsets": ["Dispatcher"], "generatePassword": True,
+            "UserRoleId": role["Id"]}))
+        code, out = sf(home, "org", "create", "user", "-o", "scr", "--definition-file", "config/user-def.json",
+                       cwd=project)
+        assert code == 0, out
+        disp = scratch.state.one("User", Username="disp@fs.emulated")
+        assert disp["UserRoleId"] == role["Id"] and disp["Id"] in scratch.passwords_set
+        assert out["result"]["permissionSetAssignments"] == ["Dispatcher"]
+        code, out = sf(home, "org", "assign", "permset", "-o", "scr", "--name", "Field_Technician",
+                       "--on-behalf-of", "disp@fs.emulated", cwd=project)
+        assert code == 0 and out["result"]["successes"] == [{"name": "disp@fs.emulated", "value": "Field_Technician"}]
+        # a PSL the user's license supports and one it does not: sf's partial success
+        code, out = sf(home, "org", "assign", "permsetlicense", "-o", "scr", "--name", "SalesConsoleUser", "--name",
+                       "SalesforceAPIIntegrationPsl", "--on-behalf-of", "disp@fs.emulated", cwd=project)
+        assert code == 68
+        assert out["result"]["successes"] == [{"name": "disp@fs.emulated", "value": "SalesConsoleUser"}]
+        assert "user license doesn't support it" in out["result"]["failures"][0]["message"]
+        # and the scratch org deleted through the hub, as sf does it
+        code, out = sf(home, "org", "delete", "scratch", "-o", "scr", "--no-prompt", cwd=project)
+        assert code == 0, out
+        assert not hub.state.find("ActiveScratchOrg") and scratch.stopped.wait(5)
     finally:
         hub.stop()

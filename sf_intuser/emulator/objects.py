@@ -69,6 +69,9 @@ OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "SandboxProcess": ("0GR", ("Id", "Status", "SandboxName", "SandboxInfoId", "LicenseType", "CreatedDate",
                                "CopyProgress", "SandboxOrganization", "SourceId", "Description", "EndDate",
                                "Features")),
+    # a Dev Hub's live scratch orgs (Object Reference, ActiveScratchOrg); only on a Dev Hub
+    "ActiveScratchOrg": ("2AS", ("Id", "ScratchOrg", "SignupUsername", "OrgName", "Edition", "ExpirationDate",
+                                 "CreatedDate", "ScratchOrgInfoId", "Status")),
     # Tooling API, orgs that track source (Options.source_tracking): one row per changed component
     # (Tooling API reference, SourceMember; the fields sf reads: @salesforce/source-tracking
     # SOURCE_MEMBER_FIELDS)
@@ -104,6 +107,7 @@ WRITABLE: dict[str, set[str]] = {
     "GroupMember": {"create", "delete"},
     "ScratchOrgInfo": {"create", "delete"},
     "SourceMember": {"update"},
+    "ActiveScratchOrg": {"delete"},
     "LoginHistory": set(),
 }
 

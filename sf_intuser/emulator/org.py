@@ -307,7 +307,7 @@ class OrgState:
     def sobject(self, name: str) -> str | None:
         """The object's proper name if this org has it (ScratchOrgInfo only on a Dev Hub), else None."""
         obj = objects.canonical(name)
-        if (obj == "ScratchOrgInfo" and not self.options.dev_hub) or (obj == "SourceMember"
+        if (obj in ("ScratchOrgInfo", "ActiveScratchOrg") and not self.options.dev_hub) or (obj == "SourceMember"
                                                                      and not self.options.source_tracking):
             return None
         return obj
@@ -533,6 +533,8 @@ class OrgState:
     #: Set by the server: brings up the scratch org a ScratchOrgInfo asks for and returns its fields
     #: (LoginUrl, ScratchOrg, SignupUsername, AuthCode).
     scratch_factory: Any = None
+    #: Set by the server: stops the scratch org whose 15-character org id it is given
+    scratch_stopper: Any = None
     #: the last SourceMember revision (Options.source_tracking)
     revision: int = 0
     #: the last deploy's warnings (what it stored without checking, files it did not deploy)
@@ -559,7 +561,23 @@ class OrgState:
         vals["CreatedDate"] = soql.format_datetime(self.now())
         vals["CreatedById"] = self.admin_id
         vals["ExpirationDate"] = (self.now() + dt.timedelta(days=days)).date().isoformat()
-        return self.put("ScratchOrgInfo", vals)["Id"]
+        info = self.put("ScratchOrgInfo", vals)["Id"]
+        # the hub's record of the live org, which `sf org delete scratch` deletes (Object Reference,
+        # ActiveScratchOrg; @salesforce/core org.js deleteScratchOrg: SELECT Id FROM ActiveScratchOrg WHERE
+        # SignupUsername='...', then DELETE)
+        self.put("ActiveScratchOrg", {"ScratchOrg": vals.get("ScratchOrg"), "SignupUsername": vals.get("SignupUsername"),
+                                      "OrgName": vals.get("OrgName"), "Edition": vals.get("Edition"),
+                                      "ExpirationDate": vals["ExpirationDate"], "CreatedDate": vals["CreatedDate"],
+                                      "ScratchOrgInfoId": info, "Status": "Active"})
+        return info
+
+    def _delete_ActiveScratchOrg(self, rec: dict[str, Any]) -> None:
+        """Deleting the record ends the scratch org (it stops serving) and marks its request Deleted."""
+        info = self.get(rec.get("ScratchOrgInfoId"))
+        if info is not None:
+            info["Status"] = "Deleted"
+        if self.scratch_stopper is not None:
+            self.scratch_stopper(str(rec.get("ScratchOrg") or ""))
 
     #: what a new User must have: the User object reference (not nillable, no default on create),
     #: as @salesforce/core lists them for `sf org create user` (org/user.ts REQUIRED_FIELDS)

@@ -590,6 +590,7 @@ class EmulatedOrg:
         #: the scratch orgs this Dev Hub brought up (stopped with it)
         self.scratch_orgs: list["EmulatedOrg"] = []
         self.state.scratch_factory = self._new_scratch_org
+        self.state.scratch_stopper = self._stop_scratch_org
 
     @property
     def url(self) -> str:
@@ -611,6 +612,7 @@ class EmulatedOrg:
             self.cursors = {}
             self.state = state
             state.scratch_factory = self._new_scratch_org
+            state.scratch_stopper = self._stop_scratch_org
 
     def inject(self, fault: faults_mod.Fault | str) -> faults_mod.Fault:
         f = faults_mod.parse(fault) if isinstance(fault, str) else fault
@@ -639,6 +641,12 @@ class EmulatedOrg:
         self.scratch_orgs.append(child)
         return {"LoginUrl": child.url, "ScratchOrg": child.state.org_id[:15],
                 "SignupUsername": child.state.username, "AuthCode": child.auth_code}
+
+    def _stop_scratch_org(self, org_id15: str) -> None:
+        for child in self.scratch_orgs:
+            if child.state.org_id[:15] == org_id15:
+                # not stopped right away: this request's own thread must answer first
+                threading.Timer(0.5, child.stop).start()
 
     def stop(self) -> None:
         if self.stopped.is_set():
