@@ -493,3 +493,41 @@ def test_a_scratch_orgs_auth_code_is_good_for_one_exchange_and_chunked_forms_are
     finally:
         hub.stop()
     assert child.stopped.is_set()
+
+
+# --- item 7: where the tool could be fooled ---------------------------------------------------------
+
+
+def test_setup_entity_type_is_set_by_salesforce_and_restricted(org):
+    """Object Reference, SetupEntityAccess: SetupEntityType has no Create property; it is a restricted
+    picklist (ApexClass, ApexPage, ConnectedApplication, CustomPermission, ...)."""
+    ps = org.one("PermissionSet", Name="Sync_Reader")["Id"]
+    cls = next(iter(org.records["ApexClass"]))
+    with pytest.raises(ApiError, match="Unable to create/update fields: SetupEntityType"):
+        org.insert("SetupEntityAccess", {"ParentId": ps, "SetupEntityId": cls, "SetupEntityType": "ApexClass"})
+    rid = org.insert("SetupEntityAccess", {"ParentId": ps, "SetupEntityId": cls})
+    assert org.get(rid)["SetupEntityType"] == "ApexClass"
+    with pytest.raises(ApiError, match="can't be granted through SetupEntityAccess"):
+        org.insert("SetupEntityAccess", {"ParentId": ps, "SetupEntityId": uid(org, "jane.doe@acme.emulated")})
+
+
+def test_at_most_two_semi_joins_per_where_clause(org):
+    two = ("SELECT Id FROM User WHERE Id IN (SELECT AssigneeId FROM PermissionSetAssignment) AND ProfileId IN "
+           "(SELECT Id FROM Profile)")
+    assert q(org, two) is not None
+    with pytest.raises(soql.QueryError, match="Maximum 2 semi join sub-selects are allowed"):
+        q(org, two + " AND Id NOT IN (SELECT UserId FROM LoginHistory)")
+
+
+def test_a_collection_mixing_setup_and_non_setup_objects_is_refused_unless_the_option_says_otherwise(http_org):
+    http_org.state.options.dev_hub = True
+    body = {"allOrNone": False, "records": [
+        {"attributes": {"type": "ScratchOrgInfo"}, "Edition": "Developer"},
+        {"attributes": {"type": "PermissionSetAssignment"}, "AssigneeId": "005000000000002AAA",
+         "PermissionSetId": http_org.state.one("PermissionSet", Name="Sync_Reader")["Id"]}]}
+    status, res = _post(http_org, "/services/data/v60.0/composite/sobjects", body)
+    assert status == 200 and [r["errors"][0]["statusCode"] for r in res] == ["MIXED_DML_OPERATION"] * 2
+    http_org.state.options.refuse_mixed_dml = False     # the [U] the other way: each record on its own
+    status, res = _post(http_org, "/services/data/v60.0/composite/sobjects", body)
+    assert {r["errors"][0]["statusCode"] for r in res if not r["success"]} <= {"REQUIRED_FIELD_MISSING"}
+    assert all(r["errors"][0]["statusCode"] != "MIXED_DML_OPERATION" for r in res if not r["success"])

@@ -93,7 +93,19 @@ OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 #: Fields the org computes; an insert or update naming them fails with INVALID_FIELD_FOR_INSERT_UPDATE.
 COMPUTED = {("UserLicense", "UsedLicenses"), ("PermissionSetLicense", "UsedLicenses"),
-            ("PackageLicense", "UsedLicenses")}
+            ("PackageLicense", "UsedLicenses"),
+            # Object Reference, SetupEntityAccess: SetupEntityType is "Filter, Group, Nillable, Restricted
+            # picklist, Sort" (no Create): Salesforce sets it from SetupEntityId
+            ("SetupEntityAccess", "SetupEntityType")}
+#: setup objects: DML on one of them and on a non-setup object in the same transaction fails
+#: (Apex Developer Guide, "sObjects That Cannot Be Used Together in DML Operations"; MIXED_DML_OPERATION)
+SETUP_OBJECTS = frozenset({"User", "UserRole", "Group", "GroupMember", "PermissionSet", "PermissionSetAssignment",
+                           "PermissionSetLicenseAssign", "PermissionSetGroup", "PermissionSetGroupComponent",
+                           "ObjectPermissions", "FieldPermissions", "SetupEntityAccess", "Profile"})
+#: what SetupEntityAccess may grant (Object Reference, SetupEntityAccess.SetupEntityType: ApexClass,
+#: ApexPage, ConnectedApplication, CustomPermission, ServiceProvider, TabSet, CustomEntityDefinition)
+SETUP_ENTITY_TYPES = ("ApexClass", "ApexPage", "ConnectedApplication", "CustomPermission", "ServiceProvider",
+                      "TabSet", "CustomEntityDefinition")
 
 #: What the REST API may write here; other objects answer INVALID_TYPE_FOR_OPERATION.
 WRITABLE: dict[str, set[str]] = {

@@ -80,6 +80,11 @@ class Options:
     #: SourceMember: @salesforce/core org.js supportsSourceTracking, and after a scratch org's settings
     #: deploy sets each row's RevisionCounter to 0: scratchOrgInfoApi.js updateRevisionCounterToZero).
     source_tracking: bool = False
+    #: [U]: whether an sObject Collections call may write setup objects (User, PermissionSetAssignment,
+    #: ...) and non-setup objects together. Apex refuses it in one transaction (MIXED_DML_OPERATION,
+    #: Apex Developer Guide); whether a collection is one such transaction is not documented. On by
+    #: default: refused.
+    refuse_mixed_dml: bool = True
     #: The language of the user the API acts as: standard profiles' ``Profile.Name`` is translated
     #: into it (:mod:`.profiles`: Salesforce KB 000317298, salesforce.stackexchange q 156802); their
     #: Metadata API names are not.
@@ -885,6 +890,10 @@ class OrgState:
         if entity is None:
             raise ApiError(400, "INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", ["SetupEntityId"])
         vals["SetupEntityType"] = objects.object_of_id(entity["Id"])
+        if vals["SetupEntityType"] not in objects.SETUP_ENTITY_TYPES:
+            # the field is a restricted picklist of the types above (Object Reference); the text is [U]
+            raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION", f"SetupEntityId: a {vals['SetupEntityType']} can't be "
+                           "granted through SetupEntityAccess", ["SetupEntityId"])
         for existing in self.find("SetupEntityAccess", ParentId=vals["ParentId"]):
             if existing["SetupEntityId"][:15] == entity["Id"][:15]:
                 raise ApiError(400, "DUPLICATE_VALUE", "duplicate value found: SetupEntityId duplicates value on "

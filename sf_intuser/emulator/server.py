@@ -533,6 +533,17 @@ class Handler(BaseHTTPRequestHandler):
         if len(items) > COLLECTION_LIMIT:
             raise ApiError(400, "EXCEEDED_ID_LIMIT",
                            f"record limit reached. cannot submit more than {COLLECTION_LIMIT} records into this call")
+        kinds = {(objects.object_of_id(str(i)) if method == "DELETE" else
+                  objects.canonical(str(((i if isinstance(i, dict) else {}).get("attributes") or {}).get("type", ""))))
+                 for i in items} - {None, ""}
+        setup = sorted(k for k in kinds if k in objects.SETUP_OBJECTS)
+        other = sorted(k for k in kinds if k not in objects.SETUP_OBJECTS)
+        if setup and other and self.state.options.refuse_mixed_dml:
+            # the Apex wording of MIXED_DML_OPERATION (Apex Developer Guide) [U for a collection]
+            err = {"statusCode": "MIXED_DML_OPERATION", "fields": [],
+                   "message": "DML operation on setup object is not permitted after you have updated a non-setup "
+                              f"object (or vice versa): {setup[0]}, original object: {other[0]}"}
+            return 200, [{"id": None, "success": False, "errors": [err]} for _ in items]
         results: list[dict[str, Any]] = []
         snapshot = self.state.snapshot()
         for item in items:

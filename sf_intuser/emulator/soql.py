@@ -159,6 +159,7 @@ class _Parser:
         self.last_pos = 0
         self.positions: dict[str, int] = {}
         self.depth = 0
+        self.semis = 0   # semi-join (and anti-join) subqueries in the top-level WHERE
 
     # helpers
     def peek(self, k: int = 0) -> Tok | None:
@@ -342,6 +343,11 @@ class _Parser:
                 # semi join sub-selects is not supported")
                 raise QueryError("MALFORMED_QUERY", "Nesting of semi join sub-selects is not supported",
                                  self.peek().pos)
+            self.semis += 1
+            if self.semis > 2:
+                # SOQL and SOSL Reference, "Semi-Join and Anti-Join Restrictions": no more than two IN or NOT
+                # IN subqueries per WHERE clause; the message as orgs answer it (quoted in public projects)
+                raise QueryError("MALFORMED_QUERY", "Maximum 2 semi join sub-selects are allowed", self.peek().pos)
             self.depth += 1
             sub = self.query(nested=True)
             self.depth -= 1
