@@ -1069,17 +1069,32 @@ def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str,
         org.inject(f)
     org.start()
     logged_in = False
+    login = None
     try:
         if not no_login:
-            runner = SfRunner(sf=sf_path, env={**os.environ, "SF_ACCESS_TOKEN": org.access_token()}, timeout=120)
-            runner.run(["org", "login", "access-token", "--instance-url", org.url, "--no-prompt", "--alias", alias])
+            if state.options.dev_hub and sys.platform.startswith("linux"):
+                # a Dev Hub as developers hold one: logged in through the web server flow, with a refresh
+                # token (sf org login web; the emulated org's browser follows the redirects)
+                web = SfRunner(sf=sf_path, env={**os.environ, "BROWSER": f"{sys.executable} -m "
+                                                 "sf_intuser.emulator.browser"}, timeout=90)
+                try:
+                    web.run(["org", "login", "web", "--instance-url", org.url, "--alias", alias])
+                    login = "refresh token"
+                except SfError:
+                    login = None          # port 1717 taken, no xdg-open, ...: an access token instead
+            if login is None:
+                runner = SfRunner(sf=sf_path, env={**os.environ, "SF_ACCESS_TOKEN": org.access_token()},
+                                  timeout=120)
+                runner.run(["org", "login", "access-token", "--instance-url", org.url, "--no-prompt", "--alias",
+                            alias])
+                login = "access token"
             logged_in = True
     except SfError as exc:
         org.stop()
         raise CliError(exc.name, f"The emulated org started but sf could not log in: {exc.message}",
                        actions=exc.actions or ["Run `sf-intuser doctor`"]) from None
     result = {"instanceUrl": org.url, "username": state.username, "orgId": state.org_id,
-              "alias": alias if logged_in else None, "stopsAfterMinutes": minutes,
+              "alias": alias if logged_in else None, "login": login, "stopsAfterMinutes": minutes,
               "faults": list(fault_specs), "options": dataclasses.asdict(state.options)}
     if json_wanted(as_json):
         echo(envelope(result), as_json=True)

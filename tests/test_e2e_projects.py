@@ -182,3 +182,49 @@ def test_sfs_own_user_commands_work_against_an_emulated_scratch_org(tmp_path):
         assert not hub.state.find("ActiveScratchOrg") and scratch.stopped.wait(5)
     finally:
         hub.stop()
+
+
+def test_an_emulated_dev_hub_is_logged_in_with_a_refresh_token_that_outlives_its_sessions(tmp_path, monkeypatch):
+    """`sf-intuser emulator serve --option dev_hub=true` logs sf in through `sf org login web` (the OAuth
+    web server flow; the emulated org's browser follows the redirects), so the hub holds a refresh
+    token as a developer's does: when every session expires, sf gets a new one by itself and `sf org
+    create scratch` goes on; `sf org auth show-sfdx-auth-url` gives a URL other tools can reuse."""
+    from click.testing import CliRunner
+
+    from sf_intuser.cli import main
+    from sf_intuser.emulator import server
+
+    import threading
+    import time
+
+    started: list = []
+    real_start = server.EmulatedOrg.start
+    monkeypatch.setattr(server.EmulatedOrg, "start", lambda self: (started.append(self), real_start(self))[1])
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SF_USE_GENERIC_UNIX_KEYCHAIN", "true")
+    served: list = []
+    serving = threading.Thread(target=lambda: served.append(CliRunner().invoke(main, [
+        "emulator", "serve", "--alias", "hub", "--minutes", "5", "--json", "--sf-path", str(SHIM), "--option",
+        "dev_hub=true"])), daemon=True)
+    serving.start()          # serve stays up until the org stops
+    aliases = tmp_path / ".sfdx" / "alias.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (aliases.exists() and '"hub"' in aliases.read_text()):
+        time.sleep(0.5)
+    hub = started[0]
+    try:
+        code, url = sf(tmp_path, "org", "auth", "show-sfdx-auth-url", "-o", "hub", cwd=tmp_path)
+        assert code == 0 and url["result"]["sfdxAuthUrl"].startswith(f"force://PlatformCLI::{hub.refresh_token}@")
+        hub.expire_sessions()
+        project = _project(tmp_path)
+        (project / "config/plain-scratch-def.json").write_text('{"orgName": "After expiry", "edition": "Developer"}')
+        code, out = sf(tmp_path, "org", "create", "scratch", "-f", "config/plain-scratch-def.json", "-v", "hub",
+                       "-a", "scr", "--wait", "5", cwd=project)
+        assert code == 0, out
+        assert len(hub.scratch_orgs) == 1
+        hub.stop()
+        serving.join(30)
+        assert served and served[0].exit_code == 0, served
+        assert json.loads(served[0].output)["result"]["login"] == "refresh token"
+    finally:
+        hub.stop()

@@ -134,6 +134,12 @@ def test_the_scratch_script_creates_a_scratch_org_from_a_dev_hub_and_rehearses_t
                       *(ROOT / "sf_intuser/examples/acme/force-app/main/default" / folder).glob("*" + suffix)]:
                 for part in (f, f.with_name(f.name + "-meta.xml")):
                     (proj / "force-app/main/default" / folder / part.name).write_bytes(part.read_bytes())
+        # and the objects, fields, record types and tabs production's profiles grant
+        import shutil
+
+        for folder in ("objects", "tabs"):
+            shutil.copytree(ROOT / "sf_intuser/examples/acme/force-app/main/default" / folder,
+                            proj / "force-app/main/default" / folder)
         env = {**sf_env(home), "SF_INTUSER_SF": str(SHIM), "SF_INTUSER": str(ROOT / ".venv/bin/sf-intuser")}
         script = [str(ROOT / "scripts/rehearse-on-scratch.sh"), str(run), "scr"]
 
@@ -142,7 +148,8 @@ def test_the_scratch_script_creates_a_scratch_org_from_a_dev_hub_and_rehearses_t
                                  timeout=600, cwd=str(proj))
             return out, json.loads(out.stdout) if out.stdout.strip() else {}
 
-        # created from config/project-scratch-def.json; without the code, Salesforce refuses the profiles
+        # created from config/project-scratch-def.json; without the code and objects, Salesforce refuses the
+        # profiles
         out, body = go("--create", "--dev-hub", "hub")
         assert len(hub.scratch_orgs) == 1, out.stderr
         scratch = hub.scratch_orgs[0]

@@ -52,8 +52,11 @@ class SeedError(ValueError):
 
 
 def read_components(folder: Path) -> list[Component]:
-    """Components from a metadata folder in source (``X.profile-meta.xml``) or mdapi (``X.profile``) form."""
+    """Components from a metadata folder in source (``X.profile-meta.xml``) or mdapi (``X.profile``) form;
+    custom objects also decomposed as SFDX projects hold them (``objects/X/X.object-meta.xml``,
+    ``objects/X/fields/F.field-meta.xml``, ...), composed into one object as the Metadata API holds it."""
     found: dict[tuple[str, str], Component] = {}
+    found.update({("CustomObject", c.name): c for c in _decomposed_objects(folder)})
     for path in sorted(folder.rglob("*")):
         if not path.is_file() or path.parent.name not in FOLDERS:
             continue
@@ -72,6 +75,31 @@ def read_components(folder: Path) -> list[Component]:
         else:
             comp.body = path.read_bytes()
     return [c for c in found.values() if c.body or c.meta]
+
+
+def _decomposed_objects(folder: Path) -> list[Component]:
+    """Objects in source format: the object's own file and one file per child (SDR's registry: a
+    CustomObject's children sit in folders named as their element, ``fields/``, ``recordTypes/``, ...)."""
+    from lxml import etree
+
+    from sf_intuser.emulator import registry
+    from sf_intuser.metadata import xml
+
+    children = registry.types()["CustomObject"].children
+    out = []
+    for obj_dir in sorted(p for p in folder.rglob("*") if p.is_dir() and p.parent.name == "objects"):
+        own = obj_dir / f"{obj_dir.name}.object-meta.xml"
+        root = xml.parse(own.read_bytes(), str(own)).root if own.exists() else xml.new_root("CustomObject")
+        for sub in sorted(p for p in obj_dir.iterdir() if p.is_dir() and p.name in children):
+            for f in sorted(sub.glob("*-meta.xml")):
+                child = xml.parse(f.read_bytes(), str(f)).root
+                el = etree.SubElement(root, f"{{{xml.MD_NS}}}{sub.name}")
+                if xml.child(child, "fullName") is None:
+                    xml.add(el, "fullName", f.name.split(".")[0])
+                for c in child:
+                    el.append(c)
+        out.append(Component("CustomObject", obj_dir.name, xml.serialize(root, fresh=True)))
+    return out
 
 
 def load(path: Path | str | None = None, instance: str | None = None, scale: int = 0) -> OrgState:

@@ -188,8 +188,11 @@ class Handler(BaseHTTPRequestHandler):
         emu, grant = self.emu, form.get("grant_type")
         st = self.state
         uid = st.admin_id
-        ok = (grant == "authorization_code" and emu.auth_code and form.get("code") == emu.auth_code) or \
+        web = grant == "authorization_code" and form.get("code") in emu.web_codes
+        ok = (grant == "authorization_code" and emu.auth_code and form.get("code") == emu.auth_code) or web or \
              (grant == "refresh_token" and form.get("refresh_token") == emu.refresh_token)
+        if web:
+            emu.web_codes.discard(form["code"])   # good for one exchange
         if grant == "refresh_token" and form.get("refresh_token") in emu.user_tokens:
             # a user created through SCIM holds a refresh token of its own (the auto-approve-user header)
             uid, ok = emu.user_tokens[form["refresh_token"]], True
@@ -203,6 +206,26 @@ class Handler(BaseHTTPRequestHandler):
         if grant == "authorization_code":
             body["refresh_token"] = emu.refresh_token
         self._send(200, body)
+
+    def _authorize(self, qs: dict[str, list[str]]) -> None:
+        """The OAuth 2.0 web server flow's authorize step (Salesforce Help, "OAuth 2.0 Web Server Flow for
+        Web App Integration"), as `sf org login web` opens it in a browser: the admin has "logged in and
+        allowed access" at once, so the answer redirects to ``redirect_uri`` with a one-time ``code`` and
+        the ``state`` sent. Only a redirect to this machine is served."""
+        import secrets
+
+        redirect = (qs.get("redirect_uri") or [""])[0]
+        if not re.match(r"^http://(localhost|127\.0\.0\.1)(:\d+)?/", redirect):
+            return self._send(400, {"error": "redirect_uri_mismatch", "error_description": "redirect_uri must match "
+                                    "configuration"})
+        code = "aPrx" + secrets.token_hex(16)
+        self.emu.web_codes.add(code)
+        state = (qs.get("state") or [""])[0]
+        sep = "&" if "?" in redirect else "?"
+        self.send_response(302)
+        self.send_header("Location", f"{redirect}{sep}code={code}" + (f"&state={state}" if state else ""))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _session_user(self) -> str:
         """The user whose session the request carries (a token :meth:`EmulatedOrg.access_token` made)."""
@@ -238,7 +261,7 @@ class Handler(BaseHTTPRequestHandler):
         except ApiError as exc:
             # SCIM errors: {"Errors": [{"description", "code"}]} (sf reads Errors[].description)
             return self._send(exc.status, {"Errors": [{"description": exc.message, "code": exc.status}]})
-        token = f"{self.state.org_id[:15]}!EmulatedUserRefresh{uid}"
+        token = f"5Aep861.{self.state.org_id[:15]}.EmulatedUserRefresh.{uid}"
         self.emu.user_tokens[token] = uid
         data = json.dumps({"schemas": ["urn:scim:schemas:core:1.0"], "id": uid, "userName": username,
                            "active": True}).encode()
@@ -301,8 +324,12 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, method: str, url: Any, raw: bytes) -> None:
         if url.path.rstrip("/") == "/services/oauth2/token" and method == "POST":
             return self._token(raw)
+        if url.path.rstrip("/") == "/services/oauth2/authorize" and method == "GET":
+            return self._authorize(parse_qs(url.query))
         auth = self.headers.get("Authorization", "")
-        if not auth.startswith("Bearer " + self.state.token_prefix):
+        issued = re.search(r"EmulatedSessionToken(\d+)$", auth)
+        if not auth.startswith("Bearer " + self.state.token_prefix) or (
+                issued and int(issued.group(1)) < self.emu.sessions_from):
             return self._error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         path = url.path.rstrip("/")
         if path == "/services/oauth2/userinfo":
@@ -593,9 +620,15 @@ class EmulatedOrg:
         self.stopped = threading.Event()
         #: a scratch org's signup auth code (good for one token exchange) and its refresh token
         self.auth_code: str | None = None
-        self.refresh_token = self.state.org_id[:15] + "!EmulatedRefreshToken"
+        # refresh tokens keep to [A-Za-z0-9._-], as an sfdx auth URL requires (@salesforce/core
+        # AuthInfo.parseSfdxAuthUrl), so `sf org display --verbose` prints one that can be used again
+        self.refresh_token = "5Aep861." + self.state.org_id[:15] + ".EmulatedRefreshToken"
         #: refresh tokens of users created through SCIM -> their user ids
         self.user_tokens: dict[str, str] = {}
+        #: sessions issued before this time (seconds) are expired (:meth:`expire_sessions`)
+        self.sessions_from = 0
+        #: one-time codes of the web server flow (`sf org login web`)
+        self.web_codes: set[str] = set()
         #: users whose password was set through the Partner API's setPassword
         self.passwords_set: set[str] = set()
         #: the scratch orgs this Dev Hub brought up (stopped with it)
@@ -624,6 +657,12 @@ class EmulatedOrg:
             self.state = state
             state.scratch_factory = self._new_scratch_org
             state.scratch_stopper = self._stop_scratch_org
+
+    def expire_sessions(self) -> None:
+        """Every access token issued so far expires (as sessions time out): a client holding a refresh
+        token gets a new one; one logged in with an access token alone must log in again."""
+        self.sessions_from = int(time.time()) + 1
+        time.sleep(max(0.0, self.sessions_from - time.time()))   # tokens issued from now on are valid
 
     def inject(self, fault: faults_mod.Fault | str) -> faults_mod.Fault:
         f = faults_mod.parse(fault) if isinstance(fault, str) else fault
