@@ -228,3 +228,45 @@ def test_an_emulated_dev_hub_is_logged_in_with_a_refresh_token_that_outlives_its
         assert json.loads(served[0].output)["result"]["login"] == "refresh token"
     finally:
         hub.stop()
+
+
+def test_a_big_deploy_within_salesforces_limits_goes_through(org, tmp_path):
+    """The Metadata API's own limits (600 MB unzipped, 10,000 files), not an invented one: a 70 MiB
+    static resource (it compresses well) deploys through sf."""
+    emu, home = org
+    project = _project(tmp_path)
+    res = project / "force-app/main/default/staticresources"
+    (res / "big.bin").write_bytes(b"\0" * (70 * 1024 * 1024))
+    (res / "big.resource-meta.xml").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<StaticResource xmlns="http://soap.sforce.com/2006/04/metadata">'
+        "<cacheControl>Private</cacheControl><contentType>application/octet-stream</contentType></StaticResource>\n")
+    code, out = sf(home, "project", "deploy", "start", "--metadata", "StaticResource:big", "-o", ORG, "--wait", "10",
+                   cwd=project)
+    assert code == 0, out
+    stored = emu.state.components[("StaticResource", "big")].files
+    assert len(stored["staticresources/big.resource"]) == 70 * 1024 * 1024
+
+
+def test_where_the_tool_could_be_fooled_the_org_answers_as_salesforce_does(org, tmp_path):
+    """Through sf: at most two semi-joins per WHERE clause; SetupEntityAccess.SetupEntityType is not
+    creatable; an sObject Collection mixing setup and non-setup objects is refused (the [U] default)."""
+    emu, home = org
+    three = ("SELECT Id FROM User WHERE Id IN (SELECT AssigneeId FROM PermissionSetAssignment) AND ProfileId IN "
+             "(SELECT Id FROM Profile) AND Id NOT IN (SELECT UserId FROM LoginHistory)")
+    code, out = sf(home, "data", "query", "-q", three, "-o", ORG, cwd=tmp_path)
+    assert code == 1 and "Maximum 2 semi join sub-selects are allowed" in out["message"]
+    ps = emu.state.one("PermissionSet", Name="Sync_Reader")["Id"]
+    cls = next(iter(emu.state.records["ApexClass"]))
+    code, out = sf(home, "data", "create", "record", "-s", "SetupEntityAccess", "-v",
+                   f"ParentId={ps} SetupEntityId={cls} SetupEntityType=ApexClass", "-o", ORG, cwd=tmp_path)
+    assert code == 1 and "SetupEntityType" in out["message"]
+    emu.state.options.dev_hub = True
+    body = {"allOrNone": False, "records": [
+        {"attributes": {"type": "ScratchOrgInfo"}, "Edition": "Developer"},
+        {"attributes": {"type": "PermissionSetAssignment"}, "AssigneeId": emu.state.admin_id, "PermissionSetId": ps}]}
+    (tmp_path / "body.json").write_text(json.dumps(body))
+    done = subprocess.run([str(SHIM), "api", "request", "rest", "/services/data/v62.0/composite/sobjects", "--method",
+                           "POST", "--body", "@body.json", "-o", ORG], env=sf_env(home), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)   # prints the response body as it is
+    emu.state.options.dev_hub = False
+    assert [r["errors"][0]["statusCode"] for r in json.loads(done.stdout)] == ["MIXED_DML_OPERATION"] * 2

@@ -531,3 +531,24 @@ def test_a_collection_mixing_setup_and_non_setup_objects_is_refused_unless_the_o
     status, res = _post(http_org, "/services/data/v60.0/composite/sobjects", body)
     assert {r["errors"][0]["statusCode"] for r in res if not r["success"]} <= {"REQUIRED_FIELD_MISSING"}
     assert all(r["errors"][0]["statusCode"] != "MIXED_DML_OPERATION" for r in res if not r["success"])
+
+
+def test_the_deploy_limits_are_the_metadata_apis(org, monkeypatch):
+    """10,000 files at once; 600 MB unzipped; 50 MB base64-encoded (Metadata API Developer Guide,
+    deploy()). The byte limits are lowered here so the test needs no 600 MB."""
+    jobs = mdapi.Jobs()
+    members = {"ApexClass": [f"C{i}" for i in range(5001)]}
+    files = {"package.xml": package_xml.build(members, "62.0")}
+    for i in range(5001):
+        files[f"classes/C{i}.cls"] = "public class C{} {{}}".format(i)
+        files[f"classes/C{i}.cls-meta.xml"] = "<ApexClass/>"
+    with pytest.raises(mdapi.SoapFault, match="10,000 at once"):
+        call(org, jobs, f"<deploy><ZipFile>{_deploy_zip(files)}</ZipFile></deploy>")
+    monkeypatch.setattr(mdapi, "MAX_UNZIPPED_BYTES", 1000)
+    small = {"package.xml": package_xml.build({"StaticResource": ["big"]}, "62.0"),
+             "staticresources/big.resource": "x" * 2000, "staticresources/big.resource-meta.xml": "<StaticResource/>"}
+    with pytest.raises(mdapi.SoapFault, match="600 MB"):
+        call(org, jobs, f"<deploy><ZipFile>{_deploy_zip(small)}</ZipFile></deploy>")
+    monkeypatch.setattr(mdapi, "MAX_BASE64_BYTES", 100)
+    with pytest.raises(mdapi.SoapFault, match="50 MB base64-encoded"):
+        call(org, jobs, f"<deploy><ZipFile>{_deploy_zip(small)}</ZipFile></deploy>")
