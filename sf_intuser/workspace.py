@@ -8,7 +8,7 @@ Formats (Salesforce DX docs, "Source format" vs "Metadata API format"):
 - mdapi: ``profiles/X.profile``, ``permissionsets/X.permissionset``, ... beside a ``package.xml``.
 
 File names are URL-encoded where a name holds characters a file name cannot (``%27`` for ``'``,
-``%2C`` for ``,``: retrieved "Appirio EM%27s%2C ... .profile" in shared/corpus).
+``%2C`` for ``,``: a retrieved "Appirio EM%27s%2C ... .profile", Appirio/age).
 """
 
 from __future__ import annotations

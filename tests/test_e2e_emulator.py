@@ -97,7 +97,7 @@ def test_retrieve_by_manifest_scopes_profile_sections_and_reports_missing(org, t
 
 def test_source_format_retrieve_and_deploy_in_a_project(org, tmp_path):
     """In an SFDX project the CLI asks for SourceMember's describe; the exact 404 means no tracking
-    (sf-wire.md section 7), and the round trip works in source format."""
+    (docs/sf-wire.md section 7), and the round trip works in source format."""
     import dataclasses
 
     emu, runner = org

@@ -40,3 +40,17 @@ def test_metadata_core_is_pure():
 def test_only_cli_uses_click():
     users = [p.relative_to(PKG).as_posix() for p in PKG.rglob("*.py") if "click" in imports(p)]
     assert users == ["cli.py"]
+
+
+def test_the_product_and_its_docs_point_at_nothing_outside_the_repository():
+    """The facts the code cites are in docs/; only tests and scripts read the shared corpus (and skip
+    without it)."""
+    root = PKG.parent
+    places = [*PKG.rglob("*.py"), *(root / "docs").glob("*.md"), root / "README.md",
+              *(p for p in (root / "plugin-manifest").rglob("*.js") if "node_modules" not in p.parts)]
+    bad = [p.relative_to(root).as_posix() for p in places
+           if any(s in p.read_text(encoding="utf-8") for s in ("shared/spec", "../shared/corpus/", "shared/corpus)"))]
+    assert bad == []
+    cited = {m for p in PKG.rglob("*.py") for m in ("docs/salesforce-facts.md", "docs/sf-wire.md")
+             if m in p.read_text(encoding="utf-8")}
+    assert cited and all((root / m).is_file() for m in cited)

@@ -156,7 +156,7 @@ def test_doctor_against_the_real_cli(tmp_path):
     assert out.returncode == 1 and json.loads(out.stdout)["status"] == 1
 
 
-# --- verbs over recorded envelopes (shapes from shared/spec/sf-wire.md sections 6 and 8) ---------
+# --- verbs over recorded envelopes (shapes from docs/sf-wire.md sections 6 and 8) ---------
 
 
 def test_assign_permset_duplicate_counts_as_already_done():

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-#: A gack: the CLI gives it exit code 20 (sf-wire.md section 9)
+#: A gack: the CLI gives it exit code 20 (docs/sf-wire.md section 9)
 GACK = "An unexpected error occurred. Please include this ErrorId if you contact support: 1234567890-12345 (-1234567890)"
 
 

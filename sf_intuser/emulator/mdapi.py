@@ -1,14 +1,14 @@
 """The SOAP Metadata API of the emulated org: retrieve/checkRetrieveStatus and deploy/checkDeployStatus
-with real zips (shared/spec/sf-wire.md sections 5 and 6 give the envelopes the CLI sends and accepts).
+with real zips (docs/sf-wire.md sections 5 and 6 give the envelopes the CLI sends and accepts).
 
 Platform rules, each with its source:
 
 - A profile retrieve returns entries only for the component types in the same request, except
   userPermissions, loginIpRanges and loginHours, which always come back; a permission set retrieve
-  returns everything (API 40+) (Metadata API doc, Profile and PermissionSet; salesforce-facts.md A4).
+  returns everything (API 40+) (Metadata API doc, Profile and PermissionSet; docs/salesforce-facts.md A4).
 - A profile deploy is an overlay: what the file names changes, the rest stays (Profile doc).
 - A permission set deploy replaces the whole set (PermissionSet doc, API 40+).
-- A deploy that changes an existing profile's userLicense fails (salesforce-facts.md A3, ebikes-lwc
+- A deploy that changes an existing profile's userLicense fails (docs/salesforce-facts.md A3, ebikes-lwc
   PR 55; the problem text is not public).
 - A deploy creates a profile the org lacks (Metadata API doc, Profile: a copy of Minimum Access -
   Salesforce, API 60+); for the Salesforce Integration license that is unknown ([U], A4): refused
@@ -765,12 +765,12 @@ def _integration_profile_problem(state: OrgState, name: str, merged: etree._Elem
                            ("allowDelete", "Delete"), ("viewAllRecords", "View All"),
                            ("modifyAllRecords", "Modify All")):
             if (xml.text(op, flag) or "").strip().lower() == "true":
-                # salesforce-facts.md A2: the license offers no standard objects on the profile; the
+                # docs/salesforce-facts.md A2: the license offers no standard objects on the profile; the
                 # text is the one Salesforce gives for object access a license lacks (DLRS issue 967)
                 return f"The user license doesn't allow the permission: {word} {obj}"
     if name == STANDARD_API_PROFILE and not state.options.ip_ranges_on_standard_profile \
             and xml.child(merged, "loginIpRanges") is not None:
-        # salesforce-facts.md A7 q3 [U]: whether the standard profile takes IP ranges; off: clone it
+        # docs/salesforce-facts.md A7 q3 [U]: whether the standard profile takes IP ranges; off: clone it
         return (f"You can't set login IP ranges on the standard profile {name}; clone it and set them on the "
                 "clone")
     return None
@@ -802,7 +802,7 @@ def _deploy_profile(state: OrgState, comp: Component, doc: xml.Document, existin
     old = xml.parse(existing.body, comp.name)
     old_license = xml.text(old.root, "userLicense") or "Salesforce"
     if new_license and new_license != old_license:
-        # salesforce-facts.md A3 (IdeaExchange, ebikes-lwc PR 55); the text is not public [U]
+        # docs/salesforce-facts.md A3 (IdeaExchange, ebikes-lwc PR 55); the text is not public [U]
         return (f"Cannot change the user license of profile {comp.name} from {old_license} to {new_license}: "
                 "clone the profile or create a new one")
     merged = overlay(old.root, doc.root)
@@ -865,7 +865,7 @@ def _deploy_permission_set(state: OrgState, comp: Component, doc: xml.Document,
         ps = state.one("PermissionSet", Name=comp.name, IsOwnedByProfile=False)
         if ps and (ps.get("LicenseId") or None) != (lic["Id"] if lic else None) and \
                 state.find("PermissionSetAssignment", PermissionSetId=ps["Id"]):
-            # salesforce-facts.md A4 [I]: the license of an assigned permission set can't be changed
+            # docs/salesforce-facts.md A4 [I]: the license of an assigned permission set can't be changed
             return f"Can't change the license of permission set {comp.name}: it is assigned to users"
     state.add_component(Component("PermissionSet", comp.name, comp.body))  # full replace (API 40+)
     return None

@@ -1,4 +1,4 @@
-"""The sObjects the emulated org knows: key prefixes and fields (Object Reference, salesforce-facts.md A5).
+"""The sObjects the emulated org knows: key prefixes and fields (Object Reference, docs/salesforce-facts.md A5).
 
 A query naming a field that is not listed fails with ``INVALID_FIELD``, as in Salesforce, rather
 than quietly returning nothing. Relationship paths (``Profile.UserLicense.Name``) follow a field
@@ -65,7 +65,7 @@ OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "PackageLicense": ("050", ("Id", "NamespacePrefix", "AllowedLicenses", "UsedLicenses", "Status")),
     "UserPackageLicense": ("051", ("Id", "PackageLicenseId", "UserId")),
     "OauthToken": ("0CQ", ("Id", "AppName", "UserId", "LastUsedDate", "UseCount", "CreatedDate")),
-    # the login probe's Tooling query (sf-wire.md section 3, row 6): present, always empty
+    # the login probe's Tooling query (docs/sf-wire.md section 3, row 6): present, always empty
     "SandboxProcess": ("0GR", ("Id", "Status", "SandboxName", "SandboxInfoId", "LicenseType", "CreatedDate",
                                "CopyProgress", "SandboxOrganization", "SourceId", "Description", "EndDate",
                                "Features")),

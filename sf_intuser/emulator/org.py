@@ -4,7 +4,7 @@ Everything a test may want to assert on lives here and is plain data (``state.re
 ``state.components``, ``state.requests``). Writes go through :meth:`OrgState.insert`,
 :meth:`OrgState.update` and :meth:`OrgState.delete`, which enforce the rules below and raise
 :class:`ApiError` with the status, ``errorCode`` and message Salesforce answers with. Each rule names
-its source; where the platform's behaviour is unknown ([U] in salesforce-facts.md) the emulator
+its source; where the platform's behaviour is unknown ([U] in docs/salesforce-facts.md) the emulator
 offers both behaviours behind an option in :class:`Options`.
 """
 
@@ -47,7 +47,7 @@ class ApiError(Exception):
 
 @dataclass
 class Options:
-    """Switches for behaviour that is unknown or differs between orgs (salesforce-facts.md A3, A4, A7)."""
+    """Switches for behaviour that is unknown or differs between orgs (docs/salesforce-facts.md A3, A4, A7)."""
 
     #: A3/A7 q2 [V, conflicting]: moving a user to a profile of another license either succeeds and
     #: strips every permission set and permission set license assignment ("strip", the migration
@@ -65,7 +65,7 @@ class Options:
     #: another user license (Help names it for integration users only). Off: refused, as any PSL the
     #: user's license does not support.
     integration_psl_any_license: bool = False
-    #: Requests answered with InProgress before a Metadata API job reports done (sf-wire.md 10: each
+    #: Requests answered with InProgress before a Metadata API job reports done (docs/sf-wire.md 10: each
     #: InProgress poll costs the CLI one second, so the default is none).
     metadata_polls_in_progress: int = 0
     #: A7 q3 [U]: whether the standard "Minimum Access - API Only Integrations" profile takes login IP
@@ -144,7 +144,7 @@ _SEQ_LOCK = threading.Lock()
 
 def new_id(prefix: str) -> str:
     """An id unique across restarts of the emulator (the CLI caches deploy ids in ~/.sf, so a counter
-    that restarts would collide: sf-wire.md section 6): milliseconds since the epoch, then a process
+    that restarts would collide: docs/sf-wire.md section 6): milliseconds since the epoch, then a process
     counter, both in base 62."""
     with _SEQ_LOCK:
         n = next(_SEQ)
@@ -527,9 +527,9 @@ class OrgState:
     # User -------------------------------------------------------------------------------------
 
     def _seat_check(self, license_rec: dict[str, Any] | None) -> None:
-        """Seat limits (salesforce-facts.md A1: five free Salesforce Integration seats, more are bought):
+        """Seat limits (docs/salesforce-facts.md A1: five free Salesforce Integration seats, more are bought):
         an active user beyond TotalLicenses is refused with LICENSE_LIMIT_EXCEEDED; the message is the
-        one sf-wire.md section 9 records."""
+        one docs/sf-wire.md section 9 records."""
         if license_rec and self.used_user_licenses(license_rec["Id"]) >= int(license_rec.get("TotalLicenses") or 0):
             raise ApiError(400, "LICENSE_LIMIT_EXCEEDED", "License Limit Exceeded")
 
@@ -637,7 +637,7 @@ class OrgState:
         activating = vals.get("IsActive") is True and not rec.get("IsActive")
         license_changes = (new_license or {}).get("Id") != (old_license or {}).get("Id")
         if license_changes and self.options.profile_change_across_licenses == "refuse":
-            # KB 000386999 (salesforce-facts.md A3)
+            # KB 000386999 (docs/salesforce-facts.md A3)
             raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
                            "You can only reassign this user to a profile of the current license", ["ProfileId"])
         if (license_changes and (vals.get("IsActive", rec.get("IsActive")))) or activating:
@@ -659,7 +659,7 @@ class OrgState:
         if profile_changes:
             self.own_assignment(rec["Id"], new_profile)
         if license_changes:
-            # The migration article and terrasky docs (salesforce-facts.md A3): every permission set
+            # The migration article and terrasky docs (docs/salesforce-facts.md A3): every permission set
             # assignment is removed when the license changes; permission set licenses go with them.
             for psa in self.find("PermissionSetAssignment", AssigneeId=rec["Id"]):
                 ps = self.get(psa["PermissionSetId"])
@@ -707,7 +707,7 @@ class OrgState:
 
     def _update_Profile(self, rec: dict[str, Any], vals: dict[str, Any]) -> None:
         if "UserLicenseId" in vals and vals["UserLicenseId"] != rec["UserLicenseId"]:
-            # IdeaExchange "Change User License of a Profile": not possible (salesforce-facts.md A3)
+            # IdeaExchange "Change User License of a Profile": not possible (docs/salesforce-facts.md A3)
             raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION", "You can't change the user license of a profile",
                            ["UserLicenseId"])
         if "Name" in vals and vals["Name"] != rec["Name"]:
@@ -765,7 +765,7 @@ class OrgState:
                            "Cannot assign a permission set that is owned by a profile", ["PermissionSetId"])
         for existing in self.find("PermissionSetAssignment", AssigneeId=user["Id"]):
             if existing["PermissionSetId"] == ps["Id"]:
-                # sf-wire.md section 8: the real org answers DUPLICATE_VALUE
+                # docs/sf-wire.md section 8: the real org answers DUPLICATE_VALUE
                 raise ApiError(400, "DUPLICATE_VALUE", f"Duplicate PermissionSetAssignment. Assignee: {user['Id']}; "
                                f"Permission Set: {ps['Id']}")
         if not ps.get("PermissionSetGroupId"):
@@ -821,7 +821,7 @@ class OrgState:
         if problem:
             if added:
                 del self.records["PermissionSetLicenseAssign"][added]
-            # Veeva KB 115003888654; waitingimpatiently.com (salesforce-facts.md A2) [V-3P]
+            # Veeva KB 115003888654; waitingimpatiently.com (docs/salesforce-facts.md A2) [V-3P]
             raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
                            f"Can't assign permission set {ps['Label']} to user {user['Username']}. {problem}",
                            ["PermissionSetId"])
@@ -852,11 +852,11 @@ class OrgState:
         user = self._must("User", vals.get("AssigneeId"), "AssigneeId")
         psl = self._must("PermissionSetLicense", vals.get("PermissionSetLicenseId"), "PermissionSetLicenseId")
         if self.find("PermissionSetLicenseAssign", AssigneeId=user["Id"], PermissionSetLicenseId=psl["Id"]):
-            # sf-wire.md section 8: the message must start with "duplicate value found"
+            # docs/sf-wire.md section 8: the message must start with "duplicate value found"
             raise ApiError(400, "DUPLICATE_VALUE",
                            "duplicate value found: <unknown> duplicates value on record with id: <unknown>")
         if self.is_integration_user(user) and not psl.get("IsAvailableForIntegrations"):
-            # KB 005385054 (salesforce-facts.md A2): the Health Cloud wording, generalised
+            # KB 005385054 (docs/salesforce-facts.md A2): the Health Cloud wording, generalised
             raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
                            f"Integration User can't be assigned the {psl['MasterLabel']} permission set license, "
                            "because Integration User's user license doesn't support it", ["PermissionSetLicenseId"])
@@ -1005,7 +1005,7 @@ class OrgState:
         profile's through its own set): ObjectPermissions where an object permission is granted,
         FieldPermissions where a field is readable (object reference: rows exist only for granted
         access), and SetupEntityAccess for the Apex classes and Visualforce pages it enables
-        (salesforce-facts.md A5)."""
+        (docs/salesforce-facts.md A5)."""
         self._sync_object_access(parent, root)
         table = self.table("SetupEntityAccess")
         for rid in [k for k, r in table.items() if r["ParentId"] == parent["Id"]
@@ -1062,7 +1062,7 @@ class OrgState:
         for rid in [k for k, r in table.items() if r["SetupEntityId"] == app["Id"]]:
             del table[rid]
         # metadata doc, ConnectedApp: profileName holds the profile's name, permissionSetName the
-        # permission set's label (salesforce-facts.md A4)
+        # permission set's label (docs/salesforce-facts.md A4)
         parents = [self.one("PermissionSet", ProfileId=(self.one("Profile", Name=(e.text or "").strip()) or {}).get("Id"))
                    for e in xml.children(root, "profileName")]
         parents += [self.one("PermissionSet", Label=(e.text or "").strip(), IsOwnedByProfile=False)
@@ -1140,7 +1140,7 @@ def blank_profile(license_name: str, custom: bool, description: str | None = Non
     ``full_objects`` (a seed's standard profiles). A new Profile record starts with only what its
     license requires (Metadata API doc, Profile); the standard API-only profile of the Salesforce
     Integration license holds API Enabled, API Only User and Chatter Internal User (its retrieved
-    files: salesforce-facts.md A1)."""
+    files: docs/salesforce-facts.md A1)."""
     root = xml.new_root("Profile")
     xml.add(root, "custom", "true" if custom else "false")
     if description:

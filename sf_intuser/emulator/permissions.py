@@ -1,6 +1,6 @@
 """The emulated org's permission model: which user permissions exist, which need others, and what
 each user license and permission set license allows. Each rule names its source; the exact lists
-Salesforce applies are not public ([U] in salesforce-facts.md A2, A7 q6), so they are seed data,
+Salesforce applies are not public ([U] in docs/salesforce-facts.md A2, A7 q6), so they are seed data,
 with the entries taken from a source kept apart from those assumed.
 
 Rules and the errors they raise (the texts as Salesforce words them, where it is known):

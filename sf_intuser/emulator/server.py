@@ -1,4 +1,4 @@
-"""The emulated org's HTTP server: what the real ``sf`` CLI calls (shared/spec/sf-wire.md section 3).
+"""The emulated org's HTTP server: what the real ``sf`` CLI calls (docs/sf-wire.md section 3).
 
 Identity (``userinfo``, the v51.0 User GET), the version list and root, sObject REST (GET, POST,
 PATCH, DELETE, describe), REST and Tooling query with pagination and the ``columns=true`` call,
@@ -45,7 +45,7 @@ def error_body(code: str, message: str, fields: list[str] | None = None) -> list
 
 
 def column_metadata(obj: str, fields: list[str], aggregate: bool) -> dict[str, Any]:
-    """The ``columns=true`` answer the CLI requires after every non-empty query (sf-wire.md 4.3)."""
+    """The ``columns=true`` answer the CLI requires after every non-empty query (docs/sf-wire.md 4.3)."""
     def col(name: str, display: str, joins: list) -> dict[str, Any]:
         return {"aggregate": aggregate, "apexType": None if joins else "String", "booleanType": False,
                 "columnName": name, "custom": False, "displayName": display, "foreignKeyName": None,
@@ -489,7 +489,7 @@ class Handler(BaseHTTPRequestHandler):
         not_found = 404, error_body("NOT_FOUND", NOT_FOUND)
         if rid == "describe" and method == "GET":
             if obj is None:
-                # sf-wire.md row 12: exactly this 404 means "no source tracking"
+                # docs/sf-wire.md row 12: exactly this 404 means "no source tracking"
                 return not_found
             return 200, {"name": obj, "keyPrefix": objects.OBJECTS[obj][0], "queryable": True,
                          "fields": [{"name": f, "type": "id" if f == "Id" else "boolean"

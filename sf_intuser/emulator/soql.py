@@ -1,6 +1,6 @@
 """The SOQL the emulated org understands, parsed properly (tokens, then a recursive-descent parser).
 
-Supported, because the CLI and sf-intuser send it (shared/spec/sf-wire.md 4, 8; salesforce-facts.md A5):
+Supported, because the CLI and sf-intuser send it (docs/sf-wire.md 4, 8; docs/salesforce-facts.md A5):
 
 - ``SELECT`` fields with parent paths (``Profile.UserLicense.Name``), ``COUNT()``, ``COUNT(field)``,
   ``MAX(field)`` and ``MIN(field)`` with an optional alias, and the grouped fields;

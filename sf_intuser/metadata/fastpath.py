@@ -197,7 +197,7 @@ def prefilter(data: bytes) -> tuple[bytes, dict[str, int]]:
     written exactly as a retrieve writes them; return the rest and how many left each section.
 
     A retrieved profile of an integration user is mostly such entries (field, class and page access
-    set to false: more than half of them in the profiles of shared/corpus), and parsing them only
+    set to false: more than half of them in real orgs' retrieved profiles), and parsing them only
     to remove them would be most of the work. Every path drops them anyway and reports them as
     granting nothing, so the result is the same. A pattern matches only at the root's indentation
     and only where the whole entry is of that exact shape; a file with comments, CDATA or

@@ -1,6 +1,6 @@
 """What the Salesforce Integration user license allows: the rules as data, each with its source.
 
-Status codes follow shared/spec/salesforce-facts.md: ``V`` official Salesforce source, ``V-3P`` third
+Status codes follow docs/salesforce-facts.md: ``V`` official Salesforce source, ``V-3P`` third
 party, ``I`` our inference, ``U`` unknown. Every rewrite consults these tables and nothing else, so a
 rule is changed in one place and every report names the rule and its source.
 
@@ -82,21 +82,21 @@ _API_PROFILE = Rule(
     "api-profile",
     "keep",
     "granted by the standard Minimum Access - API Only Integrations profile",
-    "retrieved Minimum Access - API Only Integrations profiles in shared/corpus",
+    "retrieved Minimum Access - API Only Integrations profiles of four real orgs (Integration-User/Salesforce, GSA/SF_WorkSpace, ...)",
     "V-3P",
 )
 _AUTHOR_APEX = Rule(
     "psl-allowed",
     "keep",
     "hidden on the API-only profile but grantable through a license-less permission set",
-    "Omnata docs (salesforce-facts.md A2)",
+    "Omnata docs (docs/salesforce-facts.md A2)",
     "V-3P",
 )
 _DATA_API = Rule(
     "api-usable",
     "keep",
     "data or setup access usable over the API; expected to be allowed with the Salesforce API Integration PSL",
-    "salesforce-facts.md A1 (the PSL grants many System Administrator permissions)",
+    "docs/salesforce-facts.md A1 (the PSL grants many System Administrator permissions)",
     "I",
 )
 _PKG_LICENSES = Rule(
@@ -165,7 +165,7 @@ UNKNOWN_PERMISSION = Rule(
     "warn",
     "not in sf-intuser's rules table: kept; if the license refuses it, the deploy or assignment fails with "
     "\"The user license doesn't allow the permission\" and the permission must be removed",
-    "salesforce-facts.md A7 question 6 (which permissions fail is unknown)",
+    "docs/salesforce-facts.md A7 question 6 (which permissions fail is unknown)",
     "U",
 )
 
@@ -297,7 +297,7 @@ def plan_user_permissions(enabled: Iterable[str], refused: Mapping[str, Rule] | 
 
 
 #: user permissions the Salesforce Integration license itself grants (the standard API-only profile's;
-#: salesforce-facts.md A1): never refused on account of the permission set license's maximum
+#: docs/salesforce-facts.md A1): never refused on account of the permission set license's maximum
 LICENSE_GRANTED = frozenset({"ApiEnabled", "ApiUserOnly", "ChatterInternalUser"})
 
 
@@ -343,7 +343,7 @@ class OrgRefusals(Mapping[str, Rule]):
 # --- profile sections -------------------------------------------------------------------------
 
 #: Profile sections a permission set cannot hold (shane-sfdx-plugins convert.ts, texei
-#: skinnyProfileHelper.ts; salesforce-facts.md A4 "Profile -> PermissionSet mapping").
+#: skinnyProfileHelper.ts; docs/salesforce-facts.md A4 "Profile -> PermissionSet mapping").
 PROFILE_ONLY_SECTIONS: Mapping[str, str] = {
     "layoutAssignments": "page layouts are assigned by profile only",
     "loginIpRanges": "login IP ranges live on the profile, not in a permission set (see the API-only profile the "
@@ -401,7 +401,7 @@ _PSL_RULES: tuple[tuple[str, LicenseVerdict], ...] = (
         "blocked",
         "CPQ needs its own CPQ-license permission set without app or system permissions; "
         "a look-alike CPQ license does not work for integration users",
-        "infocynic gist (salesforce-facts.md A2)", "V-3P")),
+        "infocynic gist (docs/salesforce-facts.md A2)", "V-3P")),
 )
 
 
@@ -431,7 +431,7 @@ def classify_license(
     if license_name == INTEGRATION_USER_LICENSE:
         return LicenseVerdict(
             "assignable", "bound to the Salesforce Integration user license; it cannot grant standard objects",
-            "goravseth.com; elevation.solutions (salesforce-facts.md A2)", "V-3P")
+            "goravseth.com; elevation.solutions (docs/salesforce-facts.md A2)", "V-3P")
     licenses = KNOWN_USER_LICENSES | (user_licenses or frozenset())
     if license_name in licenses:
         return LicenseVerdict(
@@ -453,4 +453,4 @@ def classify_license(
         "blocked",
         f"add-on permission set license {license_name!r} is not known to be available to integration users; "
         "check PermissionSetLicense.IsAvailableForIntegrations in the org",
-        "salesforce-facts.md A2 (IsAvailableForIntegrations)", "U")
+        "docs/salesforce-facts.md A2 (IsAvailableForIntegrations)", "U")

@@ -2,7 +2,7 @@
 
 A Profile retrieve returns entries only for components of types in the same request, except
 userPermissions, loginIpRanges and loginHours, which always come back; ``CustomObject:*`` does not
-include standard objects, so they are listed by name (Metadata API Profile doc; salesforce-facts.md
+include standard objects, so they are listed by name (Metadata API Profile doc; docs/salesforce-facts.md
 A4). :func:`retrieve_manifest` therefore sends, with the profiles, every type a profile section
 refers to.
 """

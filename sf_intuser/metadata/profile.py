@@ -39,7 +39,7 @@ from sf_intuser.metadata.xml import (
 )
 
 API_PROFILE_PERMISSIONS = ("ApiEnabled", "ApiUserOnly", "ChatterInternalUser")
-"""userPermissions of the standard API-only profile (retrieved copies in shared/corpus)."""
+"""userPermissions of the standard API-only profile (retrieved copies from real orgs: Integration-User/Salesforce, GSA/SF_WorkSpace)."""
 
 
 def user_license(data: bytes | Document, name: str = "") -> str | None:

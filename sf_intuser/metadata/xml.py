@@ -9,7 +9,7 @@ byte and a rewrite gives a minimal diff:
 - ``<?xml version="1.0" encoding="UTF-8"?>`` then the root on its own line;
 - four spaces of indentation per level, one element per line, empty elements as ``<name/>``;
 - text escaped as the platform escapes it: ``&amp; &lt; &gt; &quot; &apos;``
-  (observed in retrieved files in shared/corpus, e.g. ``&apos;`` in
+  (observed in real orgs' retrieved files, e.g. ``&apos;`` in
   Integration-User ``SalesAMCS.permissionsetgroup``; CumulusCI's ``serialize_xml_for_salesforce``
   makes the same substitutions);
 - the input's line ending and final newline are kept (mdapi files straight from a retrieve zip

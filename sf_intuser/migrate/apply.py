@@ -44,9 +44,9 @@ APPLY, ROLLBACK = "apply", "rollback"
 MAX_AMEND_ROUNDS = 3
 IDS_PER_QUERY = 300
 #: the org's answer when an assignment needs a permission the user's licenses don't allow
-#: (Veeva KB 115003888654; salesforce-facts.md A2)
+#: (Veeva KB 115003888654; docs/salesforce-facts.md A2)
 REFUSED_PERMISSION = re.compile(r"doesn't allow the permission:?\s*([A-Za-z0-9_]+)")
-#: KB 000386999 (salesforce-facts.md A3): a profile change across licenses refused
+#: KB 000386999 (docs/salesforce-facts.md A3): a profile change across licenses refused
 REFUSED_LICENSE_CHANGE = "profile of the current license"
 NEW_USER_FIX = ("Create a new user on the Salesforce Integration license with the profile {profile} and the "
                 "permission sets {sets}, move the integration's credentials (connected app, named credential or "
@@ -414,7 +414,7 @@ def _writes(runner: SfRunner, step: str, ops: list[commands.Write], target_org: 
 
 
 def _ok(r: commands.RecordResult) -> bool:
-    # an assignment that is already there is what was wanted (sf-wire.md section 8: DUPLICATE_VALUE)
+    # an assignment that is already there is what was wanted (docs/sf-wire.md section 8: DUPLICATE_VALUE)
     return r.success or r.code == "DUPLICATE_VALUE"
 
 

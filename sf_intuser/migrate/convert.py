@@ -193,7 +193,7 @@ def convert(
         origins[item.name] = item.key
         if not _has_object_access(doc.root) and "fieldPermissions" not in raw[1]:
             res.changes.append(Change("warning", "objectPermissions", "*", no_object_access_reason(item.name),
-                                      "incomplete-retrieve", "Metadata API doc, Profile (salesforce-facts.md A4)",
+                                      "incomplete-retrieve", "Metadata API doc, Profile (docs/salesforce-facts.md A4)",
                                       "V", file=item.key))
         rw = profile_md.to_permission_set(doc, item.name, license=license, source=raw[0], prefiltered=raw[1],
                                           file=item.key)

@@ -7,7 +7,7 @@ For each user it decides the target and says why:
   has no login IP ranges and no login hours; else one custom API-only profile per distinct set of
   ranges and hours (:func:`profile.plan_api_profiles_for`), made as a Profile record first and given
   its ranges and hours by deploy (the way Salesforce recommends for a new profile and the one that
-  works whether or not the org accepts a brand-new profile by deploy, salesforce-facts.md A4 [U]);
+  works whether or not the org accepts a brand-new profile by deploy, docs/salesforce-facts.md A4 [U]);
 - a license-less permission set made from the old profile, named after the profile (stable: a
   second plan of the same profile finds and reuses it), with what was dropped and why;
 - for each assigned permission set: re-assigned as it is, or a license-less copy where it is bound
@@ -17,7 +17,7 @@ For each user it decides the target and says why:
   permission set license's ``MaximumPermissions``) are left out of everything generated, each
   listed with the reason, so that an apply is not refused halfway;
 - the ``SalesforceAPIIntegrationPsl`` assignment, connected-app access to grant again through
-  SetupEntityAccess on the new sets (redeploying a connected app is fragile: salesforce-facts.md
+  SetupEntityAccess on the new sets (redeploying a connected app is fragile: docs/salesforce-facts.md
   A4), and the package licenses to keep;
 - blockers, each with its fix: unknown or inactive user, already on the integration license, a UI
   login in the window, an add-on license integration users can't hold, a group with muting sets
@@ -140,7 +140,7 @@ def _ps_request(kind: str, name: str) -> tuple[str, str, Any]:
 
 def standard_api_profile(inv: Inventory):
     """The org's "Minimum Access - API Only Integrations" profile, found by its Metadata API name (which
-    is that name: its retrieved files, salesforce-facts A1) or, in a snapshot without API names, by its
+    is that name: its retrieved files, docs/salesforce-facts.md A1) or, in a snapshot without API names, by its
     SOQL name. Whether a translated org shows that label translated is [U]: the API name holds either way."""
     names = inv.profile_api or {}
     return next((p for p in inv.api_profiles if names.get(p.id[:15]) == rules.STANDARD_API_PROFILE), None) or \
@@ -476,7 +476,7 @@ def make_plan(inv: Inventory, metadata: Mapping[str, Mapping[str, bytes]], req: 
                    "profileHow": "standard profile: nothing to create" if std else how.get(target, "deploy"),
                    "permissionSet": profile_set, "permissionSetLicense": rules.INTEGRATION_PSL}
         if std and std_profile is not None:
-            # by id: the standard profile's label may be shown translated (salesforce-facts A8) [U]
+            # by id: the standard profile's label may be shown translated (docs/salesforce-facts.md A8) [U]
             e["to"]["profileId"] = std_profile.id
         e["rewritten"].insert(0, {"kind": "Profile", "name": u.profile,
                                   "reason": f"its access moves to the license-less permission set {profile_set}; the "

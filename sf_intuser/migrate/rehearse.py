@@ -265,9 +265,9 @@ def _create_missing_profiles(runner: SfRunner, run_dir: Path, on: str, api: str,
                              progress: Progress) -> dict[str, str]:
     """Profiles production has and the rehearsal org lacks (a scratch org has only the standard
     ones) are created as Profile records on the same user license first: whether a deploy alone
-    creates a profile is unknown (salesforce-facts.md A4 [U]), a record works either way. ``wanted``
+    creates a profile is unknown (docs/salesforce-facts.md A4 [U]), a record works either way. ``wanted``
     maps production's API names to their labels; the profiles are matched by API name, which does not
-    depend on the language of either org (salesforce-facts.md A8). Returns API name -> id."""
+    depend on the language of either org (docs/salesforce-facts.md A8). Returns API name -> id."""
     from sf_intuser.metadata.xml import MetadataXmlError, parse, text
 
     listed = {str(x.get("fullName")): str(x.get("id")) for x in commands.list_metadata(runner, "Profile", on, api)}

@@ -19,7 +19,7 @@ from typing import Iterable, Mapping
 from sf_intuser.metadata import license_rules as rules
 from sf_intuser.org.inventory import Assignment, Inventory, User
 
-#: LoginHistory.LoginType values of API logins (salesforce-facts.md A5: Remote Access 2.0 is OAuth,
+#: LoginHistory.LoginType values of API logins (docs/salesforce-facts.md A5: Remote Access 2.0 is OAuth,
 #: Other Apex API and Partner Product are SOAP/REST logins; mycloudexperience blog [V-3P]). Every
 #: other type (Application, SAML ... SSO, Chatter Communities External User, ...) is a person's.
 API_LOGIN_TYPES = ("Remote Access 2.0", "Remote Access Client", "Other Apex API", "Partner Product")
@@ -59,7 +59,7 @@ PRICES: dict[tuple[str, str | None], tuple[float, str]] = {
                                                    "salesforce-release-5-free-integration-user-licenses (2024)"),
 }
 
-#: Salesforce Integration seats included free (salesforce-facts.md A1 [V-3P])
+#: Salesforce Integration seats included free (docs/salesforce-facts.md A1 [V-3P])
 FREE_INTEGRATION_SEATS = {"Developer Edition": 1}
 DEFAULT_FREE_INTEGRATION_SEATS = 5
 

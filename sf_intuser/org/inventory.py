@@ -19,7 +19,7 @@ per-user figures come from aggregates. The reads come in rounds, each one sf cal
    inside permission set groups (all groups: SOQL allows one level of semi-join, and the users' groups
    are not known before this round).
 
-Field and object names follow the object reference (salesforce-facts.md A5). Some facts are
+Field and object names follow the object reference (docs/salesforce-facts.md A5). Some facts are
 unknown [U] and both possibilities are handled: whether every user has a PermissionSetAssignment
 for its profile's own set (the profile's access is read by ``ProfileId``, not through one), and
 whether ``MaximumPermissions<X>`` exists for every permission (only the fields the describe lists
@@ -256,7 +256,7 @@ class Inventory:
     maximum_fields: list[str] | None = None                             # its MaximumPermissions fields (describe)
     #: profile id (15 characters) -> its Metadata API name (``listMetadata`` fullName): ``Admin`` for the
     #: profile SOQL calls System Administrator (or its translation), ``Custom%3A Sales`` for "Custom:
-    #: Sales" (salesforce-facts A8; salesforce.stackexchange q 113370). None: not read (an older snapshot).
+    #: Sales" (docs/salesforce-facts.md A8; salesforce.stackexchange q 113370). None: not read (an older snapshot).
     profile_api: dict[str, str] | None = None
     #: the User fields holding feature licenses this org has (User describe); None: not read
     feature_fields: list[str] | None = None

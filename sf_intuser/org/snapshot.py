@@ -244,7 +244,7 @@ def files_of(snap: Snapshot) -> dict[str, bytes]:
 
 def _stem(mtype: str, name: str, quote: Callable[..., str]) -> str:
     """A component's file name in the snapshot. A profile keeps its Metadata API name, which Salesforce
-    has already made a file name of (``Admin``, ``Custom%3A Sales``: salesforce-facts A8); a name that
+    has already made a file name of (``Admin``, ``Custom%3A Sales``: docs/salesforce-facts.md A8); a name that
     still holds a path separator is refused rather than written somewhere else."""
     if mtype == "Profile":
         if "/" in name or "\\" in name or "\0" in name or name in ("", ".", "..") or name.startswith("."):

@@ -1,4 +1,4 @@
-"""The sf verbs the workflow needs, over :class:`SfRunner`. Shapes from shared/spec/sf-wire.md."""
+"""The sf verbs the workflow needs, over :class:`SfRunner`. Shapes from docs/sf-wire.md."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class Seats:
 
 def seats(runner: SfRunner, target_org: str | None) -> tuple[Seats | None, Seats | None]:
     """Seats of the Salesforce Integration user license and of ``SalesforceAPIIntegrationPsl``
-    (salesforce-facts.md A5 seat queries); None where the org has no such license."""
+    (docs/salesforce-facts.md A5 seat queries); None where the org has no such license."""
     lic = query(runner, "SELECT Name, TotalLicenses, UsedLicenses FROM UserLicense WHERE Name = "
                 + quote(INTEGRATION_USER_LICENSE), target_org)
     psl = query(runner, "SELECT DeveloperName, TotalLicenses, UsedLicenses FROM PermissionSetLicense "
@@ -126,7 +126,7 @@ def is_local(instance_url: str) -> bool:
 
 def org_display(runner: SfRunner, target_org: str | None) -> OrgInfo:
     """The org's identity. ``sf org display`` exits 0 with an expired session, so
-    ``connectedStatus`` is checked here (sf-wire.md section 4)."""
+    ``connectedStatus`` is checked here (docs/sf-wire.md section 4)."""
     args = ["org", "display"] + (["--target-org", target_org] if target_org else [])
     env = runner.run(args, timeout=120)
     r = env.result or {}
@@ -179,7 +179,7 @@ def retrieve(runner: SfRunner, manifest: Path, target_org: str | None, output_di
     """Retrieve a manifest in mdapi format into ``output_dir``.
 
     ``--target-metadata-dir`` needs no SFDX project and skips the SourceMember describe
-    (sf-wire.md section 5). The CLI unzips into ``<dir>/unpackaged/unpackaged/``. A component the
+    (docs/sf-wire.md section 5). The CLI unzips into ``<dir>/unpackaged/unpackaged/``. A component the
     org lacks does not fail the command: it is only in ``result.messages``, surfaced as ``missing``."""
     env = runner.run(["project", "retrieve", "start", "--manifest", str(manifest), "--target-metadata-dir",
                       str(output_dir), "--unzip", "--wait", "30", *_org(target_org)])
@@ -227,7 +227,7 @@ def deploy(runner: SfRunner, metadata_dir: Path, target_org: str | None, dry_run
     validate``, which also runs local tests) check everything and save nothing: ``checkOnly``.
 
     A component failure makes ``deploy start`` exit 1 with a *success-style* envelope holding the
-    full result (sf-wire.md section 6); it is parsed into per-file :class:`ComponentFailure`
+    full result (docs/sf-wire.md section 6); it is parsed into per-file :class:`ComponentFailure`
     records. ``validate`` reports a failure as an error envelope carrying only the deploy id, so the
     full result is then read with ``sf project deploy report``. Any other error is raised."""
     verb = "validate" if validate else "start"
@@ -278,7 +278,7 @@ class AssignResult:
 
 def assign_permsets(runner: SfRunner, names: list[str], users: list[str], target_org: str | None) -> AssignResult:
     """``sf org assign permset``: one call for many sets and users. An existing assignment makes sf
-    fail ("Duplicate PermissionSetAssignment", sf-wire.md section 8); that counts as done here."""
+    fail ("Duplicate PermissionSetAssignment", docs/sf-wire.md section 8); that counts as done here."""
     args = ["org", "assign", "permset", *[a for n in names for a in ("--name", n)],
             *[a for u in users for a in ("--on-behalf-of", u)], *_org(target_org)]
     return _assign(runner, args, names)
@@ -366,7 +366,7 @@ def collection(runner: SfRunner, method: str, records: list[dict[str, Any]], tar
                api_version: str, all_or_none: bool = False) -> list[RecordResult]:
     """sObject Collections through ``sf api request rest`` (beta; no ``--json``): up to 200 records a
     call, in as many calls as needed. The command exits 0 on any 2xx even when records failed, so the
-    body is parsed per record (sf-wire.md section 8); an HTTP error (exit 1) raises :class:`SfError`.
+    body is parsed per record (docs/sf-wire.md section 8); an HTTP error (exit 1) raises :class:`SfError`.
     ``method`` is POST (create), PATCH (update, records carry ``Id``) or DELETE (records are ``{"Id"}``)."""
     out: list[RecordResult] = []
     base = f"/services/data/v{api_version}/composite/sobjects"
@@ -390,7 +390,7 @@ def collection(runner: SfRunner, method: str, records: list[dict[str, Any]], tar
 
 def rest(runner: SfRunner, path: str, target_org: str | None, method: str = "GET", body: Any = None) -> Any:
     """One REST API call through ``sf api request rest`` (beta, no ``--json``: stdout is the response
-    body; exit 0 on any 2xx, 1 on an HTTP error with the error body on stdout; sf-wire.md section 8).
+    body; exit 0 on any 2xx, 1 on an HTTP error with the error body on stdout; docs/sf-wire.md section 8).
     A JSON ``body`` travels in a private temporary file. Returns the parsed body of a 2xx answer;
     an HTTP error, a lost connection, an unknown org or an expired session raise typed errors."""
     body_file = runner.temp_json(body) if body is not None else None

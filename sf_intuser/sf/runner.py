@@ -3,7 +3,7 @@
 Every call: an argv list (never a shell string), ``--json`` unless the command has none, the
 offline and fast environment below, a timeout, and a record of the call (argv with secrets
 redacted, exit code, seconds). sf prints its JSON envelope on stdout even when it fails
-(shared/spec/sf-wire.md section 9), so the envelope is parsed first and the exit code judged after;
+(docs/sf-wire.md section 9), so the envelope is parsed first and the exit code judged after;
 a failure becomes a :class:`SfError` carrying sf's error name, message, exit code and actions.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-#: Environment that keeps ``sf`` offline and fast (shared/spec/sf-wire.md sections 0 and 10):
+#: Environment that keeps ``sf`` offline and fast (docs/sf-wire.md sections 0 and 10):
 #: telemetry off, no new-version check, both auto-update switches (``SF_AUTOUPDATE_DISABLE`` alone
 #: *starts* a background updater on npm installs), and no log file (its flush adds 0.2-1.1 s a call).
 QUIET_ENV: dict[str, str] = {
