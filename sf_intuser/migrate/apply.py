@@ -404,6 +404,26 @@ def _stopped(run: Run, kind: str, stop: _Stop, calls: int) -> Failure:
                    data={"step": stop.step, "sfCalls": calls})
 
 
+#: 128 + SIGINT, as a shell reports a command Ctrl-C stopped
+EXIT_INTERRUPTED = 130
+
+
+def _interrupted(run: Run, kind: str, calls: int) -> Failure:
+    """Ctrl-C during apply or rollback: said as any stopped run is, naming the step. The step it cut
+    off keeps its open intent in the journal (no "stopped" record), so going on checks it against the
+    org first, as after a crash."""
+    open_steps = [r["step"] for r in run.journal.cut_off(kind)]
+    step = open_steps[-1] if open_steps else "between two steps"
+    verb = "apply" if kind == APPLY else "rollback"
+    org = f" -o {run.label()}"
+    actions = [f"Continue: sf-intuser {verb} {run.folder}" + (" --resume" if kind == APPLY else "") + org,
+               *([f"Or put every user back: sf-intuser rollback {run.folder}{org}"] if kind == APPLY else [])]
+    return Failure("ApplyStopped" if kind == APPLY else "RollbackStopped",
+                   f"{verb} stopped (Ctrl-C) at the step {step}. The journal ({run.folder / runs.JOURNAL}) says "
+                   "what was done; the step it cut off is checked against the org when you go on",
+                   EXIT_INTERRUPTED, actions, data={"step": step, "sfCalls": calls, "interrupted": True})
+
+
 def _writes(runner: SfRunner, step: str, ops: list[commands.Write], target_org: str | None,
             api: str) -> dict[str, list[commands.RecordResult]]:
     try:
@@ -492,6 +512,8 @@ def _apply_locked(runner: SfRunner, folder: Path, target_org: str | None, *, res
         return _apply(runner, run, target_org, api, now, progress, lines)
     except _Stop as stop:
         raise _stopped(run, APPLY, stop, len(runner.calls)) from None
+    except KeyboardInterrupt:
+        raise _interrupted(run, APPLY, len(runner.calls)) from None
 
 
 def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: OrgNow, progress: Progress,
@@ -1116,6 +1138,8 @@ def _rollback_locked(runner: SfRunner, folder: Path, target_org: str | None, *, 
                             revoke=revoke)
     except _Stop as stop:
         raise _stopped(run, ROLLBACK, stop, len(runner.calls)) from None
+    except KeyboardInterrupt:
+        raise _interrupted(run, ROLLBACK, len(runner.calls)) from None
     try:
         after = _read(runner, run, target_org, planned)
     except Failure as exc:
