@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -1022,10 +1023,12 @@ def emulator() -> None:
               help="Add N generated integration users (profiles, sets, groups, logins) to the seed.")
 @click.option("--minutes", type=float, default=60, show_default=True, help="Stop by itself after this long.")
 @click.option("--no-login", is_flag=True, help="Start the org without logging the sf CLI in.")
+@click.option("--keep-login", is_flag=True,
+              help="Leave sf logged in to the alias after the org stops (by default sf logs out of it).")
 @click.option("--sf-path", default=None, help="The sf executable (default: SF_INTUSER_SF, the setup's shim, PATH).")
 @json_option
 def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str, ...], options: tuple[str, ...],
-          scale: int, minutes: float, no_login: bool, sf_path: str | None, as_json: bool) -> None:
+          scale: int, minutes: float, no_login: bool, keep_login: bool, sf_path: str | None, as_json: bool) -> None:
     """Start the emulated org, log the sf CLI in under ALIAS, and print what to type next.
 
     Each alias is an org of its own (its own org id and admin username), so two can run side by side.
@@ -1112,12 +1115,29 @@ def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str,
             echo(f"The sf CLI is logged in as {state.username} under the alias {alias}. Try:\n"
                        f"  {sf_cmd} data query -o {alias} -q \"SELECT Username, Profile.Name FROM User\"\n"
                        f"  {me} discover -o {alias}\n  {me} doctor -o {alias}\n")
-        echo(f"It stops by itself after {minutes:g} minutes; Ctrl-C stops it now.", err=True)
+        echo(f"It stops by itself after {minutes:g} minutes; Ctrl-C stops it now."
+             + (f" Then sf logs out of {alias} (--keep-login keeps it)." if logged_in and not keep_login else ""),
+             err=True)
     sys.stdout.flush()
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: org.stop())   # stopped as by Ctrl-C: the login goes too
     try:
         org.stopped.wait()
     except KeyboardInterrupt:
         org.stop()
+    finally:
+        if logged_in and not keep_login:
+            # an org that no longer answers leaves nothing behind in the user's own sf home
+            try:
+                SfRunner(sf=sf_path, env=dict(os.environ), timeout=60).run(
+                    ["org", "logout", "-o", alias, "--no-prompt"])
+                if not json_wanted(as_json):
+                    echo(f"The emulated org stopped; sf logged out of {alias}.", err=True)
+            except SfError as exc:
+                echo(f"The emulated org stopped; sf could not log out of {alias}: {exc.message}. "
+                     f"Log out yourself: sf org logout -o {alias} --no-prompt", err=True)
 
 
 # --- demo -------------------------------------------------------------------------------------

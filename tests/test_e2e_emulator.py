@@ -400,8 +400,15 @@ def test_emulator_serve_logs_the_cli_in(tmp_path, monkeypatch):
     result = _json.loads(out.output)["result"]
     assert result["alias"] == "served" and result["instanceUrl"].startswith("http://127.0.0.1:")
     assert result["options"]["profile_change_across_licenses"] == "refuse"
+    # once the org stopped, sf logged out of it: nothing is left in the user's sf home
     aliases = _json.loads((tmp_path / ".sfdx" / "alias.json").read_text())
-    assert aliases["orgs"]["served"] == "admin@served.emulated"   # each alias is an org of its own
+    assert "served" not in aliases.get("orgs", {})
+    assert not (tmp_path / ".sfdx" / "admin@served.emulated.json").exists()
+    kept = CliRunner().invoke(main, ["emulator", "serve", "--alias", "kept", "--minutes", "0.15", "--json",
+                                     "--sf-path", str(SHIM), "--keep-login"])
+    assert kept.exit_code == 0, kept.output
+    aliases = _json.loads((tmp_path / ".sfdx" / "alias.json").read_text())
+    assert aliases["orgs"]["kept"] == "admin@kept.emulated"   # each alias is an org of its own
 
 
 def test_doctor_reports_seats(org, monkeypatch):

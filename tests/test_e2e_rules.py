@@ -375,6 +375,9 @@ def test_serve_prints_commands_that_work_as_printed(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    # stopped (SIGTERM, as by Ctrl-C), it logged sf out of the alias
+    aliases = json.loads((tmp_path / "home" / ".sfdx" / "alias.json").read_text())
+    assert "printed" not in aliases.get("orgs", {})
 
 
 @pytest.mark.parametrize("assigns", [False, True])
