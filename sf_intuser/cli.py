@@ -8,6 +8,7 @@ errors, as sf's error envelope), ``SF_CONTENT_TYPE=JSON`` means ``--json``; exit
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 import threading
@@ -728,6 +729,23 @@ run_dir_argument = click.argument("run_dir", metavar="RUN", type=click.Path(path
 yes_option = click.option("-y", "--yes", is_flag=True, help="Do it without asking (also implied by --json).")
 
 
+def _org_of_run(run_dir: Path, target_org: str | None) -> str | None:
+    """``-o`` when given; else the org the run's plan was made for (its alias, else its username), so
+    that a hint printed without ``-o`` works as printed. The command still checks the org's id against
+    the plan's; a run folder without a readable plan leaves sf's default org."""
+    if target_org:
+        return target_org
+    try:
+        plan = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    org = plan.get("org") if isinstance(plan, dict) else None
+    if isinstance(org, dict):
+        name = org.get("alias") or org.get("username")
+        return name if isinstance(name, str) and name else None
+    return None
+
+
 def _confirm(yes: bool, as_json: bool) -> "Callable[[list[str]], bool] | None":
     """None when no question is asked; else a question for a person at a terminal. Without a
     terminal and without --yes nothing is done: a script must say --yes."""
@@ -794,7 +812,8 @@ def apply(run_dir: Path, target_org: str | None, yes: bool, resume: bool, verbos
     t0 = time.perf_counter()
     runner = _sf_runner(sf_path)
     try:
-        out = apply_mod.apply(runner, run_dir, target_org, resume=resume, confirm=_confirm(yes, as_json),
+        out = apply_mod.apply(runner, run_dir, _org_of_run(run_dir, target_org), resume=resume,
+                              confirm=_confirm(yes, as_json),
                               progress=_Progress(json_wanted(as_json)))
     except Failure as exc:
         raise exc from None
@@ -827,7 +846,7 @@ def verify(run_dir: Path, target_org: str | None, verbose: bool, sf_path: str | 
 
     t0 = time.perf_counter()
     runner = _sf_runner(sf_path)
-    out = apply_mod.verify(runner, run_dir, target_org)
+    out = apply_mod.verify(runner, run_dir, _org_of_run(run_dir, target_org))
     r = out.result
     rows = [(u["username"], "as planned" if u["reached"] else "differs", "; ".join(u["differences"]))
             for u in r["users"]]
@@ -865,7 +884,7 @@ def rollback(run_dir: Path, target_org: str | None, yes: bool, delete_generated:
 
     t0 = time.perf_counter()
     runner = _sf_runner(sf_path)
-    out = apply_mod.rollback(runner, run_dir, target_org, delete_generated=delete_generated,
+    out = apply_mod.rollback(runner, run_dir, _org_of_run(run_dir, target_org), delete_generated=delete_generated,
                              confirm=_confirm(yes, as_json), progress=_Progress(json_wanted(as_json)))
     r = out.result
     extra = "\n" + _calls_line(runner, t0) if verbose else ""

@@ -85,6 +85,9 @@ def test_apply_moves_every_planned_user_in_few_calls_and_verify_agrees(bench, tm
         assert [st.get(a["PermissionSetId"])["ProfileId"] for a in owned] == [st.get(u["id"])["ProfileId"]]
     v = intuser(bench.home, "verify", str(run), "-o", ORG, "--json")
     assert v.returncode == 0 and envelope(v)["result"]["differ"] == 0, v.stdout
+    # without -o, a command on a run folder goes to the org the plan was made for (sf has no default org here)
+    v = intuser(bench.home, "verify", str(run), "--json")
+    assert v.returncode == 0 and envelope(v)["result"]["differ"] == 0, v.stdout + v.stderr
     # verify sees a change made behind its back, and names it
     etl = st.one("User", Username="etl@acme.emulated")
     psa = next(a for a in st.find("PermissionSetAssignment", AssigneeId=etl["Id"])
