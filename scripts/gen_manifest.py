@@ -63,7 +63,11 @@ def _flag(p: click.Option) -> tuple[str, dict]:
     flag: dict = {"name": name, "type": "boolean" if p.is_flag else "option",
                   "summary": " ".join((p.help or "").split())}
     if shorts:
-        flag["char"] = shorts[0][1]
+        flag["char"] = shorts[-1][1]
+    if len(longs) > 1:   # sf's own spellings beside ours (-p/--no-prompt and -y/--yes): oclif flag aliases
+        flag["aliases"] = [o[2:] for o in longs if o[2:] != name]
+    if len(shorts) > 1:
+        flag["charAliases"] = [o[1] for o in shorts[:-1]]
     if p.required:
         flag["required"] = True
     if p.multiple:

@@ -726,7 +726,8 @@ def plan(target_org: str | None, users: tuple[str, ...], all_candidates: bool, c
 # --- apply, verify, rollback, report -----------------------------------------------------------
 
 run_dir_argument = click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path, file_okay=False))
-yes_option = click.option("-y", "--yes", is_flag=True, help="Do it without asking (also implied by --json).")
+yes_option = click.option("-y", "--yes", "-p", "--no-prompt", "yes", is_flag=True,
+                          help="Do it without asking (sf's -p/--no-prompt; also implied by --json).")
 
 
 def _org_of_run(run_dir: Path, target_org: str | None) -> str | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sf_intuser.emulator import seed
-from tests.e2e import ORG, holds, intuser, needs_cli, start_org
+from tests.e2e import ORG, SHIM, holds, intuser, needs_cli, sf_env, start_org
 
 pytestmark = needs_cli
 
@@ -115,8 +115,13 @@ def test_apply_twice_is_refused_and_rollback_twice_is_harmless(bench, tmp_path):
         assert rec is not None and st.find("SetupEntityAccess", ParentId=rec["Id"],
                                            SetupEntityType="ConnectedApplication") == []
     n = writes(bench.emu)
-    twice = intuser(bench.home, "rollback", str(run), "-o", ORG, "--yes")
+    # sf's own spelling of "don't ask", through the plugin too: -p/--no-prompt
+    twice = intuser(bench.home, "rollback", str(run), "-o", ORG, "-p")
     assert twice.returncode == 0 and "Nothing to undo" in twice.stdout
+    via_sf = subprocess.run([str(SHIM), "intuser", "rollback", str(run), "-o", ORG, "--no-prompt"],
+                            env={**sf_env(bench.home), "SF_INTUSER_SF": str(SHIM)}, capture_output=True, text=True,
+                            timeout=300, cwd=str(bench.home))
+    assert via_sf.returncode == 0 and "Nothing to undo" in via_sf.stdout, via_sf.stdout + via_sf.stderr
     assert writes(bench.emu) == n
     # a rolled-back run is not applied again
     re_apply = intuser(bench.home, "apply", str(run), "-o", ORG, "--yes")
