@@ -460,18 +460,21 @@ class Content:
     children: dict[tuple[str, str], tuple[str, str]]
     stray: list[str]
 
+    def __post_init__(self) -> None:
+        # (type, decoded name) -> (key, is a child): one lookup a member, however big the deploy
+        self._index: dict[tuple[str, str], tuple[tuple[str, str], bool]] = {}
+        for (ct, cn), parent in self.children.items():
+            self._index.setdefault((ct, unquote(cn)), (parent, True))
+        for (ct, cn) in self.components:
+            self._index[(ct, unquote(cn))] = ((ct, cn), False)
+
     def find(self, mtype: str, member: str) -> tuple[tuple[str, str], bool] | None:
-        """The component (key, is a child) holding ``member`` of ``mtype``."""
+        """The component (key, is a child) holding ``member`` of ``mtype``. Names compare percent-decoded:
+        sf encodes some characters in file names (a layout's parentheses as %28 %29) but not in the manifest."""
         t = registry.types().get(mtype)
         if t is not None and t.in_folder and ("/" not in member or member.endswith("/")):
             mtype, member = t.folder_type or mtype, member.rstrip("/")    # a folder named under its content's type
-        for (ct, cn), _ in self.components.items():
-            if ct == mtype and registry.same_name(cn, member):
-                return (ct, cn), False
-        for (ct, cn), parent in self.children.items():
-            if ct == mtype and registry.same_name(cn, member):
-                return parent, True
-        return None
+        return self._index.get((mtype, unquote(member)))
 
     def account(self, outcomes: dict[tuple[str, str], Outcome]) -> list[Outcome]:
         """One outcome per member of the manifest (a wildcard: every component of its type in the zip)."""
@@ -548,9 +551,10 @@ def _content(files: dict[str, bytes]) -> Content:
             if child_type and name:
                 children[(child_type, name if t.child_names_alone else f"{key[1]}.{name}")] = key
     named = set()
+    lookup = Content(root, manifest, comps, children, [])
     for mtype, members in manifest.items():
         for m in members:
-            f = Content(root, manifest, comps, children, []).find(mtype, m)
+            f = lookup.find(mtype, m)
             if f:
                 named.add(f[0])
             elif m == "*":

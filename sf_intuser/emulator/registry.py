@@ -23,7 +23,6 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import unquote
 
 DATA = Path(__file__).resolve().parent / "data" / "metadata_types.json"
 #: files of a deploy zip that are not components (Metadata API Developer Guide, "Deleting Components
@@ -64,12 +63,6 @@ def by_directory() -> dict[str, list[MdType]]:
 def parent_of() -> dict[str, MdType]:
     """child type -> its parent type"""
     return {child: t for t in types().values() for child in t.children.values()}
-
-
-def same_name(a: str, b: str) -> bool:
-    """Names as a manifest and a file name hold them: equal once percent-decoded (SDR encodes some
-    characters in file names, e.g. a layout's parentheses as %28 %29)."""
-    return a == b or unquote(a) == unquote(b)
 
 
 @dataclass
