@@ -415,8 +415,8 @@ def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
         except SfError:
             if target_org:
                 raise
-            checks.append({"check": "target org", "ok": True, "detail": "none given and no target-org configured: "
-                           "org checks skipped"})
+            checks.append({"check": "target org", "ok": True, "skipped": True,
+                           "detail": "none given and no target-org configured: org checks skipped"})
         if org is not None:
             shown = f"{org.alias} ({org.username})" if org.alias else org.username
             checks.append({"check": "target org", "ok": True,
@@ -454,7 +454,8 @@ def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
         actions = exc.actions or actions
     status = EXIT_OK if all(c["ok"] for c in checks) else EXIT_FAILURE
     emit(as_json, {"checks": checks, "actions": actions},
-         lambda: table([(c["check"], "ok" if c["ok"] else "FAILED", c["detail"]) for c in checks],
+         lambda: table([(c["check"], "skipped" if c.get("skipped") else "ok" if c["ok"] else "FAILED", c["detail"])
+                        for c in checks],
                        ["check", "status", "detail"]) + "".join(f"\nTry this: {a}" for a in actions),
          status=status, warnings=warnings)
 

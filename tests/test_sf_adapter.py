@@ -151,6 +151,10 @@ def test_doctor_against_the_real_cli(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     checks = {c["check"]: c for c in res["result"]["checks"]}
     assert checks["sf version"]["detail"] == "2.146.3" and checks["sf version"]["ok"]
+    assert checks["target org"]["skipped"] is True          # no org: said as skipped, not as ok
+    human = subprocess.run([str(ROOT / ".venv/bin/sf-intuser"), "doctor"], capture_output=True, text=True, env=env,
+                           timeout=120)
+    assert any(ln.split()[:3] == ["target", "org", "skipped"] for ln in human.stdout.splitlines()), human.stdout
     out = subprocess.run([str(ROOT / ".venv/bin/sf-intuser"), "doctor", "-o", "nope", "--json"], capture_output=True,
                          text=True, env=env, timeout=120)
     assert out.returncode == 1 and json.loads(out.stdout)["status"] == 1
