@@ -1142,8 +1142,14 @@ def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str,
     sys.stdout.flush()
     import signal
 
+    terminated: list[int] = []
+
+    def on_term(*_: Any) -> None:   # stopped as by Ctrl-C (the login goes too), then exit as killed by it
+        terminated.append(1)
+        org.stop()
+
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: org.stop())   # stopped as by Ctrl-C: the login goes too
+        signal.signal(signal.SIGTERM, on_term)
     try:
         org.stopped.wait()
     except KeyboardInterrupt:
@@ -1159,6 +1165,8 @@ def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str,
             except SfError as exc:
                 echo(f"The emulated org stopped; sf could not log out of {alias}: {exc.message}. "
                      f"Log out yourself: sf org logout -o {alias} --no-prompt", err=True)
+    if terminated:
+        raise SystemExit(128 + signal.SIGTERM)   # 143, as a shell reports a process SIGTERM ended
 
 
 # --- demo -------------------------------------------------------------------------------------

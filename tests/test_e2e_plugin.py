@@ -237,6 +237,7 @@ def test_the_gate_blocks_a_bad_deploy_before_any_request_reaches_the_org(org, tm
             body = json.loads(out.stdout)
             assert out.returncode == 1, (verb, extra, out.stdout)
             assert body["code"] == "IntuserPreDeployBlocked" and "SF_INTUSER_SKIP_PREDEPLOY" in body["message"]
+            assert body["name"] == "IntuserPreDeployBlocked", body     # named by its code, not a generic "Error"
             assert _deploys(emu) == before, "a deploy request reached the org"
         lint = intuser(home, "lint", str(project / "force-app"), "--json", cwd=str(project))
         assert rule in {f["rule"] for f in json.loads(lint.stdout)["result"]["findings"]}
@@ -280,7 +281,7 @@ def test_a_broken_gate_blocks(org, tmp_path):
                 {"SF_INTUSER_PYTHON": str(_fake_python(tmp_path, "echo not-json; exit 0"))}):  # nonsense
         out = _deploy(home, clean, env=env)
         body = json.loads(out.stdout)
-        assert out.returncode == 1 and body["code"] == "IntuserPreDeployFailed", out.stdout
+        assert out.returncode == 1 and body["code"] == body["name"] == "IntuserPreDeployFailed", out.stdout
         assert "SF_INTUSER_SKIP_PREDEPLOY" in body["message"]
     out = _deploy(home, clean, env={"SF_INTUSER_PYTHON": str(_fake_python(tmp_path, "sleep 30")),
                                     "SF_INTUSER_PREDEPLOY_TIMEOUT": "2"})

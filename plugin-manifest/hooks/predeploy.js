@@ -77,10 +77,10 @@ async function check(options) {
   }
   if (r.code === 1 && result && result.errors > 0) {
     const errors = result.findings.filter((f) => f.severity === 'error');
-    this.error(`sf-intuser pre-deploy check blocked the deploy: ${errors.length} error(s) in the profiles and ` +
+    block(`sf-intuser pre-deploy check blocked the deploy: ${errors.length} error(s) in the profiles and ` +
       `permission sets of this deploy.\n${errors.map(shortFinding).join('\n')}\n` +
       'Fix them (sf-intuser convert writes compliant copies), or run `sf-intuser lint` on the folder to see all. ' + BYPASS,
-      { exit: 1, code: 'IntuserPreDeployBlocked' });
+      'IntuserPreDeployBlocked');
   }
   const why = r.code === 127 ? `cannot start ${r.python.file} (from ${r.python.from})`
     : r.code === 124 ? `no answer in ${seconds} s (SF_INTUSER_PREDEPLOY_TIMEOUT)`
@@ -88,12 +88,24 @@ async function check(options) {
   throw new Error(why);
 }
 
+// Stops the deploy with an error sf reports under our code: sf's --json envelope takes `name` from the
+// error's name (SfCommandError.from), and oclif lets a hook error through only with a non-zero
+// `oclif.exit` (docs/plugin-bridge.md section 3.5).
+function block(message, code) {
+  const err = new Error(message);
+  err.name = code;
+  err.code = code;
+  err.exitCode = 1;
+  err.oclif = { exit: 1 };
+  throw err;
+}
+
 export default async function scopedPreDeploy(options) {
   try {
     return await check.call(this, options);
   } catch (e) {
     if (e?.oclif?.exit) throw e;
-    this.error(`sf-intuser pre-deploy hook failed, so the deploy is blocked: ${e?.message ?? e}. ${BYPASS}`,
-      { exit: 1, code: 'IntuserPreDeployFailed' });
+    block(`sf-intuser pre-deploy hook failed, so the deploy is blocked: ${e?.message ?? e}. ${BYPASS}`,
+      'IntuserPreDeployFailed');
   }
 }
