@@ -28,9 +28,12 @@ def sf_env(home, token: str | None = None) -> dict[str, str]:
     return env
 
 
-def start_org(home, alias: str = ORG, instance: str | None = None, **seed_args) -> tuple[EmulatedOrg, SfRunner]:
-    """An emulated org, and sf logged in to it under ``alias`` in ``home``."""
-    emu = EmulatedOrg(seed.load(instance=instance, **seed_args), max_seconds=900).start()
+def start_org(home, alias: str = ORG, instance: str | None = None, dev_hub: bool = False,
+              **seed_args) -> tuple[EmulatedOrg, SfRunner]:
+    """An emulated org (a Dev Hub with ``dev_hub``), and sf logged in to it under ``alias`` in ``home``."""
+    state = seed.load(instance=instance, **seed_args)
+    state.options.dev_hub = dev_hub
+    emu = EmulatedOrg(state, max_seconds=900).start()
     runner = SfRunner(sf=str(SHIM), env=sf_env(home, emu.access_token()), timeout=120)
     login = runner.run(["org", "login", "access-token", "--instance-url", emu.url, "--no-prompt", "--alias", alias])
     assert login.result["username"] == emu.state.username

@@ -113,51 +113,45 @@ def test_the_matrix_has_at_least_thirty_scenarios():
     assert len(SCENARIOS) >= 30
 
 
-def test_ctrl_c_during_apply_names_the_step_and_exits_130_then_resume_finishes(bench, tmp_path):  # noqa: F811
-    """SIGINT to the terminal's process group (the tool and the sf it runs) while the deploy is in
-    flight: ApplyStopped naming the step, exit 130, the fixes; then --resume moves every user."""
-    run = fresh(bench, tmp_path)
-    emu = bench.emu
-    fault = _fault(emu, r" deploy$", 2, "kill")          # the real deploy takes DELAY seconds
+def _ctrl_c_during_the_deploy(bench, argv: list[str]) -> tuple[subprocess.Popen, dict, str]:
+    """Run ``argv`` (an apply), and send SIGINT to its process group, as Ctrl-C in a terminal does,
+    while the deploy is in flight; returns the process, its --json envelope and stderr."""
+    fault = _fault(bench.emu, r" deploy$", 2, "kill")          # the real deploy takes DELAY seconds
     env = {**sf_env(bench.home), "SF_INTUSER_SF": str(SHIM)}
-    proc = subprocess.Popen([str(EXE), "apply", str(run), "-o", ORG, "--yes", "--json"], env=env,
-                            cwd=str(bench.home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    deadline = time.monotonic() + 120
-    while fault.fired == 0 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert fault.fired == 1
-    os.killpg(proc.pid, signal.SIGINT)                    # Ctrl-C in a terminal
-    out, err = proc.communicate(timeout=60)
-    body = json.loads(out)
-    assert proc.returncode == 130, (out, err)
-    assert body["name"] == "ApplyStopped" and body["data"]["step"] == "deploy", body
-    assert any("--resume" in a for a in body["actions"]) and any("rollback" in a for a in body["actions"])
-    time.sleep(DELAY + 1.0)
-    emu.faults.clear()
-    done = intuser(bench.home, "apply", str(run), "-o", ORG, "--resume", "--yes")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert set(holds(emu, bench.plan).values()) == {"target"}
-
-
-def test_ctrl_c_through_sf_intuser_says_the_same(bench, tmp_path):  # noqa: F811
-    """The same Ctrl-C through the plugin (`sf intuser apply`): the plugin passes the signal on and
-    the tool's answer and exit code come through."""
-    run = fresh(bench, tmp_path)
-    emu = bench.emu
-    fault = _fault(emu, r" deploy$", 2, "kill")
-    env = {**sf_env(bench.home), "SF_INTUSER_SF": str(SHIM)}
-    proc = subprocess.Popen([str(SHIM), "intuser", "apply", str(run), "-o", ORG, "--yes", "--json"], env=env,
-                            cwd=str(bench.home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(argv, env=env, cwd=str(bench.home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
     deadline = time.monotonic() + 120
     while fault.fired == 0 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert fault.fired == 1
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, (out, err)
-    body = json.loads(out)
+    assert out.strip(), err
+    return proc, json.loads(out), err
+
+
+def test_ctrl_c_during_apply_names_the_step_and_exits_130_then_resume_finishes(bench, tmp_path):  # noqa: F811
+    """SIGINT to the terminal's process group (the tool and the sf it runs) while the deploy is in
+    flight: ApplyStopped naming the step, exit 130, the fixes; then --resume moves every user."""
+    run = fresh(bench, tmp_path)
+    proc, body, err = _ctrl_c_during_the_deploy(bench, [str(EXE), "apply", str(run), "-o", ORG, "--yes", "--json"])
+    assert proc.returncode == 130, (body, err)
+    assert body["name"] == "ApplyStopped" and body["data"]["step"] == "deploy", body
+    assert any("--resume" in a for a in body["actions"]) and any("rollback" in a for a in body["actions"])
+    time.sleep(DELAY + 1.0)
+    bench.emu.faults.clear()
+    done = intuser(bench.home, "apply", str(run), "-o", ORG, "--resume", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert set(holds(bench.emu, bench.plan).values()) == {"target"}
+
+
+def test_ctrl_c_through_sf_intuser_says_the_same(bench, tmp_path):  # noqa: F811
+    """The same Ctrl-C through the plugin (`sf intuser apply`): the plugin passes the signal on and
+    the tool's answer and exit code come through."""
+    run = fresh(bench, tmp_path)
+    proc, body, err = _ctrl_c_during_the_deploy(
+        bench, [str(SHIM), "intuser", "apply", str(run), "-o", ORG, "--yes", "--json"])
+    assert proc.returncode == 130, (body, err)
     assert body["name"] == "ApplyStopped" and body["data"]["step"] == "deploy", body
     time.sleep(DELAY + 1.0)
-    emu.faults.clear()
+    bench.emu.faults.clear()

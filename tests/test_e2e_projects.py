@@ -115,18 +115,10 @@ def test_sfs_own_user_commands_work_against_an_emulated_scratch_org(tmp_path):
     sets, a role and generatePassword, `sf org assign permset` and `permsetlicense` with
     `--on-behalf-of` (a PSL the user's license does not support: partial success, exit 68), and `sf
     org delete scratch` through the hub (ActiveScratchOrg)."""
-    from sf_intuser.emulator import seed
-    from sf_intuser.emulator.server import EmulatedOrg
-    from sf_intuser.sf.runner import SfRunner
-
     home = tmp_path / "home"
     home.mkdir()
-    state = seed.load(instance="user-hub")
-    state.options.dev_hub = True
-    hub = EmulatedOrg(state, max_seconds=600).start()
+    hub, _ = start_org(home, alias="hub", instance="user-hub", dev_hub=True)
     try:
-        SfRunner(sf=str(SHIM), env=sf_env(home, hub.access_token())).run(
-            ["org", "login", "access-token", "--instance-url", hub.url, "--no-prompt", "--alias", "hub"])
         project = _project(tmp_path)
         code, out = sf(home, "org", "create", "scratch", "-f", "config/project-scratch-def.json", "-v", "hub",
                        "-a", "scr", "--wait", "5", cwd=project)

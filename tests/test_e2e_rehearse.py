@@ -111,18 +111,12 @@ def test_the_scratch_script_creates_a_scratch_org_from_a_dev_hub_and_rehearses_t
     starts blank: no custom profiles, Apex classes, pages, connected apps or users."""
     import subprocess
 
-    from sf_intuser.emulator.server import EmulatedOrg
-    from sf_intuser.sf.runner import SfRunner
     from tests.conftest import ROOT
     from tests.e2e import SHIM, sf_env
 
     home, _prod, _uat, run, plan = orgs
-    state = seed.load(instance="devhub")
-    state.options.dev_hub = True
-    hub = EmulatedOrg(state, max_seconds=600).start()
+    hub, _ = start_org(home, alias="hub", instance="devhub", dev_hub=True)
     try:
-        SfRunner(sf=str(SHIM), env=sf_env(home, hub.access_token())).run(
-            ["org", "login", "access-token", "--instance-url", hub.url, "--no-prompt", "--alias", "hub"])
         # a project holding the code production's profiles name (source format)
         proj = tmp_path / "proj"
         (proj / "force-app/main/default").mkdir(parents=True)

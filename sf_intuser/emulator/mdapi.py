@@ -184,13 +184,6 @@ def file_path(mtype: str, name: str, meta: bool = False) -> str:
     return f"{folder}/{stem}.{suffix}" + ("-meta.xml" if meta else "")
 
 
-def comp_file(comp: Component) -> str:
-    """The main file of a component held as files (its body, else its -meta.xml)."""
-    assert comp.files
-    bodies = [p for p in comp.files if not p.endswith("-meta.xml")]
-    return sorted(bodies or comp.files)[0]
-
-
 def retrieve(state: OrgState, op: etree._Element) -> etree._Element:
     req = op.find(_q("request"))
     if req is None:
@@ -238,7 +231,7 @@ def retrieve(state: OrgState, op: etree._Element) -> etree._Element:
                     continue
                 for rel, data in sorted(comp.files.items()):
                     files[prefix + rel] = data
-                props.append((prefix + comp_file(comp), name, mtype, ""))
+                props.append((prefix + registry.main_file(comp.files), name, mtype, ""))
             continue
         names = sorted(n for (t, n) in state.components if t == mtype) if "*" in members else members
         for name in names:
@@ -260,7 +253,7 @@ def retrieve(state: OrgState, op: etree._Element) -> etree._Element:
     for (ptype, pname), picked in sorted(kids.items()):
         comp = state.components[(ptype, pname)]
         whole = pname in wanted.get(ptype, []) or "*" in wanted.get(ptype, [])
-        src = comp.files[comp_file(comp)] if comp.files else comp.body
+        src = comp.files[registry.main_file(comp.files)] if comp.files else comp.body
         doc = xml.parse(src, pname)
         t = registry.types()[ptype]
         chosen = []
@@ -270,7 +263,7 @@ def retrieve(state: OrgState, op: etree._Element) -> etree._Element:
                 chosen.append((t.children[local], full if t.child_names_alone else f"{pname}.{full}"))
             elif not whole:
                 doc.root.remove(el)
-        path = comp_file(comp) if comp.files else file_path(ptype, pname)
+        path = registry.main_file(comp.files) if comp.files else file_path(ptype, pname)
         files[prefix + path] = doc.to_bytes()
         for ctype, cname in sorted(chosen):
             props.append((prefix + path, cname, ctype, ""))
@@ -383,6 +376,7 @@ class Outcome:
 MAX_FILES = 10_000
 MAX_BASE64_BYTES = 50 * 1024 * 1024
 MAX_UNZIPPED_BYTES = 600 * 1024 * 1024
+SPLIT = "Deploy it in parts (sf project deploy start --metadata or --manifest, a part at a time)"
 
 
 def read_zip(data: bytes) -> dict[str, bytes]:
@@ -393,10 +387,10 @@ def read_zip(data: bytes) -> dict[str, bytes]:
     infos = [i for i in z.infolist() if not i.is_dir()]
     if len(infos) > MAX_FILES:
         raise SoapFault("LIMIT_EXCEEDED", f"The deploy holds {len(infos):,} files; the Metadata API deploys up to "
-                                          f"{MAX_FILES:,} at once")
+                                          f"{MAX_FILES:,} at once. {SPLIT}")
     if sum(i.file_size for i in infos) > MAX_UNZIPPED_BYTES:
         raise SoapFault("LIMIT_EXCEEDED", "The deploy's files take more than 600 MB (629,145,600 bytes) unzipped, "
-                                          "the Metadata API's limit")
+                                          f"the Metadata API's limit. {SPLIT}")
     out = {}
     for i in infos:
         if i.filename.startswith("/") or ".." in i.filename.split("/"):
@@ -415,7 +409,7 @@ def deploy(state: OrgState, op: etree._Element) -> etree._Element:
 
     if len(raw) > MAX_BASE64_BYTES:
         raise SoapFault("LIMIT_EXCEEDED", "The deploy's zip takes more than 50 MB base64-encoded (about 39 MB "
-                                          "compressed), the Metadata API's limit")
+                                          f"compressed), the Metadata API's limit. {SPLIT}")
     check_only, rollback = opt("checkOnly", False), opt("rollbackOnError", True)
     files = read_zip(base64.b64decode(raw))
     content = _content(files)
@@ -493,7 +487,7 @@ class Content:
                         "zipped directory")))
                     continue
                 key, child = found
-                holder = outcomes.get(key) or Outcome(key[0], key[1], self.components[key].first_file)
+                holder = outcomes[key]
                 folder = not child and key[0] != mtype       # a folder, named under its content's type
                 out.append(Outcome(key[0] if folder else mtype, key[1] if folder else member, holder.file,
                                    created=holder.created, problem=holder.problem))
@@ -570,7 +564,7 @@ def _apply_any(state: OrgState, zc: registry.ZipComponent) -> Outcome:
     (a parent with children merged into what the org holds, as a deploy of some fields of an object
     leaves its other fields)."""
     if zc.type in TYPES:
-        _, suffix, has_meta = TYPES[zc.type]
+        has_meta = TYPES[zc.type][2]
         name = zc.name if zc.type == "Profile" else unquote(zc.name)   # a profile's file name is its API name
         comp = Component(zc.type, name, b"")
         for rel, data in zc.files.items():
@@ -713,20 +707,18 @@ def _missing_reference(state: OrgState, root: etree._Element) -> str | None:
         obj = (xml.text(entry, "object") or "").strip()
         if object_missing(obj):
             return f"In field: object - no CustomObject named {obj} found"
-    for entry in xml.children(root, "fieldPermissions"):
-        full = (xml.text(entry, "field") or "").strip()
-        obj, _, fld = full.partition(".")
-        if object_missing(obj):
-            return f"In field: field - no CustomObject named {obj} found"
-        if fld.endswith("__c") and not _managed(fld) and not _managed(obj) and not _has_child(state, obj, "fields", fld):
-            return f"In field: field - no CustomField named {full} found"
-    for entry in xml.children(root, "recordTypeVisibilities"):
-        full = (xml.text(entry, "recordType") or "").strip()
-        obj, _, rt = full.partition(".")
-        if object_missing(obj):
-            return f"In field: recordType - no CustomObject named {obj} found"
-        if rt and not _managed(obj) and not _managed(rt) and not _has_child(state, obj, "recordTypes", rt):
-            return f"In field: recordType - no RecordType named {full} found"
+    # a field or record type: "Object.Name", on an object the org (or this deploy) holds; custom fields
+    # only (standard fields are not checked); record types are always the org's own
+    for section, key, element, child_type in (("fieldPermissions", "field", "fields", "CustomField"),
+                                              ("recordTypeVisibilities", "recordType", "recordTypes", "RecordType")):
+        for entry in xml.children(root, section):
+            full = (xml.text(entry, key) or "").strip()
+            obj, _, name = full.partition(".")
+            if object_missing(obj):
+                return f"In field: {key} - no CustomObject named {obj} found"
+            checked = name.endswith("__c") if element == "fields" else bool(name)
+            if checked and not _managed(obj) and not _managed(name) and not _has_child(state, obj, element, name):
+                return f"In field: {key} - no {child_type} named {full} found"
     for section in ("tabVisibilities", "tabSettings"):
         for entry in xml.children(root, section):
             tab = (xml.text(entry, "tab") or "").strip()

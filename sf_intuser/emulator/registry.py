@@ -74,8 +74,13 @@ class ZipComponent:
 
     @property
     def first_file(self) -> str:
-        bodies = [p for p in self.files if not p.endswith("-meta.xml")]
-        return sorted(bodies or self.files)[0]
+        return main_file(self.files)
+
+
+def main_file(files: dict[str, bytes]) -> str:
+    """A component's main file among its files: its body, else its -meta.xml."""
+    bodies = [p for p in files if not p.endswith("-meta.xml")]
+    return sorted(bodies or files)[0]
 
 
 def classify(rel: str) -> tuple[str, str] | None:

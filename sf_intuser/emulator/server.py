@@ -244,9 +244,8 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(body, dict):
             return self._send(400, {"Errors": [{"description": "the request body is not a SCIM User", "code": 400}]})
         username = str(body.get("userName") or body.get("username") or "")   # core sends "username"
-        emails = body.get("emails") or []
-        email = emails[0] if emails and isinstance(emails[0], str) else (emails[0] or {}).get("value", "") \
-            if emails else ""
+        first = (body.get("emails") or [""])[0]   # sf sends strings; SCIM allows {"value": ...}
+        email = first if isinstance(first, str) else str((first or {}).get("value") or "")
         admin = self.state.get(self.state.admin_id) or {}
         ents = body.get("entitlements") or [{}]
         vals = {"Username": username, "Email": email or username,
