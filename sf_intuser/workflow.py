@@ -198,3 +198,96 @@ def plan(runner_factory: Callable[[], SfRunner], target_org: str | None, users: 
               "seats": data["seats"], "savings": data["savings"], "intoProject": written_project,
               "warnings": data["warnings"], "sfCalls": len(runner.calls) if runner else 0}
     return PlanOutcome(result, data, bool(the_plan.blocked))
+
+
+# --- doctor -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Checkup:
+    """What ``doctor`` found: each check (``check``, ``ok``, ``detail``, ``skipped``), the fixes to try, and
+    warnings that do not fail it."""
+    checks: list[dict]
+    actions: list[str]
+    warnings: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return all(c["ok"] for c in self.checks)
+
+
+def doctor(sf_path: str | None, target_org: str | None) -> Checkup:
+    """Check the tools (sf found, its version, Node's), then the org (``target_org``, else sf's target-org):
+    that it answers, its session, and the seats of the integration license and PSL. Stops at the first
+    check that fails; never raises for what it checks."""
+    import shutil
+
+    from sf_intuser.sf import commands
+    from sf_intuser.sf.runner import TESTED_VERSION
+
+    checks: list[dict] = []
+    warnings: list[str] = []
+    actions: list[str] = []
+    step = "sf found"
+    try:
+        runner = SfRunner(sf=sf_path)
+        if not shutil.which(runner.sf):   # a --sf-path that is not an executable
+            raise SfError("SfNotFound", f"{runner.sf} is not an executable", 127,
+                          actions=["Pass --sf-path the sf executable, or run `make setup`"])
+        checks.append({"check": "sf found", "ok": True, "detail": runner.sf})
+        step = "sf version"
+        ver, node = commands.versions(runner)
+        detail = ".".join(map(str, ver)) if ver else "unknown"
+        checks.append({"check": "sf version", "ok": ver is not None and ver[0] == TESTED_VERSION[0], "detail": detail})
+        node_ok = node is not None and tuple(int(x) for x in node.split(".")) >= (22, 19, 0)
+        checks.append({"check": "node version", "ok": node_ok, "detail": node or "unknown"})
+        if not node_ok:
+            actions.append("sf needs Node 22.19 or later: run `make setup`, which brings one from PyPI")
+        if ver and ver < TESTED_VERSION:
+            warnings.append(f"sf {detail} is older than {'.'.join(map(str, TESTED_VERSION))}, the version "
+                            "sf-intuser is tested against; `make setup` installs that one")
+        step = "target org"
+        org = None
+        try:
+            org = commands.target_org(runner, target_org)
+        except SfError:
+            if target_org:
+                raise
+            checks.append({"check": "target org", "ok": True, "skipped": True,
+                           "detail": "none given and no target-org configured: org checks skipped"})
+        if org is not None:
+            shown = f"{org.alias} ({org.username})" if org.alias else org.username
+            checks.append({"check": "target org", "ok": True,
+                           "detail": shown + ("" if target_org else ", sf's configured target-org")})
+            step = "org reachable"
+            why = commands.unreachable(org.instance_url)
+            if why:
+                checks.append({"check": "org reachable", "ok": False, "detail": f"{org.instance_url}: {why}"})
+                actions.append(f"Start the emulated org again: sf-intuser emulator serve --alias {org.alias or 'ALIAS'}"
+                               if commands.is_local(org.instance_url) else
+                               "Check the network (VPN, proxy) and the org's My Domain URL, then run this again")
+            else:
+                checks.append({"check": "org reachable", "ok": True, "detail": org.instance_url})
+                step = "org connected"
+                info = commands.org_display(runner, org.alias or org.username)
+                checks.append({"check": "org connected", "ok": True,
+                               "detail": f"{info.username} ({info.org_id}) API v{info.api_version}"})
+                step = "seats"
+                lic, psl = commands.seats(runner, org.alias or org.username)
+                for label, s_, missing in (
+                        ("Salesforce Integration seats", lic,
+                         "the org has no Salesforce Integration license (Enterprise, Unlimited, Performance and "
+                         "Developer editions include it)"),
+                        ("SalesforceAPIIntegrationPsl seats", psl,
+                         "the org has no Salesforce API Integration permission set license")):
+                    if s_ is None:
+                        checks.append({"check": label, "ok": False, "detail": missing})
+                    else:
+                        checks.append({"check": label, "ok": True,
+                                       "detail": f"{s_.used} of {s_.total} used, {s_.free} free"})
+                        if s_.free == 0:
+                            warnings.append(f"{label}: none free; buy more or free one before moving a user")
+    except SfError as exc:
+        checks.append({"check": step, "ok": False, "detail": exc.message})
+        actions = exc.actions or actions
+    return Checkup(checks, actions, warnings)

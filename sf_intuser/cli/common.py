@@ -1,0 +1,225 @@
+"""What every command shares: the click group, sf's output conventions and the common options.
+
+Conventions follow ``sf``: ``--json`` prints ``{status, result, warnings}`` on stdout (also for
+errors, as sf's error envelope), ``SF_CONTENT_TYPE=JSON`` means ``--json``; exit codes 0 ok,
+1 failure, 2 usage, 68 partial success, 130 stopped by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import click
+
+from sf_intuser import __version__
+from sf_intuser.errors import Failure
+from sf_intuser.report.output import (
+    EXIT_OK,
+    envelope,
+)
+
+CliError = Failure   # what a command fails with; run() prints it as sf does
+
+
+def json_wanted(flag: bool) -> bool:
+    return flag or os.environ.get("SF_CONTENT_TYPE", "").upper() == "JSON"
+
+
+def echo(text: str, err: bool = False, as_json: bool = False) -> None:
+    """Print for a person or a program, with org-controlled text made harmless: control characters
+    (terminal escape sequences) shown as ``\\xNN`` in human output; in JSON, the C1 controls json.dumps
+    leaves as they are written as ``\\u00NN`` (report/escape.py)."""
+    from sf_intuser.report.escape import json_safe, terminal
+
+    click.echo(json_safe(text) if as_json else terminal(text, keep_newlines=True), err=err)
+
+
+def emit(as_json: bool, result: Any, human: Callable[[], str], status: int = EXIT_OK,
+         warnings: Sequence[str] = ()) -> None:
+    if json_wanted(as_json):
+        echo(envelope(result, status, warnings), as_json=True)
+    else:
+        text = human()
+        if text:
+            echo(text)
+        for w in warnings:
+            echo(f"Warning: {w}", err=True)
+    if status:
+        sys.exit(status)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Format output as json (sf's envelope).")
+
+if TYPE_CHECKING:
+    from sf_intuser import workspace
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sf-intuser")
+def main() -> None:
+    """Move Salesforce integration users onto the free Salesforce Integration user license.
+
+    \b
+    Read the org:  discover, snapshot, plan
+    Change it:     apply, verify, rollback, report
+    Offline:       convert, lint
+    Rehearse:      rehearse (a sandbox or scratch org), demo (the bundled emulated org)
+    Tools:         doctor, emulator serve
+    """
+
+
+
+@functools.lru_cache(maxsize=4096)
+def _shown(path: str | Path) -> str:
+    """A path as the user would type it: relative to the working folder when it is below it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def _discover(paths: Sequence[Path]) -> list["workspace.MetadataFile"]:
+    from sf_intuser import workspace
+
+    try:
+        return workspace.discover(paths)
+    except workspace.WorkspaceError as exc:
+        raise CliError("PathNotFound", str(exc)) from None
+
+
+# --- reading the org --------------------------------------------------------------------------
+
+target_org_option = click.option(
+    "-o", "--target-org", default=None, metavar="ORG",
+    help="Username or alias of the org (default: sf's configured target-org).")
+sf_path_option = click.option("--sf-path", default=None,
+                              help="The sf executable (default: SF_INTUSER_SF, the setup's shim, PATH).")
+config_option = click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+                             help="The config file (default: sf-intuser.toml in the project root or here).")
+verbose_option = click.option("--verbose", is_flag=True,
+                              help="Also say how many sf calls it made and how long they took.")
+days_option = click.option("--days", type=click.IntRange(1, 180), default=None,
+                           help="The login window in days (default 90, or [discover] days in sf-intuser.toml).")
+
+
+class _Progress:
+    """Progress lines on stderr for long work (never with --json, so stdout stays one envelope)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            echo(f"... {message}", err=True)
+
+
+def _failure(exc: Exception) -> CliError:
+    from sf_intuser.workflow import from_error
+
+    return exc if isinstance(exc, Failure) else from_error(exc)
+
+
+def _load_config(config_path: Path | None) -> "config_mod.Config":
+    from sf_intuser import config as config_mod
+
+    try:
+        path = config_path or config_mod.find()
+        if config_path is not None and not config_path.is_file():
+            raise config_mod.ConfigError(f"{config_path}: no such file. Check the path given with --config")
+        return config_mod.load(path) if path else config_mod.Config()
+    except config_mod.ConfigError as exc:
+        raise CliError("InvalidConfig", str(exc), actions=["Fix the file; the README lists its keys"]) from None
+
+
+def _calls_line(runner: "SfRunner", t0: float) -> str:
+    import time
+
+    kinds: dict[str, int] = {}
+    for c in runner.calls:
+        verb = " ".join(a for a in c.argv[1:4] if not a.startswith("-") and "/" not in a) or " ".join(c.argv[1:2])
+        kinds[verb] = kinds.get(verb, 0) + 1
+    detail = ", ".join(f"{n}× sf {v}" for v, n in kinds.items())
+    return f"{len(runner.calls)} sf call(s) in {time.perf_counter() - t0:.1f} s: {detail}"
+
+
+def _now() -> "datetime":
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def _sf_runner(sf_path: str | None, env: dict[str, str] | None = None) -> "SfRunner":
+    from sf_intuser.sf.runner import SfError, SfRunner
+
+    try:
+        return SfRunner(sf=sf_path, env=env)
+    except SfError as exc:
+        raise _failure(exc) from None
+
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sf_intuser import config as config_mod
+    from sf_intuser.sf.runner import SfRunner
+
+
+run_dir_argument = click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path, file_okay=False))
+yes_option = click.option("-y", "--yes", "-p", "--no-prompt", "yes", is_flag=True,
+                          help="Do it without asking (sf's -p/--no-prompt; also implied by --json).")
+
+
+def _org_of_run(run_dir: Path, target_org: str | None) -> str | None:
+    """``-o`` when given; else the org the run's plan was made for (its alias, else its username), so
+    that a hint printed without ``-o`` works as printed. The command still checks the org's id against
+    the plan's; a run folder without a readable plan leaves sf's default org."""
+    if target_org:
+        return target_org
+    try:
+        plan = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    org = plan.get("org") if isinstance(plan, dict) else None
+    if isinstance(org, dict):
+        name = org.get("alias") or org.get("username")
+        return name if isinstance(name, str) and name else None
+    return None
+
+
+def _confirm(yes: bool, as_json: bool) -> "Callable[[list[str]], bool] | None":
+    """None when no question is asked; else a question for a person at a terminal. Without a
+    terminal and without --yes nothing is done: a script must say --yes."""
+    if yes or json_wanted(as_json):
+        return None
+
+    def ask(lines: list[str]) -> bool:
+        for line in lines:
+            echo(line, err=True)
+        if not sys.stdin.isatty():
+            raise CliError("ConfirmationRequired", "Nothing was changed: there is no terminal to ask, and --yes was "
+                           "not given", actions=["Review the lines above, then run again with --yes"])
+        return click.confirm("Go ahead?", default=False, err=True)
+
+    return ask
+
+
+
+def me() -> str:
+    """How the user runs this tool, as a hint must print it to work when pasted: ``sf intuser`` through the
+    sf plugin (it sets SF_INTUSER_VIA_SF), ``sf-intuser`` when that is on PATH, else its full path (a
+    virtual environment not activated)."""
+    import shlex
+    import shutil
+
+    if os.environ.get("SF_INTUSER_VIA_SF") == "1":
+        return "sf intuser"
+    if shutil.which("sf-intuser"):
+        return "sf-intuser"
+    here = Path(sys.executable).parent / "sf-intuser"
+    return shlex.quote(str(here)) if here.exists() else "sf-intuser"

@@ -1,0 +1,51 @@
+"""How a command's result reads for a person (the --json result is the same data, as it is)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sf_intuser.report.output import table
+
+
+def _discovery_human(result: dict, csv_path: Path | None, extra: str = "") -> str:
+    from sf_intuser.report.discovery import discovery_text
+
+    text = discovery_text(result["org"], result)
+    if csv_path is not None:
+        text += f"\nWrote {len(result['candidates'])} candidate(s) to {csv_path}"
+    return text + extra
+
+
+def _plan_human(result: dict) -> str:
+    from sf_intuser.report.discovery import money
+
+    rows = [(u["username"], u["status"], u.get("to", ""),
+             u.get("permissionSet") or u["blockers"][0]["problem"]) for u in result["users"]]
+    text = table(rows, ["user", "status", "moves to profile", "access in / blocker"])
+    text += f"\n\nYearly saving at list prices: {money(result['savings']['yearlySaving'])}. {result['savings']['note']}"
+    text += f"\nReview {result['planMd']} (run folder {result['runDir']})."
+    for w in result["intoProject"]:
+        text += f"\n{w['action'].capitalize()} {w['path']}"
+    return text
+
+
+def _outcome_human(title: str, out: Any) -> str:
+    r = out.result
+    lines = [title]
+    rows = [(s["username"], "moved", s["profile"], ", ".join(s["permissionSets"])) for s in r.get("successes", [])]
+    rows += [(f["username"], f["outcome"], f.get("message", ""), f.get("fix", "")) for f in r.get("failures", [])]
+    if rows:
+        lines += ["", table(rows, ("USER", "OUTCOME", "PROFILE / REASON", "PERMISSION SETS / FIX"))]
+    for d in r.get("dropped", []):
+        lines.append(f"Dropped from {d['permissionSet']} (the license refuses them): {', '.join(d['permissions'])}")
+    if r.get("notAssigned"):
+        lines.append("Not assigned (nothing left in them): " + ", ".join(r["notAssigned"]))
+    for c in r.get("changedDuringRun", []):
+        lines.append(f"Changed during the run: {c['username']}: " + "; ".join(c["changes"]))
+    for n in r.get("notKept", []):
+        lines.append(f"Not kept: feature license {n['featureLicense']} of {n['username']} (the new license refuses "
+                     f"it: {n['reason']}); rollback gives it back")
+    lines.append(f"Journal: {r['journal']}")
+    return "\n".join(lines)
+
