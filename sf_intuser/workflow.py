@@ -273,7 +273,7 @@ def doctor(sf_path: str | None, target_org: str | None) -> Checkup:
                 checks.append({"check": "org connected", "ok": True,
                                "detail": f"{info.username} ({info.org_id}) API v{info.api_version}"})
                 step = "seats"
-                lic, psl = commands.seats(runner, org.alias or org.username)
+                lic, psl = read.seats(runner, org.alias or org.username)
                 for label, s_, missing in (
                         ("Salesforce Integration seats", lic,
                          "the org has no Salesforce Integration license (Enterprise, Unlimited, Performance and "

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from sf_intuser.org import read
 from sf_intuser.sf import commands
 from sf_intuser.sf.runner import SfError
 from tests.e2e import ORG, assigned, mdapi, needs_cli, psl_assigned, sf_env, start_org, user
@@ -314,7 +315,7 @@ def test_a_scaled_seed_serves_its_generated_users(tmp_path):
         rows = commands.query(runner, "SELECT Profile.Name, COUNT(Id) n FROM User WHERE Username LIKE "
                               "'integration.%' GROUP BY Profile.Name", "scaled")
         assert sum(r["n"] for r in rows) == 50 and len(rows) >= 10
-        lic, psl = commands.seats(runner, "scaled")
+        lic, psl = read.seats(runner, "scaled")
         assert lic.total >= 55 and psl.total >= 55
     finally:
         emu.stop()

@@ -36,7 +36,7 @@ from lxml import etree
 
 from sf_intuser.emulator import registry
 from sf_intuser.emulator.org import INTEGRATION_LICENSE, STANDARD_API_PROFILE, Component, OrgState, sort_entries
-from sf_intuser.emulator.seed import FOLDERS, LOAD_ORDER, TYPES
+from sf_intuser.emulator.seed import LOAD_ORDER, TYPES
 from sf_intuser.metadata import package_xml, schema, xml
 from sf_intuser.metadata.access import SECTION_KEYS
 

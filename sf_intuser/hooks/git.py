@@ -3,8 +3,9 @@ deploy changes."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
+
+from sf_intuser.sf.runner import run_process
 
 
 def committed_many(paths: "list[str | Path]") -> dict[str, bytes | None]:
@@ -19,12 +20,8 @@ def committed_many(paths: "list[str | Path]") -> dict[str, bytes | None]:
         p = Path(raw).resolve()
         folder = str(p.parent)
         if folder not in tops:
-            try:
-                proc = subprocess.run(["git", "-C", folder, "rev-parse", "--show-toplevel"], capture_output=True,
-                                      timeout=30, check=False)
-                tops[folder] = proc.stdout.decode("utf-8", "replace").strip() if proc.returncode == 0 else None
-            except (OSError, subprocess.TimeoutExpired):
-                tops[folder] = None
+            proc = run_process(["git", "-C", folder, "rev-parse", "--show-toplevel"], timeout=30)
+            tops[folder] = proc[1].decode("utf-8", "replace").strip() if proc and proc[0] == 0 else None
         top = tops[folder]
         if top:
             try:
@@ -34,14 +31,10 @@ def committed_many(paths: "list[str | Path]") -> dict[str, bytes | None]:
             by_top.setdefault(top, []).append((str(raw), rel))
     for top, items in by_top.items():
         request = "".join(f"HEAD:{rel}\n" for _, rel in items).encode("utf-8")
-        try:
-            proc = subprocess.run(["git", "-C", top, "cat-file", "--batch"], input=request, capture_output=True,
-                                  timeout=120, check=False)
-        except (OSError, subprocess.TimeoutExpired):
+        proc = run_process(["git", "-C", top, "cat-file", "--batch"], stdin=request, timeout=120)
+        if proc is None or proc[0] != 0:
             continue
-        if proc.returncode != 0:
-            continue
-        data, pos = proc.stdout, 0
+        data, pos = proc[1], 0
         for key, _ in items:
             end = data.find(b"\n", pos)
             if end < 0:
@@ -55,7 +48,7 @@ def committed_many(paths: "list[str | Path]") -> dict[str, bytes | None]:
     return out
 
 
-def committed_state(paths: "list[str]", license_of: "list[str]" = ()) -> "dict[str, Committed | None]":
+def committed_state(paths: "list[str]", license_of: "list[str]" = ()) -> "dict[str, Committed | None]":  # noqa: F821
     """For the pre-deploy gate, in three git calls per repository whatever the number of files and with no
     file content sent through a pipe: which files differ from ``HEAD`` (``git diff --name-only``, which
     trusts the index's stat data for files it knows unchanged), which ``HEAD`` lacks (``git ls-tree``),
@@ -68,12 +61,10 @@ def committed_state(paths: "list[str]", license_of: "list[str]" = ()) -> "dict[s
     groups: dict[str, list[tuple[str, str]]] = {}
     for raw in paths:
         p = Path(raw).resolve()
-        try:
-            proc = subprocess.run(["git", "-C", str(p.parent), "rev-parse", "--show-toplevel"], capture_output=True,
-                                  timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired):
+        proc = run_process(["git", "-C", str(p.parent), "rev-parse", "--show-toplevel"], timeout=30)
+        if proc is None:
             continue
-        top = proc.stdout.decode("utf-8", "replace").strip() if proc.returncode == 0 else ""
+        top = proc[1].decode("utf-8", "replace").strip() if proc[0] == 0 else ""
         if top:
             try:
                 groups.setdefault(top, []).append((raw, p.relative_to(Path(top).resolve()).as_posix()))
@@ -81,12 +72,10 @@ def committed_state(paths: "list[str]", license_of: "list[str]" = ()) -> "dict[s
                 continue
 
     def git(top: str, *args: str) -> "list[str] | None":
-        try:
-            proc = subprocess.run(["git", "-C", top, "-c", "core.quotepath=off", *args], capture_output=True,
-                                  timeout=120, check=False)
-        except (OSError, subprocess.TimeoutExpired):
+        proc = run_process(["git", "-C", top, "-c", "core.quotepath=off", *args], timeout=120)
+        if proc is None:
             return None
-        return proc.stdout.decode("utf-8", "replace").splitlines() if proc.returncode in (0, 1) else None
+        return proc[1].decode("utf-8", "replace").splitlines() if proc[0] in (0, 1) else None
 
     for top, items in groups.items():
         rels = [rel for _, rel in items]

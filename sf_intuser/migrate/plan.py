@@ -39,7 +39,7 @@ from sf_intuser.metadata import permission_set as ps_md
 from sf_intuser.metadata.access import Change
 from sf_intuser.metadata.xml import DEFAULT_STYLE, MetadataXmlError, add, children, new_root, parse, serialize, text
 from sf_intuser.org import discover as discover_mod
-from sf_intuser.org.inventory import Inventory, User
+from sf_intuser.org.model import Inventory, User
 
 SCHEMA = "sf-intuser/plan"
 VERSION = 1

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 from sf_intuser.metadata import license_rules as rules
-from sf_intuser.org.inventory import Assignment, Inventory, User
+from sf_intuser.org.model import Assignment, Inventory, User
 
 #: LoginHistory.LoginType values of API logins (docs/salesforce-facts.md A5: Remote Access 2.0 is OAuth,
 #: Other Apex API and Partner Product are SOAP/REST logins; mycloudexperience blog [V-3P]). Every

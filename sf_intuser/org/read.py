@@ -26,6 +26,7 @@ from sf_intuser.org import discover as discover_mod
 from sf_intuser.org import inventory
 from sf_intuser.sf import commands
 from sf_intuser.sf.runner import SfConnectionError, SfRunner
+from sf_intuser.sf.soql import quote
 
 Progress = Callable[[str], None]
 
@@ -170,3 +171,30 @@ def profiles_by_api_name(inv: inventory.Inventory, user_ids: Iterable[str]) -> d
                                             "The user running sf needs View Setup and Configuration to list profiles"])
         out[api] = u.profile
     return out
+
+
+# --- seats ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Seats:
+    name: str
+    total: int
+    used: int
+
+    @property
+    def free(self) -> int:
+        return max(self.total - self.used, 0)
+
+
+def seats(runner: SfRunner, target_org: str | None) -> tuple[Seats | None, Seats | None]:
+    """Seats of the Salesforce Integration user license and of ``SalesforceAPIIntegrationPsl``
+    (docs/salesforce-facts.md A5 seat queries); None where the org has no such license."""
+    lic = commands.query(runner, "SELECT Name, TotalLicenses, UsedLicenses FROM UserLicense WHERE Name = "
+                + quote(rules.INTEGRATION_USER_LICENSE), target_org)
+    psl = commands.query(runner, "SELECT DeveloperName, TotalLicenses, UsedLicenses FROM PermissionSetLicense "
+                "WHERE DeveloperName = " + quote(rules.INTEGRATION_PSL), target_org)
+    a = Seats(lic[0]["Name"], int(lic[0]["TotalLicenses"] or 0), int(lic[0]["UsedLicenses"] or 0)) if lic else None
+    b = Seats(psl[0]["DeveloperName"], int(psl[0]["TotalLicenses"] or 0),
+              int(psl[0]["UsedLicenses"] or 0)) if psl else None
+    return a, b

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from sf_intuser.metadata.license_rules import INTEGRATION_PSL, INTEGRATION_USER_LICENSE
 from sf_intuser.sf.runner import SfAuthError, SfConnectionError, SfError, SfRunner, parse_version
-from sf_intuser.sf.soql import chunks, quote
+from sf_intuser.sf.soql import chunks
 
 
 @dataclass(frozen=True)
@@ -34,30 +33,6 @@ def versions(runner: SfRunner) -> tuple[tuple[int, int, int] | None, str | None]
                       actions=["sf needs Node 22.19 or later; `make setup` brings one"])
     node = re.search(r"node-v(\d+\.\d+\.\d+)", out)
     return parse_version(out), node.group(1) if node else None
-
-
-@dataclass(frozen=True)
-class Seats:
-    name: str
-    total: int
-    used: int
-
-    @property
-    def free(self) -> int:
-        return max(self.total - self.used, 0)
-
-
-def seats(runner: SfRunner, target_org: str | None) -> tuple[Seats | None, Seats | None]:
-    """Seats of the Salesforce Integration user license and of ``SalesforceAPIIntegrationPsl``
-    (docs/salesforce-facts.md A5 seat queries); None where the org has no such license."""
-    lic = query(runner, "SELECT Name, TotalLicenses, UsedLicenses FROM UserLicense WHERE Name = "
-                + quote(INTEGRATION_USER_LICENSE), target_org)
-    psl = query(runner, "SELECT DeveloperName, TotalLicenses, UsedLicenses FROM PermissionSetLicense "
-                "WHERE DeveloperName = " + quote(INTEGRATION_PSL), target_org)
-    a = Seats(lic[0]["Name"], int(lic[0]["TotalLicenses"] or 0), int(lic[0]["UsedLicenses"] or 0)) if lic else None
-    b = Seats(psl[0]["DeveloperName"], int(psl[0]["TotalLicenses"] or 0),
-              int(psl[0]["UsedLicenses"] or 0)) if psl else None
-    return a, b
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,22 @@ def sh_executor(argv: Sequence[str], env: Mapping[str, str], timeout: float,
     return proc.exit_code, out, err
 
 
+def run_process(argv: Sequence[str], *, stdin: bytes = b"", timeout: float = 60,
+                cwd: str | None = None) -> tuple[int, bytes, bytes] | None:
+    """Any other program the tool runs (git, for the lint and the gate), through the same one place as sf:
+    its exit code, stdout and stderr as bytes; None when it can't be started or outlives ``timeout``."""
+    import sh  # the only import of sh in the project
+
+    try:
+        proc = sh.Command(argv[0])(*argv[1:], _timeout=timeout, _ok_code=list(range(256)), _return_cmd=True,
+                                   _in=stdin, _cwd=cwd, _decode_errors="replace", _tty_out=False)
+    except (sh.TimeoutException, sh.CommandNotFound, sh.SignalException, OSError):
+        return None
+    out, err = proc.stdout, proc.stderr
+    return proc.exit_code, out if isinstance(out, bytes) else str(out).encode(), \
+        err if isinstance(err, bytes) else str(err).encode()
+
+
 def find_sf(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str:
     """The ``sf`` to run: an explicit path, else ``SF_INTUSER_SF``, else the setup's shim beside this
     Python (``.venv/bin/sf``), else ``sf`` on PATH."""
