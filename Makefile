@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SFCLI  := tools/sf-cli
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test test-fast test-e2e test-faults test-hostile lint-code demo bench clean
 
 setup: $(VENV)/.installed $(SFCLI)/node_modules/.installed $(VENV)/bin/sf $(SFCLI)/data/package.json
 
@@ -34,8 +34,33 @@ $(SFCLI)/data/package.json: plugin-manifest/package.json $(VENV)/bin/sf
 	$(VENV)/bin/sf plugins link plugin-manifest --no-install >/dev/null
 	@test -f $@
 
-test: setup
-	$(PY) -m pytest -q
+# The tests, in lanes by marker (pyproject.toml). `make test` runs them all, on two workers
+# (pytest-xdist; a test file stays on one worker, so its emulated org is started once) after ruff and
+# mypy. SF_INTUSER_STRICT=1 (.ci/run) turns a missing sf CLI or a broken ../shared corpus into a
+# failure instead of skipped tests.
+PYTEST  := $(PY) -m pytest -q -p no:cacheprovider
+WORKERS ?= 2
+XDIST   := -n $(WORKERS) --dist loadfile
+
+test: setup lint-code
+	SF_INTUSER_STRICT=1 $(PYTEST) $(XDIST)
+
+test-fast: $(VENV)/.installed
+	$(PYTEST) -m "not e2e"
+
+test-e2e: setup
+	$(PYTEST) $(XDIST) -m "e2e and not faults and not hostile"
+
+test-faults: setup
+	$(PYTEST) $(XDIST) -m faults
+
+test-hostile: setup
+	$(PYTEST) $(XDIST) -m hostile
+
+# static checks: ruff on everything, mypy strict on the metadata core, the sf adapter and the planner
+lint-code: $(VENV)/.installed
+	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/mypy
 
 demo: setup
 	$(VENV)/bin/sf-intuser demo

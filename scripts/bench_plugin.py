@@ -158,7 +158,7 @@ def main(argv: list[str]) -> int:
                  ("discover -o emu", ["discover", "-o", "emu", "--json"]),
                  ("doctor -o emu", ["doctor", "-o", "emu", "--json"])]
         print(f"sf intuser vs sf-intuser, median of {n} runs (seconds)\n")
-        print(f"| command | sf-intuser | sf intuser | overhead |\n|---|---|---|---|")
+        print("| command | sf-intuser | sf intuser | overhead |\n|---|---|---|---|")
         for label, args in cases:
             direct = median([str(EXE), *args], env, home, n)
             bridged = median([str(SHIM), "intuser", *args], env, home, n)

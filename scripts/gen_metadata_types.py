@@ -32,7 +32,7 @@ def main() -> None:
     by_id = reg["types"]
     sdr = json.loads((REGISTRY.parents[3] / "package.json").read_text())["version"]
     out = {}
-    for tid, t in sorted(by_id.items()):
+    for _tid, t in sorted(by_id.items()):
         entry = {"directory": t["directoryName"], "suffix": t.get("suffix"),
                  "adapter": (t.get("strategies") or {}).get("adapter")}
         if t.get("inFolder"):

@@ -73,7 +73,7 @@ def write(folder: Path, *, snap: snapshot_mod.Snapshot | None, plan: dict | None
         raise RunError("RunFolderExists", f"{folder} exists and is not empty: a run folder is never written over",
                        ["Leave out --run-dir for a new folder, or name a new one"])
     if snap is None and st != "snapshot":
-        raise RunError("RunFolderExists", f"{folder} {'already holds a plan' if st == 'planned' else 'is not a run folder holding only a snapshot'}",
+        raise RunError("RunFolderExists", f"{folder} {'already holds a plan' if st == 'planned' else 'is not a run folder holding only a snapshot'}",  # noqa: E501
                        ["Leave out --run-dir for a new folder, or name a new one"])
     if snap is not None:
         folder.parent.mkdir(parents=True, exist_ok=True)

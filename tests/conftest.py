@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,33 @@ SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
 WSDL = CORPUS / "forcedotcom__wsdl" / "resources" / "metadata.wsdl"
 EXAMPLE = ROOT / "sf_intuser" / "examples" / "acme"
+
+
+#: `make test` (and so CI) sets this: a broken setup fails instead of passing with tests skipped
+STRICT = os.environ.get("SF_INTUSER_STRICT") == "1"
+
+
+def pytest_sessionstart(session):
+    """Under SF_INTUSER_STRICT=1, the pinned sf CLI must be installed (the end-to-end tests would
+    otherwise skip), and a ../shared that is there must hold the corpus and its WSDL (the corpus tests
+    would otherwise skip). A machine with no ../shared at all runs without the corpus tests, as the
+    README says, and the summary says so."""
+    if not STRICT:
+        return
+    from tests.e2e import SHIM
+
+    problems = []
+    if not SHIM.exists():
+        problems.append(f"the pinned sf CLI is not installed ({SHIM.relative_to(ROOT)}): run `make setup`")
+    if SHARED.exists() and not ((CORPUS / "index.json").is_file() and WSDL.is_file()):
+        problems.append(f"{SHARED} is there but its corpus is incomplete (corpus/index.json and the WSDL)")
+    if problems:
+        pytest.exit("SF_INTUSER_STRICT: " + "; ".join(problems), returncode=1)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not SHARED.exists():
+        terminalreporter.write_line("note: ../shared is absent: the corpus tests were skipped")
 
 
 def corpus_index() -> list[dict]:

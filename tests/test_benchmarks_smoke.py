@@ -17,7 +17,7 @@ pytestmark = needs_cli
 
 
 @pytest.mark.parametrize("script,args,row", [
-    ("bench_migrate.py", ["1", "--manual-up-to", "0"], r"^\s+1\s+\d+\s+\d+\s+[\d.]+\s+\(not run\)\s+\(plan \d+ \+ apply \d+ calls\)"),
+    ("bench_migrate.py", ["1", "--manual-up-to", "0"], r"^\s+1\s+\d+\s+\d+\s+[\d.]+\s+\(not run\)\s+\(plan \d+ \+ apply \d+ calls\)"),  # noqa: E501
     ("bench_read.py", ["1"], r"^\s*1\s"),
 ])
 def test_the_benchmark_runs_and_prints_its_row(script, args, row):

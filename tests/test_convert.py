@@ -203,7 +203,7 @@ def test_every_generated_permission_set_derives_from_one_source_and_grants_nothi
             common = set.intersection(*(profile.enabled_user_permissions(xml.parse(by_key[s].data).root)
                                         for s in o.sources))
             assert profile.enabled_user_permissions(root) <= common | {"ApiUserOnly"}
-    for name, target in res.profile_targets.items():                 # each profile points at its own set
+    for _name, target in res.profile_targets.items():                 # each profile points at its own set
         (own,) = [o for o in res.outputs if o.type == "PermissionSet" and o.sources == [target["file"]]]
         assert target["permissionSet"] == own.name
 

@@ -29,7 +29,7 @@ def test_round_trip_keeps_missing_final_newline_and_crlf():
 
 
 def test_reindents_two_space_files_to_four_and_self_closes_empty():
-    src = b'<?xml version="1.0" encoding="UTF-8"?>\n<Profile xmlns="http://soap.sforce.com/2006/04/metadata">\n  <custom>true</custom>\n  <loginHours></loginHours>\n</Profile>\n'
+    src = b'<?xml version="1.0" encoding="UTF-8"?>\n<Profile xmlns="http://soap.sforce.com/2006/04/metadata">\n  <custom>true</custom>\n  <loginHours></loginHours>\n</Profile>\n'  # noqa: E501
     assert xml.parse(src).to_bytes() == (
         b'<?xml version="1.0" encoding="UTF-8"?>\n<Profile xmlns="http://soap.sforce.com/2006/04/metadata">\n'
         b"    <custom>true</custom>\n    <loginHours/>\n</Profile>\n"

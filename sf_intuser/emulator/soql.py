@@ -5,7 +5,8 @@ Supported, because the CLI and sf-intuser send it (docs/sf-wire.md 4, 8; docs/sa
 - ``SELECT`` fields with parent paths (``Profile.UserLicense.Name``), ``COUNT()``, ``COUNT(field)``,
   ``MAX(field)`` and ``MIN(field)`` with an optional alias, and the grouped fields;
 - ``FROM`` one object; ``WHERE`` with ``= != <> < > <= >=``, ``IN``/``NOT IN`` over a list or a
-  semi-join subquery (one level: "Nesting of semi join sub-selects is not supported"), ``LIKE``, ``NOT``, ``AND``, ``OR`` and parentheses; values: strings (with SOQL
+  semi-join subquery (one level: "Nesting of semi join sub-selects is not supported"),
+  ``LIKE``, ``NOT``, ``AND``, ``OR`` and parentheses; values: strings (with SOQL
   escapes), numbers, ``true``/``false``/``null``, dates, datetimes and the date literals ``TODAY``,
   ``YESTERDAY``, ``LAST_N_DAYS:n``, ``N_DAYS_AGO:n``;
 - ``GROUP BY``, ``ORDER BY`` (``ASC``/``DESC``, ``NULLS FIRST``/``LAST``), ``LIMIT`` and ``OFFSET``.

@@ -9,12 +9,15 @@ grant nothing that the input did not.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from lxml import etree
 
 from sf_intuser.metadata import schema
 from sf_intuser.metadata.xml import children, local
+
+if TYPE_CHECKING:
+    from sf_intuser.metadata.license_rules import Rule
 
 #: The field that names an entry, per repeated section (retrieve order sorts on it).
 SECTION_KEYS: dict[str, str] = {
@@ -70,7 +73,7 @@ class Change:
     count: int = 1
     file: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {k: v for k in _CHANGE_FIELDS if (v := getattr(self, k)) not in ("", None)}
 
 
@@ -185,7 +188,7 @@ def tab_map_changes(counts: Mapping[str, int], file: str) -> list[Change]:
             for vis, n in sorted(counts.items()) if vis in TAB_VISIBILITY_MAP]
 
 
-def permission_changes(name: str, rule, file: str) -> list[Change]:
+def permission_changes(name: str, rule: "Rule", file: str) -> list[Change]:
     """What a user permission's rule (``license_rules.Rule``) means for the report: dropped, a
     warning, kept because another permission requires it, or nothing to say."""
     action = {"drop": "dropped", "warn": "warning"}.get(rule.action, "kept" if rule.id == "required" else "")

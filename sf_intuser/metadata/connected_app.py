@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import Any
 from sf_intuser.metadata.permission_set import as_doc
 from sf_intuser.metadata.xml import Document, child, children, flag, text
 
@@ -25,7 +26,7 @@ class ConnectedAppAccess:
     client_credentials_user: str | None
     ip_relaxation: str | None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     def preauthorizes_profile(self, profile: str) -> bool:

@@ -35,7 +35,7 @@ from sf_intuser.metadata.access import (
     permission_changes,
     tab_map_changes,
 )
-from sf_intuser.metadata.xml import MD_NS, NS, q
+from sf_intuser.metadata.xml import MD_NS, NS, elements, q, strings
 
 _NSLEN = len(NS)
 _XP = {"m": MD_NS}
@@ -252,7 +252,8 @@ def to_permission_set(root: etree._Element, *, label: str, description: str, lic
     if runs is None or any(k.get(s, "general") == "general" for s in runs):
         return None   # a section in two places, or one the Profile schema does not have
     # every run read before anything moves (removing shifts the positions of what follows)
-    els_of = {s: root[a:b] for s, (a, b) in runs.items() if k[s] != "copy"}
+    els_of: dict[str, list[etree._Element]] = {
+        s: root[a:b] for s, (a, b) in runs.items() if k[s] != "copy"}  # type: ignore[index,misc]  # lxml slices
     src_lic = els_of["userLicense"][0].text if "userLicense" in els_of else None
     pruned: dict[str, int] = dict(prefiltered or {})
     for section in runs:
@@ -260,7 +261,7 @@ def to_permission_set(root: etree._Element, *, label: str, description: str, lic
         if kind in ("header", "profile-only", "not-ps"):
             els = els_of.pop(section)
         elif kind == "copy":
-            els = _prunable(section)(root)
+            els = elements(_prunable(section)(root))
         else:
             continue
         for el in els:
@@ -305,34 +306,34 @@ def to_permission_set(root: etree._Element, *, label: str, description: str, lic
                 dropped = {n: c.text for n, c in fields.items() if n in NON_GRANT_FLAGS}
                 for n in dropped:
                     el.remove(fields[n])
-                changes.extend(dropped_field_changes(section, fields[SECTION_KEYS[section]].text, dropped, file))
+                changes.extend(dropped_field_changes(section, fields[SECTION_KEYS[section]].text or "", dropped, file))
         elif kind == "tabs":
             target = "tabSettings"
             tab_maps: dict[str, int] = {}
             for el in els:
                 vis = el[1]
-                mapped = TAB_VISIBILITY_MAP[vis.text]
+                mapped = TAB_VISIBILITY_MAP[vis.text or ""]
                 if mapped not in TAB_GRANTS:
                     root.remove(el)
                     nogrant += 1
                     continue
                 el.tag = q("tabSettings")
-                tab_maps[vis.text] = tab_maps.get(vis.text, 0) + 1
+                tab_maps[vis.text or ""] = tab_maps.get(vis.text or "", 0) + 1
                 vis.text = mapped
             changes.extend(tab_map_changes(tab_maps, file))
         elif kind == "perms":
-            decisions = rules.plan_user_permissions([el[1].text for el in els if el[0].text == "true"], refused)
+            decisions = rules.plan_user_permissions([el[1].text or "" for el in els if el[0].text == "true"], refused)
             for el in els:
                 enabled, name_el = el[0], el[1]
                 if enabled.text != "true":
                     root.remove(el)
                     nogrant += 1
                     continue
-                rule = decisions[name_el.text]
+                rule = decisions[name_el.text or ""]
                 if rule.action == "drop":
                     root.remove(el)
-                changes.extend(permission_changes(name_el.text, rule, file))
-        keys = _keys(target)(root)
+                changes.extend(permission_changes(name_el.text or "", rule, file))
+        keys = strings(_keys(target)(root))
         if keys != sorted(keys):
             _sort_section(root, target)
         if section == "objectPermissions":
@@ -364,7 +365,7 @@ def to_permission_set(root: etree._Element, *, label: str, description: str, lic
         if after is None:
             root.append(el)
         else:
-            _first(after)(root)[0].addprevious(el)
+            elements(_first(after)(root))[0].addprevious(el)
     return changes
 
 
@@ -374,7 +375,7 @@ def _first(section: str) -> etree.XPath:
 
 
 def _text(root: etree._Element, name: str) -> str | None:
-    found = _first(name)(root)
+    found = elements(_first(name)(root))
     return found[0].text if found else None
 
 

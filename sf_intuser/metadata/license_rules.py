@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Iterable, Mapping
+from typing import Any, Callable, ItemsView, Iterable, Iterator, Mapping, ValuesView
 
 INTEGRATION_USER_LICENSE = "Salesforce Integration"
 INTEGRATION_PSL = "SalesforceAPIIntegrationPsl"
@@ -82,7 +82,7 @@ _API_PROFILE = Rule(
     "api-profile",
     "keep",
     "granted by the standard Minimum Access - API Only Integrations profile",
-    "retrieved Minimum Access - API Only Integrations profiles of four real orgs (Integration-User/Salesforce, GSA/SF_WorkSpace, ...)",
+    "retrieved Minimum Access - API Only Integrations profiles of four real orgs (Integration-User/Salesforce, GSA/SF_WorkSpace, ...)",  # noqa: E501
     "V-3P",
 )
 _AUTHOR_APEX = Rule(
@@ -185,9 +185,10 @@ class Dependency:
     status: str
 
 
-def _data(name: str) -> dict:
+def _data(name: str) -> dict[str, Any]:
     with resources.files("sf_intuser.metadata").joinpath(f"data/{name}").open("rb") as fh:
-        return json.load(fh)
+        data: dict[str, Any] = json.load(fh)
+        return data
 
 
 @lru_cache(maxsize=1)
@@ -196,27 +197,27 @@ def _dependencies() -> dict[str, Dependency]:
             for d in _data("permission_dependencies.json")["dependencies"]}
 
 
-class _Lazy(dict):
+class _Lazy(dict):  # type: ignore[type-arg]  # keys and values as the loader gives them
     """A mapping filled from package data on first use (keeps ``import`` cheap)."""
 
-    def __init__(self, load) -> None:
+    def __init__(self, load: Callable[[], Mapping[Any, Any]]) -> None:
         super().__init__()
-        self._load = load
+        self._load: Callable[[], Mapping[Any, Any]] | None = load
 
     def _fill(self) -> None:
         if self._load is not None:
             load, self._load = self._load, None
             self.update(load())
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> Any:
         self._fill()
         return super().__getitem__(key)
 
-    def get(self, key, default=None):
+    def get(self, key: Any, default: Any = None) -> Any:
         self._fill()
         return super().get(key, default)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         self._fill()
         return super().__iter__()
 
@@ -224,15 +225,15 @@ class _Lazy(dict):
         self._fill()
         return super().__len__()
 
-    def __contains__(self, key) -> bool:
+    def __contains__(self, key: object) -> bool:
         self._fill()
         return super().__contains__(key)
 
-    def values(self):
+    def values(self) -> ValuesView[Any]:  # type: ignore[override]
         self._fill()
         return super().values()
 
-    def items(self):
+    def items(self) -> ItemsView[Any, Any]:  # type: ignore[override]
         self._fill()
         return super().items()
 
@@ -271,7 +272,7 @@ def plan_user_permissions(enabled: Iterable[str], refused: Mapping[str, Rule] | 
         for p in sorted(available):
             dep = PERMISSION_DEPENDENCIES.get(p)
             missing = [r for r in dep.requires if r not in available] if dep else []
-            if missing:
+            if missing and dep is not None:
                 held = [m for m in missing if m in rules]
                 why = (f"requires {', '.join(missing)}, which "
                        + ("is" if len(missing) == 1 else "are")
@@ -287,7 +288,9 @@ def plan_user_permissions(enabled: Iterable[str], refused: Mapping[str, Rule] | 
     while frontier:   # UI-only permissions a kept one requires come back, transitively
         p = frontier.pop()
         dep = PERMISSION_DEPENDENCIES.get(p)
-        for r in dep.requires if dep else ():
+        if dep is None:
+            continue
+        for r in dep.requires:
             if r in soft:
                 soft.discard(r)
                 rules[r] = Rule("required", "keep", f"only affects the UI, but {p} requires it", dep.source,
@@ -330,7 +333,7 @@ class OrgRefusals(Mapping[str, Rule]):
             raise KeyError(name)
         return rule
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(sorted(p for p, ok in self.maximum.items() if ok is False and p not in LICENSE_GRANTED))
 
     def __len__(self) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from functools import lru_cache
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 from lxml import etree
 
@@ -35,6 +35,8 @@ from sf_intuser.metadata.access import (
     permission_changes,
 )
 from sf_intuser.metadata.xml import (
+    elements,
+    strings,
     DEFAULT_STYLE,
     MD_NS,
     Document,
@@ -75,7 +77,7 @@ class Classification:
     source: str = ""
     status: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in ("", None)}
 
 
@@ -302,8 +304,8 @@ def _fast_copy(entries: list[etree._Element], src_type: str, section: str,
     if not _entry_schema(section, etype).validate(box):
         return None
     cond = " or ".join(f"m:{g}='true'" for g in grant)
-    granting = box.xpath(f"{sec}[{cond}]", namespaces=_XP_NS)
-    keys = box.xpath(f"{sec}[{cond}]/m:{SECTION_KEYS[section]}/text()", namespaces=_XP_NS)
+    granting = elements(box.xpath(f"{sec}[{cond}]", namespaces=_XP_NS))
+    keys = strings(box.xpath(f"{sec}[{cond}]/m:{SECTION_KEYS[section]}/text()", namespaces=_XP_NS))
     if len(keys) != len(granting):
         return None  # an empty key: the general path reports it
     return list(zip(map(str, keys), granting)), len(entries) - len(granting)

@@ -14,7 +14,7 @@ permission set built from the old profile:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 from lxml import etree
 
@@ -25,6 +25,7 @@ from sf_intuser.metadata.access import Change
 from sf_intuser.metadata.naming import api_name
 from sf_intuser.metadata.permission_set import MARKER, Rewrite, as_doc, build_permission_set
 from sf_intuser.metadata.xml import (
+    elements,
     DEFAULT_STYLE,
     MD_NS,
     Document,
@@ -39,7 +40,8 @@ from sf_intuser.metadata.xml import (
 )
 
 API_PROFILE_PERMISSIONS = ("ApiEnabled", "ApiUserOnly", "ChatterInternalUser")
-"""userPermissions of the standard API-only profile (retrieved copies from real orgs: Integration-User/Salesforce, GSA/SF_WorkSpace)."""
+"""userPermissions of the standard API-only profile (retrieved copies from real orgs:
+Integration-User/Salesforce, GSA/SF_WorkSpace)."""
 
 
 def user_license(data: bytes | Document, name: str = "") -> str | None:
@@ -53,7 +55,7 @@ _ENABLED_PERMISSIONS = etree.XPath(
 
 def enabled_user_permissions(root: etree._Element) -> set[str]:
     """Names of the user permissions ``root`` enables (``true`` in any case, or ``1``, as :func:`xml.flag`)."""
-    return {el.text or "" for el in _ENABLED_PERMISSIONS(root)}
+    return {el.text or "" for el in elements(_ENABLED_PERMISSIONS(root))}
 
 
 def to_permission_set(
@@ -122,7 +124,7 @@ class LoginPolicy:
     def empty(self) -> bool:
         return not self.ip_ranges and not self.hours
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "loginIpRanges": [{"startAddress": s, "endAddress": e} for s, e in self.ip_ranges],
             "loginHours": dict(self.hours),

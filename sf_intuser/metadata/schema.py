@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from typing import Any
+
 from lxml import etree
 
 from sf_intuser.metadata.xml import NS, children, local
@@ -35,13 +37,14 @@ WSDL_SOURCE = "Metadata API WSDL v66 (forcedotcom/wsdl resources/metadata.wsdl)"
 
 
 @lru_cache(maxsize=1)
-def _data() -> dict:
+def _data() -> dict[str, Any]:
     with resources.files("sf_intuser.metadata").joinpath("data/schema.json").open("rb") as fh:
-        return json.load(fh)
+        data: dict[str, Any] = json.load(fh)
+        return data
 
 
 def api_version() -> str:
-    return _data()["apiVersion"]
+    return str(_data()["apiVersion"])
 
 
 @lru_cache(maxsize=None)

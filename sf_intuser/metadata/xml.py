@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, cast
 
 from lxml import etree
 
@@ -213,7 +213,17 @@ def flag(el: etree._Element, name: str) -> bool:
 
 
 def new_root(type_name: str) -> etree._Element:
-    return etree.Element(q(type_name), nsmap={None: MD_NS})
+    return etree.Element(q(type_name), nsmap={None: MD_NS})  # type: ignore[dict-item]  # the default namespace
+
+
+def elements(found: object) -> list[etree._Element]:
+    """An XPath result that selects elements, typed as the list of elements it is."""
+    return cast("list[etree._Element]", found)
+
+
+def strings(found: object) -> list[str]:
+    """An XPath result that selects text (``text()``, smart strings off), typed as the strings it is."""
+    return cast("list[str]", found)
 
 
 def add(parent: etree._Element, name: str, value: str | None = None) -> etree._Element:

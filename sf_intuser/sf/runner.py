@@ -80,7 +80,7 @@ class Envelope:
     status: int
     result: Any
     warnings: list[str]
-    raw: dict
+    raw: dict[str, Any]
 
 
 @dataclass
@@ -108,11 +108,8 @@ def sh_executor(argv: Sequence[str], env: Mapping[str, str], timeout: float,
     except sh.SignalException as exc:
         return 128 + abs(exc.exit_code), exc.stdout.decode("utf-8", "replace"), exc.stderr.decode("utf-8", "replace")
     out, err = proc.stdout, proc.stderr
-    if isinstance(out, bytes):
-        out = out.decode("utf-8", "replace")
-    if isinstance(err, bytes):
-        err = err.decode("utf-8", "replace")
-    return proc.exit_code, out, err
+    return (int(proc.exit_code), out.decode("utf-8", "replace") if isinstance(out, bytes) else str(out),
+            err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err))
 
 
 def run_process(argv: Sequence[str], *, stdin: bytes = b"", timeout: float = 60,
@@ -215,7 +212,7 @@ class SfRunner:
         return sum(c.seconds for c in self.calls)
 
 
-def parse_envelope(stdout: str) -> dict | None:
+def parse_envelope(stdout: str) -> dict[str, Any] | None:
     """sf's JSON envelope from stdout; tolerant of text printed before it."""
     text = stdout.strip()
     if not text:
@@ -238,7 +235,7 @@ _AUTH_NAMES = {"INVALID_SESSION_ID", "NoAuthInfoFound", "NamedOrgNotFoundError",
                "NoOrgFound", "AuthInfoCreationError", "sf:INVALID_SESSION_ID"}
 
 
-def error_from(env: dict, code: int, argv: Sequence[str]) -> SfError:
+def error_from(env: dict[str, Any], code: int, argv: Sequence[str]) -> SfError:
     name = str(env.get("name") or env.get("code") or "SfError")
     message = str(env.get("message") or "")
     if not message and isinstance(env.get("result"), dict):

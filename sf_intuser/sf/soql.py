@@ -7,7 +7,9 @@ holding a quote or a backslash therefore cannot end the literal and change the q
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
 
 _ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 
@@ -25,9 +27,9 @@ def in_list(values: Iterable[str]) -> str:
     return "(" + ", ".join(quote(v) for v in items) + ")"
 
 
-def chunks(values: Iterable[str], size: int = 200) -> Iterable[list[str]]:
+def chunks(values: Iterable[T], size: int = 200) -> Iterator[list[T]]:
     """Batches for ``IN (...)`` and sObject collections (200 records a call)."""
-    batch: list[str] = []
+    batch: list[T] = []
     for v in values:
         batch.append(v)
         if len(batch) == size:
