@@ -76,9 +76,16 @@ def intuser(home, *args: str, timeout: float = 300, cwd=None):
     """``sf-intuser ARGS`` as a user runs it, with the pinned sf CLI and ``home`` as the sf home."""
     import subprocess
 
+    from tests.contracts import check_json_output
+
     env = {**sf_env(home), "SF_INTUSER_SF": str(SHIM)}
-    return subprocess.run([str(EXE), *args], env=env, capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd or str(home))
+    out = subprocess.run([str(EXE), *args], env=env, capture_output=True, text=True, timeout=timeout,
+                         cwd=cwd or str(home))
+    # every --json answer an end-to-end test reads is checked against its committed schema (docs/schemas)
+    if "--json" in args:
+        bad = check_json_output(args, out.stdout)
+        assert not bad, f"sf-intuser {' '.join(map(str, args))}: --json differs from docs/schemas: {bad}"
+    return out
 
 
 def holds(emu, plan: dict) -> dict[str, str]:

@@ -21,6 +21,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     # pure: bytes in, bytes and changes out
     "sf_intuser.metadata": set(),
     "sf_intuser.errors": set(),
+    "sf_intuser.contracts": set(),
     "sf_intuser.tempfiles": set(),
     # the one door to processes (sf, and git through run_process)
     "sf_intuser.sf": {"sf_intuser.tempfiles"},
@@ -57,8 +58,8 @@ MAY_IMPORT: dict[str, set[str]] = {
 }
 
 #: modules whose answer depends on their arguments alone: no process, file system, network, clock or terminal
-PURE = ("sf_intuser.metadata", "sf_intuser.org.model", "sf_intuser.org.discover", "sf_intuser.migrate.plan",
-        "sf_intuser.migrate.convert", "sf_intuser.report")
+PURE = ("sf_intuser.metadata", "sf_intuser.contracts", "sf_intuser.org.model", "sf_intuser.org.discover",
+        "sf_intuser.migrate.plan", "sf_intuser.migrate.convert", "sf_intuser.report")
 IMPURE_STDLIB = {"sh", "subprocess", "os", "socket", "shutil", "tempfile", "time", "datetime", "click", "threading",
                  "pathlib", "urllib.request", "http", "sys"}
 

@@ -799,8 +799,11 @@ def _plan_set(name: str, license_name: str | None, data: bytes | None, refusals:
     return {"verdict": "as-is", "reason": v.reason}
 
 
-def _steps(generated: list[dict[str, Any]], how: Mapping[str, str], switch: list[dict[str, Any]], psl: list[dict[str, Any]], assign: list[dict[str, Any]], groups: list[dict[str, Any]],
-           access: list[dict[str, Any]], packages: list[dict[str, Any]], lic: Any) -> list[dict[str, Any]]:
+Records = list[dict[str, Any]]
+
+
+def _steps(generated: Records, how: Mapping[str, str], switch: Records, psl: Records, assign: Records,
+           groups: Records, access: Records, packages: Records, lic: Any) -> Records:
     new_profiles = [g for g in generated if g["type"] == "Profile" and how.get(g["name"]) == "record+deploy"]
     new_sets = [{"type": g["type"], "name": g["name"]} for g in generated
                 if g["type"] in ("PermissionSet", "PermissionSetGroup") and not g["exists"]]
