@@ -14,7 +14,7 @@ open); a key is never removed or given another type without a new ``schema``/``v
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Literal, Optional, TypedDict
+from typing import Any, Dict, List, Literal, Optional, TypedDict, Union
 
 # ---------------------------------------------------------------------------------------------------
 # shared parts
@@ -387,6 +387,27 @@ class ApplyResult(TypedDict):
     sfCalls: int
 
 
+class DryRunDeploy(TypedDict):
+    id: str
+    status: str
+    success: bool
+    components: int
+    failures: List[Dict[str, Any]]
+
+
+class ApplyDryRunResult(TypedDict):
+    """``apply --dry-run``: the checks passed and the deploy validated check-only; nothing changed."""
+    dryRun: Literal[True]
+    runDir: str
+    org: str
+    users: List[str]
+    steps: List[str]
+    deploy: DryRunDeploy
+    notValidated: List[str]
+    emptySets: List[str]
+    sfCalls: int
+
+
 class VerifiedUser(TypedDict):
     username: str
     reached: bool
@@ -528,7 +549,8 @@ class ErrorEnvelope(ErrorEnvelopeBase, total=False):
 
 #: command (as typed after ``sf-intuser``) -> the type of its ``result``
 RESULTS: dict[str, Any] = {
-    "discover": DiscoverResult, "snapshot": SnapshotResult, "plan": PlanResult, "apply": ApplyResult,
+    "discover": DiscoverResult, "snapshot": SnapshotResult, "plan": PlanResult,
+    "apply": Union[ApplyResult, ApplyDryRunResult],
     "verify": VerifyResult, "rollback": RollbackResult, "report": ReportResult, "lint": LintResult,
     "gate": GateResult, "convert": ConvertResult, "doctor": DoctorResult, "rehearse": RehearseResult,
     "demo": DemoResult, "emulator serve": ServeResult,

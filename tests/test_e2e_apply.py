@@ -63,7 +63,7 @@ def envelope(out: subprocess.CompletedProcess) -> dict:
 
 def test_apply_moves_every_planned_user_in_few_calls_and_verify_agrees(bench, tmp_path):
     run = fresh(bench, tmp_path)
-    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--json")
+    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--yes", "--json")
     body = envelope(out)
     assert out.returncode == 0, out.stdout
     assert holds(bench.emu, bench.plan) == {u["username"]: "target" for u in bench.plan["users"]
@@ -141,7 +141,7 @@ def test_rollback_can_delete_what_the_apply_created(bench, tmp_path):
 
 def test_a_refused_license_change_leaves_every_user_whole_and_says_what_to_do(bench, tmp_path):
     run = fresh(bench, tmp_path, profile_change_across_licenses="refuse")
-    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--json")
+    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--yes", "--json")
     body = envelope(out)
     assert out.returncode == 1, out.stdout        # nobody could move: not even a partial success
     assert set(holds(bench.emu, bench.plan).values()) == {"snapshot"}
@@ -155,7 +155,7 @@ def test_seats_running_out_moves_who_fits_and_reports_who_did_not(bench, tmp_pat
     st = bench.emu.state
     lic = st.one("UserLicense", Name="Salesforce Integration")
     lic["TotalLicenses"] = st.used_user_licenses(lic["Id"]) + 2
-    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--json")
+    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--yes", "--json")
     body = envelope(out)
     assert out.returncode == 68, out.stdout
     states = holds(bench.emu, bench.plan)
@@ -196,7 +196,7 @@ def test_a_permission_the_license_refuses_on_assignment_is_dropped_redeployed_an
     st.perms.license_allowed["Salesforce Integration"] = frozenset(allowed - {"QueryAllFiles"})
     for k in list(st.perms.psl_max):
         st.perms.psl_max[k] = frozenset(st.perms.psl_max[k] - {"QueryAllFiles"})
-    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--json")
+    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--yes", "--json")
     res = envelope(out)["result"]
     assert out.returncode == 0, out.stdout
     assert set(holds(bench.emu, bench.plan).values()) == {"target"}
@@ -269,7 +269,7 @@ def test_no_access_token_in_the_run_folder_the_output_or_the_errors(bench, tmp_p
     run = fresh(bench, tmp_path)
     bench.emu.inject("/composite$@2=500:UNKNOWN_EXCEPTION")
     outs = [intuser(bench.home, "apply", str(run), "-o", ORG, "--yes", "--verbose"),
-            intuser(bench.home, "apply", str(run), "-o", ORG, "--resume", "--json"),
+            intuser(bench.home, "apply", str(run), "-o", ORG, "--resume", "--yes", "--json"),
             intuser(bench.home, "verify", str(run), "-o", ORG, "--json"),
             intuser(bench.home, "report", str(run), "--format", "html"),
             intuser(bench.home, "rollback", str(run), "-o", ORG, "--yes", "--verbose")]
@@ -314,3 +314,32 @@ def test_the_html_report_is_self_contained_and_renders_in_chromium(bench, tmp_pa
     keep = os.environ.get("SF_INTUSER_SCREENSHOT_DIR")
     if keep:
         shutil.copy(shot, Path(keep) / "report.png")
+
+
+def test_json_alone_changes_nothing_and_dry_run_validates_without_a_change(bench, tmp_path):
+    """sf's convention: --json asks nothing, so a change needs -p/--no-prompt; without it apply and
+    rollback do nothing (ConfirmationRequired, with what they would do). apply --dry-run makes the
+    checks and validates the deploy check-only: the org gets no write and the run folder no journal."""
+    run = fresh(bench, tmp_path)
+    before = writes(bench.emu)
+    asked = intuser(bench.home, "apply", str(run), "--json")
+    body = envelope(asked)
+    assert asked.returncode == 1 and body["name"] == "ConfirmationRequired", body
+    assert any("--no-prompt" in a for a in body["actions"]) and body["data"]["wouldDo"]
+    assert writes(bench.emu) == before and not (run / "journal.jsonl").exists()
+    dry = intuser(bench.home, "apply", str(run), "--dry-run", "--json")
+    d = envelope(dry)["result"]
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert d["dryRun"] is True and d["deploy"]["success"] and d["deploy"]["components"] > 0
+    assert set(d["users"]) == {u["username"] for u in bench.plan["users"] if u["status"] == "planned"}
+    assert [label for _, label in bench.emu.state.requests if label.endswith(" deploy")], "validated by a deploy"
+    new_sets = [g["name"] for g in bench.plan["generated"] if g["type"] == "PermissionSet" and not g["exists"]]
+    assert new_sets and not any(bench.emu.state.one("PermissionSet", Name=n, IsOwnedByProfile=False)
+                                for n in new_sets)      # check only: nothing was saved
+    assert not (run / "journal.jsonl").exists()
+    assert set(holds(bench.emu, bench.plan).values()) == {"snapshot"}     # nobody moved
+    human = intuser(bench.home, "apply", str(run), "--dry-run")
+    assert human.returncode == 0 and "Nothing was changed" in human.stdout and "validates" in human.stdout
+    moved = intuser(bench.home, "apply", str(run), "-p", "--json")
+    assert moved.returncode == 0, moved.stdout
+    assert set(holds(bench.emu, bench.plan).values()) == {"target"}

@@ -172,7 +172,7 @@ if TYPE_CHECKING:
 
 run_dir_argument = click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path, file_okay=False))
 yes_option = click.option("-y", "--yes", "-p", "--no-prompt", "yes", is_flag=True,
-                          help="Do it without asking (sf's -p/--no-prompt; also implied by --json).")
+                          help="Do it without asking (sf's -p/--no-prompt). With --json, a change needs it.")
 
 
 def _org_of_run(run_dir: Path, target_org: str | None) -> str | None:
@@ -193,17 +193,24 @@ def _org_of_run(run_dir: Path, target_org: str | None) -> str | None:
 
 
 def _confirm(yes: bool, as_json: bool) -> "Callable[[list[str]], bool] | None":
-    """None when no question is asked; else a question for a person at a terminal. Without a
-    terminal and without --yes nothing is done: a script must say --yes."""
-    if yes or json_wanted(as_json):
+    """None when no question is asked (-p/--no-prompt, --yes); else the question, asked only when there
+    is something to change. With --json nothing is asked (the output is for a program), so a change
+    needs --no-prompt: without it nothing is done (ConfirmationRequired), as without a terminal."""
+    if yes:
         return None
 
     def ask(lines: list[str]) -> bool:
+        if json_wanted(as_json):
+            raise CliError("ConfirmationRequired", "Nothing was changed: with --json nothing is asked, so a "
+                           "change needs --no-prompt (or --yes)", data={"wouldDo": lines},
+                           actions=["Add --no-prompt to go ahead", "See what it would do first: add --dry-run "
+                                    "(apply)"])
         for line in lines:
             echo(line, err=True)
         if not sys.stdin.isatty():
-            raise CliError("ConfirmationRequired", "Nothing was changed: there is no terminal to ask, and --yes was "
-                           "not given", actions=["Review the lines above, then run again with --yes"])
+            raise CliError("ConfirmationRequired", "Nothing was changed: there is no terminal to ask, and "
+                           "-p/--no-prompt was not given",
+                           actions=["Review the lines above, then run again with --no-prompt"])
         return click.confirm("Go ahead?", default=False, err=True)
 
     return ask

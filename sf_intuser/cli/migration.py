@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,6 +24,7 @@ from sf_intuser.cli.common import (
     json_option,
     json_wanted,
     main,
+    me,
     run_dir_argument,
     sf_path_option,
     target_org_option,
@@ -210,11 +212,13 @@ def plan(target_org: str | None, users: tuple[str, ...], all_candidates: bool, c
 @target_org_option
 @yes_option
 @click.option("--resume", is_flag=True, help="Continue an apply that stopped or died; nothing is done twice.")
+@click.option("--dry-run", is_flag=True,
+              help="Make every check and validate the deploy (check only); change nothing, ask nothing.")
 @verbose_option
 @sf_path_option
 @json_option
-def apply(run_dir: Path, target_org: str | None, yes: bool, resume: bool, verbose: bool, sf_path: str | None,
-          as_json: bool) -> None:
+def apply(run_dir: Path, target_org: str | None, yes: bool, resume: bool, dry_run: bool, verbose: bool,
+          sf_path: str | None, as_json: bool) -> None:
     """Carry out a plan: deploy, move the users, give their access back, verify.
 
     Refuses a run folder changed by hand, another org, and users whose access changed since the plan.
@@ -225,7 +229,8 @@ def apply(run_dir: Path, target_org: str | None, yes: bool, resume: bool, verbos
     \b
     Examples:
       sf-intuser apply intuser-runs/acme-20261123-101500 -o acme
-      sf-intuser apply intuser-runs/acme-20261123-101500 --resume --yes --json
+      sf-intuser apply intuser-runs/acme-20261123-101500 --dry-run
+      sf-intuser apply intuser-runs/acme-20261123-101500 --resume --no-prompt --json
     """
     import time
 
@@ -235,16 +240,32 @@ def apply(run_dir: Path, target_org: str | None, yes: bool, resume: bool, verbos
     runner = _sf_runner(sf_path)
     try:
         out = apply_mod.apply(runner, run_dir, _org_of_run(run_dir, target_org), resume=resume,
-                              confirm=_confirm(yes, as_json),
+                              confirm=_confirm(yes, as_json), dry_run=dry_run,
                               progress=_Progress(json_wanted(as_json)))
     except Failure as exc:
         raise exc from None
     extra = "\n" + _calls_line(runner, t0) if verbose else ""
     r = out.result
+    if dry_run:
+        emit(as_json, r, lambda: _dry_run_human(run_dir, out) + extra, status=out.exit_code)
+        return
     title = (f"Moved {len(r['successes'])} of {len(r['successes']) + len(r['failures'])} user(s) to the Salesforce "
              f"Integration license in {r['org']}.")
     emit(as_json, r, lambda: _outcome_human(title, out) + f"\nNext: sf-intuser report {run_dir}" + extra,
          status=out.exit_code)
+
+
+def _dry_run_human(run_dir: Path, out: Any) -> str:
+    r, d = out.result, out.result["deploy"]
+    lines = [*out.lines, "",
+             ("The deploy validates (check only: nothing was saved)" if d["success"] else
+              f"The deploy does not validate ({d['status']})") + f": {d['components']} component(s), id {d['id']}."]
+    lines += [f"  {f['type']} {f['name']}: {f['problem']}" for f in d["failures"]]
+    if r["notValidated"]:
+        lines.append("Not validated (apply creates them as records first): " + ", ".join(r["notValidated"]))
+    lines.append("Steps apply would take: " + ", ".join(r["steps"]))
+    lines.append("Nothing was changed." + (f" Next: {me()} apply {run_dir}" if d["success"] else ""))
+    return "\n".join(lines)
 
 
 @main.command()

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Iterator
 from sf_intuser import runs, tempfiles
 from sf_intuser.errors import Failure
 from sf_intuser.metadata import license_rules as rules
+from sf_intuser.metadata import package_xml
 from sf_intuser.metadata.xml import children, local, parse, serialize, text
 from sf_intuser.migrate.journal import Journal
 from sf_intuser.org import snapshot as snapshot_mod
@@ -455,14 +456,19 @@ def _locked(folder: Path, command: str) -> Iterator[None]:
 
 
 def apply(runner: SfRunner, folder: Path, target_org: str | None, *, resume: bool = False,
-          confirm: Callable[[list[str]], bool] | None = None, progress: Progress = _noop) -> Outcome:
+          confirm: Callable[[list[str]], bool] | None = None, progress: Progress = _noop,
+          dry_run: bool = False) -> Outcome:
+    """Carry out the run's plan. ``dry_run``: every check apply makes before it changes anything (the run
+    folder, the org, drift since the plan), then the deploy validated check-only; nothing is changed in
+    the org or written to the run folder."""
     open_run(folder)   # a folder that is no run folder is named as such before anything is written to it
     with _locked(folder, "apply"):
-        return _apply_locked(runner, folder, target_org, resume=resume, confirm=confirm, progress=progress)
+        return _apply_locked(runner, folder, target_org, resume=resume, confirm=None if dry_run else confirm,
+                             progress=progress, dry_run=dry_run)
 
 
 def _apply_locked(runner: SfRunner, folder: Path, target_org: str | None, *, resume: bool,
-                  confirm: Callable[[list[str]], bool] | None, progress: Progress) -> Outcome:
+                  confirm: Callable[[list[str]], bool] | None, progress: Progress, dry_run: bool = False) -> Outcome:
     run = open_run(folder)
     j = run.journal
     _refuse_forged(run)
@@ -505,6 +511,8 @@ def _apply_locked(runner: SfRunner, folder: Path, target_org: str | None, *, res
              f"  {len(run.plan['generated'])} component(s) deployed from metadata/"]
     if cut:
         lines.append("  cut off last time (checked against the org first): " + ", ".join(r["step"] for r in cut))
+    if dry_run:
+        return _dry_run(runner, run, target_org, now, progress, lines)
     if confirm is not None and not confirm(lines):
         raise Failure("Cancelled", "Nothing was changed", actions=["Run again and answer y, or pass --yes"])
     j.append(APPLY, "start", resume=started, users=[u["id"] for u in users])
@@ -792,6 +800,39 @@ def _deploy(runner: SfRunner, run: Run, target_org: str | None, now: OrgNow, pro
             now.groups[name] = rid
         elif t == "Profile":
             now.profiles[name.lower()] = rid
+
+
+def _dry_run(runner: SfRunner, run: Run, target_org: str | None, now: OrgNow, progress: Progress,
+             lines: list[str]) -> Outcome:
+    """apply --dry-run: the checks already passed; the deploy validated check-only (``--dry-run``, which
+    saves nothing: docs/sf-wire.md section 6). API-only profiles that apply would first create as records
+    are left out of the validation (they don't exist yet) and named."""
+    step = run.step("create-profiles")
+    later = sorted(r["Name"] for r in (step["records"] if step else []) if r["Name"].lower() not in now.profiles)
+    with tempfile.TemporaryDirectory(prefix=f"deploy-{os.getpid()}-", dir=tempfiles.private_dir()) as tmp:
+        folder, empty = deploy_folder(run, Path(tmp))
+        if later:
+            for g in run.plan["generated"]:
+                if g["type"] == "Profile" and g["name"] in later:
+                    (folder / g["file"][len(runs.METADATA) + 1:]).unlink(missing_ok=True)
+            members = package_xml.read((folder / "package.xml").read_bytes())
+            members["Profile"] = [m for m in members.get("Profile", []) if m not in later]
+            (folder / "package.xml").write_bytes(package_xml.build({k: v for k, v in members.items() if v},
+                                                                   run.plan["org"]["apiVersion"]))
+        progress("Validating the deploy (check only: nothing is saved)")
+        try:
+            res = commands.deploy(runner, folder, target_org, dry_run=True)
+        except SfError as exc:
+            raise Failure(exc.name, f"The deploy could not be validated: {exc.message}. Nothing was changed",
+                          exc.exit_code or 1, exc.actions) from None
+    result = {"dryRun": True, "runDir": str(run.folder), "org": now.org_id,
+              "users": [u["username"] for u in run.users],
+              "steps": [s["action"] for s in run.plan["steps"]],
+              "deploy": {"id": res.id, "status": res.status, "success": res.success,
+                         "components": len(res.deployed),
+                         "failures": [{"type": f.type, "name": f.name, "problem": f.problem} for f in res.failures]},
+              "notValidated": later, "emptySets": sorted(empty), "sfCalls": len(runner.calls)}
+    return Outcome(result, 0 if res.success else 1, lines)
 
 
 def _deploy_error(res: commands.DeployResult) -> SfError:

@@ -1,4 +1,4 @@
-"""Human tables and sf's JSON envelope. Pure formatting: cli.py does the printing."""
+"""Human tables and sf's JSON envelope. Pure formatting: the command layer (cli/) does the printing."""
 
 from __future__ import annotations
 
