@@ -15,7 +15,7 @@ import click
 
 from sf_intuser import __version__
 from sf_intuser.cli import emulator, gate, metadata, migration, org  # noqa: F401 - they register their commands
-from sf_intuser.cli.common import CliError, echo, json_wanted, main
+from sf_intuser.cli.common import CliError, as_run, echo, json_wanted, main
 from sf_intuser.errors import Failure
 from sf_intuser.report.output import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error_envelope
 
@@ -147,12 +147,14 @@ INTERRUPTED = "Stopped (Ctrl-C) before the command finished"
 
 
 def _fail(as_json: bool, exc: Failure) -> int:
-    """An error as sf prints it: its envelope with --json, else ``Error (Name): message`` and the fixes."""
+    """An error as sf prints it: its envelope with --json, else ``Error (Name): message`` and the fixes.
+    Every fix names the tool as it is run (:func:`common.as_run`), so it works when pasted."""
+    actions = [as_run(a) for a in exc.actions]
     if as_json:
-        echo(error_envelope(exc.name, exc.message, exc.exit_code, exc.actions, exc.data), as_json=True)
+        echo(error_envelope(exc.name, as_run(exc.message), exc.exit_code, actions, exc.data), as_json=True)
     else:
         echo(f"Error ({exc.name}): {exc.message}", err=True)
-        for a in exc.actions:
+        for a in actions:
             echo(f"  Try this: {a}", err=True)
     return exc.exit_code
 

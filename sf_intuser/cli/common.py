@@ -36,7 +36,30 @@ def echo(text: str, err: bool = False, as_json: bool = False) -> None:
     leaves as they are written as ``\\u00NN`` (report/escape.py)."""
     from sf_intuser.report.escape import json_safe, terminal
 
-    click.echo(json_safe(text) if as_json else terminal(text, keep_newlines=True), err=err)
+    click.echo(json_safe(text) if as_json else terminal(as_run(text), keep_newlines=True), err=err)
+
+
+#: the tool's own commands, as a hint names them (``sf-intuser verify RUN``)
+_HINT = None
+
+
+def as_run(text: str) -> str:
+    """A hint as it works when pasted: each ``sf-intuser <command>`` the workflow layer wrote is named as
+    this tool is run (:func:`me`): ``sf intuser`` through the plugin, the full path when sf-intuser is
+    not on PATH. Names such as sf-intuser.toml are left alone."""
+    global _HINT
+    if "sf-intuser " not in text:
+        return text
+    runs_as = me()
+    if runs_as == "sf-intuser":
+        return text
+    if _HINT is None:
+        import re
+
+        # a command where a hint starts one: a line's start, after ": ", a backquote or "(" (not in prose)
+        _HINT = re.compile(r"(?:^|(?<=: )|(?<=`)|(?<=\()|(?<=  ))sf-intuser(?= (?:%s)\b)" % "|".join(
+            sorted(main.commands, key=len, reverse=True)), re.M)
+    return _HINT.sub(lambda _m: runs_as, text)
 
 
 def emit(as_json: bool, result: Any, human: Callable[[], str], status: int = EXIT_OK,

@@ -467,6 +467,11 @@ def apply(runner: SfRunner, folder: Path, target_org: str | None, *, resume: boo
                              progress=progress, dry_run=dry_run)
 
 
+def _plan_again(run: Run) -> str:
+    """The command that plans the run's users again, as a hint prints it (runnable as it stands)."""
+    return "sf-intuser plan " + " ".join(f"-u {u['username']}" for u in run.users) + f" -o {run.label()}"
+
+
 def _apply_locked(runner: SfRunner, folder: Path, target_org: str | None, *, resume: bool,
                   confirm: Callable[[list[str]], bool] | None, progress: Progress, dry_run: bool = False) -> Outcome:
     run = open_run(folder)
@@ -474,7 +479,7 @@ def _apply_locked(runner: SfRunner, folder: Path, target_org: str | None, *, res
     _refuse_forged(run)
     if j.of(ROLLBACK):
         raise Failure("RolledBack", f"{folder} was rolled back: a rolled-back run is not applied again; nothing was "
-                      "changed", actions=["Plan again into a new run folder: sf-intuser plan"])
+                      "changed", actions=[f"Plan again into a new run folder: {_plan_again(run)}"])
     finished = j.finished(APPLY)
     retry = _retryable(j) if finished is not None else set()
     if finished is not None and not (resume and retry):

@@ -323,10 +323,19 @@ def _rehearsal_org(runner: SfRunner, prod: dict, on: str, run_dir: Path):
     except SfError as exc:
         raise Failure(exc.name, exc.message, 1, exc.actions) from None
     if org.id[:15] == str(prod["org"]["id"])[:15]:
+        # what to do with production itself depends on where its run stands (apply refuses a rolled-back run)
+        j = apply_mod.open_run(run_dir).journal
+        label = prod["org"].get("alias") or prod["org"].get("username") or on
+        if j.of(apply_mod.ROLLBACK):
+            users = " ".join(f"-u {u['username']}" for u in prod["users"] if u.get("status") == "planned")
+            own = f"To migrate production itself, plan again (this run was rolled back): sf-intuser plan {users} -o {label}"
+        elif j.finished(apply_mod.APPLY) is not None:
+            own = f"Production was migrated by this run: sf-intuser verify {run_dir} -o {label}"
+        else:
+            own = f"To migrate production itself: sf-intuser apply {run_dir} -o {label}"
         raise Failure("RehearsalOnProduction",
                       f"{on} is the org the plan was made in ({prod['org']['name']}, {org.id}): a rehearsal "
-                      "runs in another org", actions=["Pass a sandbox or scratch org with --on",
-                                                      f"To migrate production itself: sf-intuser apply {run_dir}"])
+                      "runs in another org", actions=["Pass a sandbox or scratch org with --on", own])
     return org
 
 
