@@ -113,13 +113,16 @@ def serve(port: int, seed_file: Path | None, alias: str, fault_specs: tuple[str,
         terminated.append(1)
         org.stop()
 
+    before = None
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, on_term)
+        before = signal.signal(signal.SIGTERM, on_term)
     try:
         org.stopped.wait()
     except KeyboardInterrupt:
         org.stop()
     finally:
+        if before is not None:     # the process's own handler again (serve may run inside another program)
+            signal.signal(signal.SIGTERM, before)
         if logged_in and not keep_login:
             # an org that no longer answers leaves nothing behind in the user's own sf home
             try:
