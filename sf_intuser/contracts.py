@@ -63,6 +63,8 @@ class SavingsBase(TypedDict):
 
 class Savings(SavingsBase, total=False):
     includedIntegrationSeats: int
+    users: int                     # how many users the figure counts
+    counts: str                    # which users, in words
 
 
 class ApiLogin(TypedDict):

@@ -89,10 +89,12 @@ class Demo:
     blocked: list[dict] = field(default_factory=list)
 
 
-def demo(output_dir: Path | None, sf_path: str | None, progress: Progress, now: Any) -> Demo:
+def demo(output_dir: Path | None, sf_path: str | None, progress: Progress, now: Any,
+         show: Callable[[str, Any], None] = lambda _phase, _result: None) -> Demo:
     """Discover, plan every candidate, apply (which verifies) and write report.html, on the bundled Acme
     org started for the purpose under a private sf home (the user's own logins are not touched). The
-    org stops and the home goes when it ends, whatever happens."""
+    org stops and the home goes when it ends, whatever happens. ``show`` gets each phase's result as
+    it ends (``discover``, ``plan``, ``apply``)."""
     import shutil
     import tempfile
 
@@ -124,9 +126,12 @@ def demo(output_dir: Path | None, sf_path: str | None, progress: Progress, now: 
                           actions=exc.actions or ["Run `sf-intuser doctor`"]) from None
         cfg = Config()
         found, _ = workflow.discover(runner, alias, cfg, None, progress)
+        show("discover", found)
         out = workflow.plan(lambda: runner, alias, (), True, cfg, None, progress=progress, now=now, base=output_dir)
+        show("plan", out.result)
         folder = Path(out.result["runDir"])
         done = apply_mod.apply(runner, folder, alias, progress=progress)
+        show("apply", done)
     finally:
         org.stop()
         shutil.rmtree(home, ignore_errors=True)

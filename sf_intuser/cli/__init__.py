@@ -15,8 +15,9 @@ import click
 
 from sf_intuser import __version__
 from sf_intuser.cli import emulator, gate, metadata, migration, org  # noqa: F401 - they register their commands
-from sf_intuser.cli.common import CliError, as_run, echo, json_wanted, main
+from sf_intuser.cli.common import CliError, as_run, echo, json_wanted, main, stop_progress
 from sf_intuser.errors import Failure
+from sf_intuser.report import output
 from sf_intuser.report.output import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error_envelope
 
 # --- entry point ------------------------------------------------------------------------------
@@ -25,14 +26,37 @@ from sf_intuser.report.output import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, error_en
 FLAGS_DIR_HELP = "Import flag values from a directory (sf's --flags-dir: a file per flag, a value per line)."
 
 
+def _wide(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        output.WIDTH[0] = None
+    return value
+
+
 def _with_flags_dir(group: click.Group) -> None:
-    """Every command takes sf's global ``--flags-dir``; :func:`expand_flags_dir` reads it before click."""
+    """Every command takes sf's global ``--flags-dir`` (:func:`expand_flags_dir` reads it before click) and
+    ``--wide`` (tables as wide as their longest cell, instead of fitted to the terminal)."""
     for cmd in group.commands.values():
         if isinstance(cmd, click.Group):
             _with_flags_dir(cmd)
         elif not any(p.name == "flags_dir" for p in cmd.params):
-            cmd.params.append(click.Option(["--flags-dir", "flags_dir"], metavar="DIR", expose_value=False, show_default=False,
-                                           help=FLAGS_DIR_HELP))
+            cmd.params.append(click.Option(["--flags-dir", "flags_dir"], metavar="DIR", expose_value=False,
+                                           show_default=False, help=FLAGS_DIR_HELP))
+            cmd.params.append(click.Option(["--wide"], is_flag=True, expose_value=False, callback=_wide,
+                                           is_eager=True, help="Print tables at full width instead of fitting "
+                                                               "them to the terminal (COLUMNS)."))
+
+
+def terminal_width() -> int | None:
+    """The width tables fit: ``COLUMNS`` when set, else the terminal's when stdout is one; None (no
+    fitting) when the output goes to a file or a program."""
+    cols = os.environ.get("COLUMNS", "")
+    if cols.isdigit() and int(cols) > 0:
+        return max(int(cols), 40)
+    if sys.stdout.isatty():
+        import shutil
+
+        return shutil.get_terminal_size().columns
+    return None
 
 
 def _command_of(argv: Sequence[str]) -> click.Command | None:
@@ -109,12 +133,16 @@ def run(argv: Sequence[str] | None = None) -> int:
     from sf_intuser import tempfiles
 
     tempfiles.clean_leftovers()   # what a killed run left (request bodies, retrieves) goes now
+    output.WIDTH[0] = terminal_width()
     as_json = "--json" in argv or json_wanted(False)
     try:
         argv = expand_flags_dir(argv)
         as_json = as_json or "--json" in argv
-        main.main(args=argv, prog_name="sf intuser" if os.environ.get("SF_INTUSER_VIA_SF") == "1" else "sf-intuser",
-                  standalone_mode=False)
+        try:
+            main.main(args=argv, prog_name="sf intuser" if os.environ.get("SF_INTUSER_VIA_SF") == "1" else "sf-intuser",
+                      standalone_mode=False)
+        finally:
+            stop_progress()
         return EXIT_OK
     except SystemExit as exc:
         return int(exc.code or 0)

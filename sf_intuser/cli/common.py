@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -36,7 +37,9 @@ def echo(text: str, err: bool = False, as_json: bool = False) -> None:
     leaves as they are written as ``\\u00NN`` (report/escape.py)."""
     from sf_intuser.report.escape import json_safe, terminal
 
-    click.echo(json_safe(text) if as_json else terminal(as_run(text), keep_newlines=True), err=err)
+    from sf_intuser.report.output import fit_lines
+
+    click.echo(json_safe(text) if as_json else fit_lines(terminal(as_run(text), keep_newlines=True)), err=err)
 
 
 #: the tool's own commands, as a hint names them (``sf-intuser verify RUN``)
@@ -64,6 +67,7 @@ def as_run(text: str) -> str:
 
 def emit(as_json: bool, result: Any, human: Callable[[], str], status: int = EXIT_OK,
          warnings: Sequence[str] = ()) -> None:
+    pause_progress()
     if json_wanted(as_json):
         echo(envelope(result, status, warnings), as_json=True)
     else:
@@ -132,14 +136,82 @@ days_option = click.option("--days", type=click.IntRange(1, 180), default=None,
 
 
 class _Progress:
-    """Progress lines on stderr for long work (never with --json, so stdout stays one envelope)."""
+    """Progress lines on stderr for long work (never with --json, so stdout stays one envelope).
+
+    No wait goes silent: while a step runs, a line saying what is still happening and for how long
+    follows every :data:`BEAT` seconds (on a terminal it is rewritten in place). All stop when the
+    command ends (:func:`stop_progress`)."""
+
+    BEAT = 2.5
+    live: list["_Progress"] = []
 
     def __init__(self, quiet: bool) -> None:
+        import time
+
         self.quiet = quiet
+        self.message = ""
+        self.since = self.last = time.monotonic()
+        self.started = self.since
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.tty = sys.stderr.isatty()
+        self.lock = threading.Lock()
 
     def __call__(self, message: str) -> None:
-        if not self.quiet:
+        import time
+
+        if self.quiet:
+            return
+        with self.lock:
+            self._end_line()
             echo(f"... {message}", err=True)
+            self.message, self.since = message, time.monotonic()
+            self.last = self.since
+        if self.thread is None:
+            _Progress.live.append(self)
+            self.thread = threading.Thread(target=self._beat, name="sf-intuser-progress", daemon=True)
+            self.thread.start()
+
+    def _end_line(self) -> None:
+        if self.tty and self.last != self.since:      # a rewritten line is ended before the next one
+            click.echo("", err=True)
+
+    def _beat(self) -> None:
+        import time
+
+        while not self.stopped.wait(0.5):
+            with self.lock:
+                now = time.monotonic()
+                if now - self.last < self.BEAT or not self.message:
+                    continue
+                self.last = now
+                line = f"... {self.message} ({now - self.since:.0f} s)"
+                if self.tty:
+                    click.echo("\r" + line, err=True, nl=False)
+                else:
+                    echo(line, err=True)
+
+    def pause(self) -> None:
+        """Quiet until the next step's line (before a question, before the result)."""
+        with self.lock:
+            if self.message:
+                self._end_line()
+                self.message = ""
+                self.last = self.since
+
+    def stop(self) -> None:
+        self.pause()
+        self.stopped.set()
+
+
+def pause_progress() -> None:
+    for p in _Progress.live:
+        p.pause()
+
+
+def stop_progress() -> None:
+    while _Progress.live:
+        _Progress.live.pop().stop()
 
 
 def _failure(exc: Exception) -> CliError:
@@ -228,6 +300,7 @@ def _confirm(yes: bool, as_json: bool) -> "Callable[[list[str]], bool] | None":
                            "change needs --no-prompt (or --yes)", data={"wouldDo": lines},
                            actions=["Add --no-prompt to go ahead", "See what it would do first: add --dry-run "
                                     "(apply)"])
+        pause_progress()
         for line in lines:
             echo(line, err=True)
         if not sys.stdin.isatty():

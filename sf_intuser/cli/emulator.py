@@ -19,6 +19,7 @@ from sf_intuser.cli.common import (
     json_wanted,
     main,
     me,
+    pause_progress,
 )
 from sf_intuser.cli.views import _discovery_human, _outcome_human, _plan_human
 from sf_intuser.report.output import (
@@ -159,18 +160,31 @@ def demo(output_dir: Path | None, sf_path: str | None, as_json: bool) -> None:
     from sf_intuser import emulated
     from sf_intuser.report.discovery import money
 
-    d = emulated.demo(output_dir, sf_path, _Progress(json_wanted(as_json)), _now())
+    quiet = json_wanted(as_json)
+    progress = _Progress(quiet)
+
+    def show(phase: str, res: Any) -> None:     # each phase's result as it ends, not all at the end
+        if quiet:
+            return
+        pause_progress()
+        if phase == "discover":
+            echo(_discovery_human(res, None) + "\n")
+        elif phase == "plan":
+            echo(_plan_human(res) + "\n")
+        else:
+            echo(_outcome_human(f"Applied: {len(res.result['successes'])} user(s) moved and verified.", res) + "\n")
+
+    d = emulated.demo(output_dir, sf_path, progress, _now(), show)
     found, out, done, rep, folder, page, blocked = d.discover, d.plan, d.apply, d.report, d.run_dir, d.page, d.blocked
     result = {"migrated": done.result["successes"], "blocked": blocked, "runDir": str(folder), "report": str(page),
               "yearlySaving": rep["cost"]["yearlySaving"], "discover": found, "plan": out.result,
               "apply": done.result}
 
     def human() -> str:
-        lines = [_discovery_human(found, None), "", _plan_human(out.result), "",
-                 _outcome_human(f"Applied: {len(done.result['successes'])} user(s) moved and verified.", done)]
+        lines: list[str] = []
         if blocked:
-            lines += ["", "Not moved:"] + [f"  {b['username']}: {b['reason']}. Fix: {b['fix']}" for b in blocked]
-        lines += ["", f"Saving: {money(rep['cost']['yearlySaving'])} a year at list prices "
+            lines += ["Not moved:"] + [f"  {b['username']}: {b['reason']}. Fix: {b['fix']}" for b in blocked] + [""]
+        lines += [f"Saving: {money(rep['cost']['yearlySaving'])} a year at list prices, for {rep['cost']['counts']} "
                       f"({money(rep['cost']['monthlyBefore'])} → {money(rep['cost']['monthlyAfter'])} a month). "
                       + rep["note"],
                   f"Run folder: {folder}", f"Report: {page}",

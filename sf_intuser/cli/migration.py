@@ -289,7 +289,8 @@ def verify(run_dir: Path, target_org: str | None, verbose: bool, sf_path: str | 
 
     t0 = time.perf_counter()
     runner = _sf_runner(sf_path)
-    out = apply_mod.verify(runner, run_dir, _org_of_run(run_dir, target_org))
+    out = apply_mod.verify(runner, run_dir, _org_of_run(run_dir, target_org),
+                           progress=_Progress(json_wanted(as_json)))
     r = out.result
     rows = [(u["username"], "as planned" if u["reached"] else "differs", "; ".join(u["differences"]))
             for u in r["users"]]

@@ -23,7 +23,9 @@ def _plan_human(result: dict) -> str:
     rows = [(u["username"], u["status"], u.get("to", ""),
              u.get("permissionSet") or u["blockers"][0]["problem"]) for u in result["users"]]
     text = table(rows, ["user", "status", "moves to profile", "access in / blocker"])
-    text += f"\n\nYearly saving at list prices: {money(result['savings']['yearlySaving'])}. {result['savings']['note']}"
+    s = result["savings"]
+    text += (f"\n\nYearly saving at list prices, for {s.get('counts', 'the planned users')}: "
+             f"{money(s['yearlySaving'])}. {s['note']}")
     text += f"\nReview {result['planMd']} (run folder {result['runDir']})."
     for w in result["intoProject"]:
         text += f"\n{w['action'].capitalize()} {w['path']}"

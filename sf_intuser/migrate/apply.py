@@ -1229,9 +1229,10 @@ def _leftover_access(run: Run, now: OrgNow) -> list[str]:
 # --- verify -------------------------------------------------------------------------------------
 
 
-def verify(runner: SfRunner, folder: Path, target_org: str | None) -> Outcome:
+def verify(runner: SfRunner, folder: Path, target_org: str | None, progress: Progress = _noop) -> Outcome:
     run = open_run(folder)
     users = run.users
+    progress(f"Reading {len(users)} user(s), their access and the generated sets in the org")
     now = _read(runner, run, target_org, [u["id"] for u in users])
     empty = _empty_sets(run)
     report = []

@@ -889,28 +889,8 @@ def _rollback(inv: Inventory, entries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _savings(inv: Inventory, planned: list[dict[str, Any]], req: Request) -> dict[str, Any]:
-    rows: dict[str, dict[str, Any]] = {}
-    unpriced = []
-    for e in planned:
-        license_name = e["from"]["license"]
-        price, source = discover_mod.price_of(license_name, inv.org.edition, req.discover.prices)
-        if price is None:
-            unpriced.append(license_name)
-            continue
-        r = rows.setdefault(license_name, {"license": license_name, "seats": 0, "monthlyPrice": price,
-                                           "source": source})
-        r["seats"] += 1
-    lic = inv.user_license(rules.INTEGRATION_USER_LICENSE)
-    to_buy = max(len(planned) - (lic.free if lic else 0), 0)
-    seat_price, seat_source = discover_mod.price_of(rules.INTEGRATION_USER_LICENSE, inv.org.edition,
-                                                    req.discover.prices)
-    gross = sum(r["seats"] * r["monthlyPrice"] * 12 for r in rows.values())
-    cost = to_buy * (seat_price or 0) * 12
-    return {"currency": "USD", "freedSeats": sorted(rows.values(), key=lambda r: r["license"]),
-            "unpricedLicenses": sorted(set(unpriced)), "integrationSeatsToBuy": to_buy,
-            "integrationSeatPrice": seat_price, "integrationSeatSource": seat_source,
-            "yearlyGross": round(gross, 2), "yearlyCost": round(cost, 2), "yearlySaving": round(gross - cost, 2),
-            "note": discover_mod.RENEWAL_NOTE}
+    return discover_mod.savings(inv, [e["from"]["license"] for e in planned], req.discover.prices,
+                                f"the {len(planned)} planned user(s)")
 
 
 def overrides_from(users: Iterable[UserConfig]) -> dict[str, UserConfig]:

@@ -14,7 +14,7 @@ Every user looked at lands in one of the three lists with the reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from sf_intuser.metadata import license_rules as rules
 from sf_intuser.org.model import Assignment, Inventory, User
@@ -281,7 +281,8 @@ def discover(inv: Inventory, opts: Options, *, run_as: Mapping[str, list[str]] |
             if g.verdict == "blocked":
                 c.blockers.append(f"{g.kind} {g.name}: {g.reason}")
         candidates.append(c)
-    return Discovery(candidates, dormant, excluded, seats_of(inv, len(candidates)),
+    # seats and money count the candidates that can move, as plan does (a blocked one keeps its license)
+    return Discovery(candidates, dormant, excluded, seats_of(inv, sum(1 for c in candidates if not c.blockers)),
                      money_of(inv, candidates, opts), [RENEWAL_NOTE])
 
 
@@ -298,27 +299,36 @@ def seats_of(inv: Inventory, wanted: int) -> dict:
     return out
 
 
-def money_of(inv: Inventory, candidates: Iterable[Candidate], opts: Options) -> dict:
-    """Yearly list-price saving if every candidate moves: the seats freed on their old licenses, less
-    the Salesforce Integration seats to buy beyond the free ones."""
-    freed: dict[str, dict] = {}
+def money_of(inv: Inventory, candidates: Iterable[Candidate], opts: Options) -> dict[str, Any]:
+    """Yearly list-price saving if every candidate that can move does: the candidates a blocker holds
+    back are left out (so discover and plan count the same users)."""
+    movable = [c for c in candidates if not c.blockers]
+    return savings(inv, [c.user.license for c in movable], opts.prices,
+                   f"the {len(movable)} candidate(s) with no blocker")
+
+
+def savings(inv: Inventory, licenses: Sequence[str], prices: Mapping[str, float], counts: str) -> dict[str, Any]:
+    """The one saving figure discover, plan and the report give: the seats freed on the users' old
+    licenses (``licenses``, one per user), less the Salesforce Integration seats to buy beyond the free
+    ones, at list prices a year. ``counts`` says which users it counts."""
+    freed: dict[str, dict[str, Any]] = {}
     unpriced: list[str] = []
-    n = 0
-    for c in candidates:
-        n += 1
-        if c.price is None:
-            unpriced.append(c.user.license)
+    for license_name in licenses:
+        price, source = price_of(license_name, inv.org.edition, prices)
+        if price is None:
+            unpriced.append(license_name)
             continue
-        row = freed.setdefault(c.user.license, {"license": c.user.license, "seats": 0, "monthlyPrice": c.price,
-                                                "source": price_of(c.user.license, inv.org.edition, opts.prices)[1]})
+        row = freed.setdefault(license_name, {"license": license_name, "seats": 0, "monthlyPrice": price,
+                                              "source": source})
         row["seats"] += 1
     lic = inv.user_license(rules.INTEGRATION_USER_LICENSE)
     free = lic.free if lic else 0
-    to_buy = max(n - free, 0)
-    seat_price, seat_source = price_of(rules.INTEGRATION_USER_LICENSE, inv.org.edition, opts.prices)
+    to_buy = max(len(licenses) - free, 0)
+    seat_price, seat_source = price_of(rules.INTEGRATION_USER_LICENSE, inv.org.edition, prices)
     gross = sum(r["seats"] * r["monthlyPrice"] * 12 for r in freed.values())
     cost = to_buy * (seat_price or 0.0) * 12
-    return {"currency": "USD", "freedSeats": sorted(freed.values(), key=lambda r: r["license"]),
+    return {"currency": "USD", "users": len(licenses), "counts": counts,
+            "freedSeats": sorted(freed.values(), key=lambda r: r["license"]),
             "unpricedLicenses": sorted(set(unpriced)), "integrationSeatsToBuy": to_buy,
             "integrationSeatPrice": seat_price, "integrationSeatSource": seat_source,
             "includedIntegrationSeats": free_integration_seats(inv.org.edition),

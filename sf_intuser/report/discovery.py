@@ -6,7 +6,10 @@ import csv
 import io
 from typing import Any
 
-from sf_intuser.report.output import table
+from sf_intuser.report.output import WIDTH, table
+
+#: below this many columns, discover lists candidates as blocks rather than an eight-column table
+WIDE_TABLE = 160
 
 
 def money(value: float | None) -> str:
@@ -73,9 +76,15 @@ def discovery_text(org: dict, result: dict) -> str:
             rows.append((c["username"], c["license"], c["profile"], evidence_text(c["evidence"]),
                          when(c["evidence"].get("lastApiLogin")), policy_text(c["loginPolicy"]),
                          access_text(c["access"]), "; ".join(notes)))
-        lines += ["", f"Candidates ({len(cands)})",
-                  table(rows, ["username", "license", "profile", "evidence", "last API login", "login policy",
-                               "permission sets", "notes"])]
+        lines += ["", f"Candidates ({len(cands)})"]
+        if WIDTH[0] is not None and WIDTH[0] < WIDE_TABLE:
+            # eight columns don't fit a terminal of usual width: one block a candidate (--wide: the table)
+            for r in rows:
+                lines += [f"{r[0]}  ({r[1]}, profile {r[2]})", f"  evidence: {r[3]}; last API login {r[4]}",
+                          f"  login policy: {r[5]}; permission sets: {r[6]}" + (f"; {r[7]}" if r[7] else "")]
+        else:
+            lines.append(table(rows, ["username", "license", "profile", "evidence", "last API login", "login policy",
+                                      "permission sets", "notes"]))
         blocked = [(c["username"], b) for c in cands for b in c["blockers"]]
         if blocked:
             lines += ["", "Blockers", table(blocked, ["username", "blocker"])]
@@ -108,12 +117,12 @@ def discovery_text(org: dict, result: dict) -> str:
             rows.append((label, "-", "-", "-", "the org has none"))
         else:
             rows.append((label, s["total"], s["used"], s["free"],
-                         f"{s['fit']} of {seats['candidates']} candidate(s) fit" + (f"; buy {s['toBuy']}" if s["toBuy"]
-                                                                                    else "")))
-    lines += ["", table(rows, ["seats", "total", "used", "free", "for the candidates"])]
+                         f"{s['fit']} of {seats['candidates']} fit" + (f"; buy {s['toBuy']}" if s["toBuy"] else "")))
+    lines += ["", table(rows, ["seats", "total", "used", "free", "for the candidates with no blocker"])]
     m = result["savings"]
     parts = [f"{r['seats']} × {r['license']} at {money(r['monthlyPrice'])}/month" for r in m["freedSeats"]]
-    line = "Yearly saving at list prices: " + (" + ".join(parts) or "nothing freed")
+    line = (f"Yearly saving at list prices, for {m['counts']}: " if m.get("counts") else
+            "Yearly saving at list prices: ") + (" + ".join(parts) or "nothing freed")
     if m["integrationSeatsToBuy"]:
         line += (f", less {m['integrationSeatsToBuy']} Salesforce Integration seat(s) to buy at "
                  f"{money(m['integrationSeatPrice'])}/month")

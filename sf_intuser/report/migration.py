@@ -64,14 +64,18 @@ def build(plan: dict, journal: list[dict]) -> dict:
         })
     moved = sum(1 for r in rows if r["outcome"] == "moved")
     buy = max(moved - free, 0)
-    before = sum(r["before"]["monthly"] or 0 for r in rows if r["outcome"] != "blocked")
+    counted = [r for r in rows if r["outcome"] != "blocked"]
+    before = sum(r["before"]["monthly"] or 0 for r in counted)
     after = before - sum(r["monthlySaving"] for r in rows) + buy * seat_price
     dropped = [{"permissionSet": r["permissionSet"], "permission": r["permission"], "reason": r.get("reason", "")}
                for r in journal if r["run"] == "apply" and r["phase"] == "amend"]
     return {"run": plan["run"], "org": plan["org"], "createdAt": plan["createdAt"], "users": rows,
             "cost": {"currency": plan["savings"]["currency"], "monthlyBefore": round(before, 2),
                      "monthlyAfter": round(after, 2), "integrationSeatsBought": buy,
-                     "integrationSeatPrice": seat_price, "yearlySaving": round((before - after) * 12, 2)},
+                     "integrationSeatPrice": seat_price, "yearlySaving": round((before - after) * 12, 2),
+                     "users": len(counted),
+                     "counts": f"the licenses of the {len(counted)} planned user(s); the "
+                               f"{len(rows) - len(counted)} blocked one(s) keep theirs and are not counted"},
             "moved": moved, "dropped": dropped, "state": _state(journal),
             "note": plan["savings"]["note"], "prices": plan["savings"]["freedSeats"]}
 
@@ -94,7 +98,8 @@ def markdown(rep: dict) -> str:
     out = [f"# Migration report: {md(rep['run'])}", "",
            f"Org **{md(rep['org'].get('alias') or rep['org'].get('username'))}** ({md(rep['org']['id'])}), state: "
            f"**{rep['state']}**. {rep['moved']} user(s) moved.", "",
-           f"License cost per month: {money(c['monthlyBefore'])} before, {money(c['monthlyAfter'])} after "
+           f"License cost per month of {c['counts']}: {money(c['monthlyBefore'])} before, "
+           f"{money(c['monthlyAfter'])} after "
            f"({c['integrationSeatsBought']} Salesforce Integration seat(s) bought); "
            f"{money(c['yearlySaving'])} a year at list prices.", "", f"> {rep['note']}", "",
            "| User | Outcome | Before | After | Saving / month |", "|---|---|---|---|---|"]
@@ -188,10 +193,11 @@ def html_page(rep: dict) -> str:
 <p class=sub>{e(org)} ({e(rep['org']['id'])}) · run {e(rep['run'])} · state: <b>{e(rep['state'])}</b></p>
 <div class=cards>
 <div class=card>Users moved<b>{rep['moved']} of {len(rep['users'])}</b></div>
-<div class=card>License cost per month<b>{e(money(c['monthlyBefore']))} → {e(money(c['monthlyAfter']))}</b></div>
+<div class=card>License cost per month, {c['users']} planned user(s)<b>{e(money(c['monthlyBefore']))} → {e(money(c['monthlyAfter']))}</b></div>
 <div class=card>Saving per year (list prices)<b>{e(money(c['yearlySaving']))}</b></div>
 </div>
 <div class=chart><h2 style="margin-top:0">License cost per month, before and after</h2>
+<p class=sub>{e(c['counts'])}.</p>
 {_bar_chart(c['monthlyBefore'], c['monthlyAfter'], c['currency'])}</div>
 <h2>Per user</h2>
 <table><thead><tr><th>User</th><th>Outcome</th><th>Before</th><th>After</th><th style="text-align:right">Saving / month</th></tr></thead>

@@ -43,8 +43,15 @@ def error_envelope(name: str, message: str, exit_code: int, actions: Sequence[st
     return dumps(out)
 
 
-def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:
-    """A plain left-aligned table, like sf's ``ux.table``."""
+#: the width tables fit (None: as wide as they come). The command layer sets it from the terminal
+#: (``COLUMNS``, else the terminal's size) unless ``--wide``; this module stays free of the terminal.
+WIDTH: list[int | None] = [None]
+
+
+def table(rows: Iterable[Sequence[Any]], headers: Sequence[str], width: int | None = None) -> str:
+    """A plain left-aligned table, like sf's ``ux.table``, fitted to ``width`` (default :data:`WIDTH`):
+    when the columns don't fit, the widest are narrowed and their cells wrapped onto more lines
+    (at spaces where it can; never below 8 characters a column)."""
     from sf_intuser.report.escape import terminal
 
     # a cell holds one line, whatever the org put in a name (a line break would start a false row)
@@ -53,10 +60,71 @@ def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:
     for r in rows:
         for i, v in enumerate(r):
             widths[i] = max(widths[i], len(v))
+    limit = width if width is not None else WIDTH[0]
+    if limit:
+        widths = _fit(widths, [len(h) for h in headers], limit - 2 * (len(headers) - 1))
     line = "  ".join(h.upper().ljust(widths[i]) for i, h in enumerate(headers)).rstrip()
     sep = "  ".join("─" * widths[i] for i in range(len(headers)))
-    body = ["  ".join(v.ljust(widths[i]) for i, v in enumerate(r)).rstrip() for r in rows]
+    body: list[str] = []
+    for r in rows:
+        cells = [_wrap(v, widths[i]) for i, v in enumerate(r)]
+        for k in range(max(len(c) for c in cells) if cells else 0):
+            body.append("  ".join((c[k] if k < len(c) else "").ljust(widths[i]) for i, c in enumerate(cells)).rstrip())
     return "\n".join([line, sep, *body])
+
+
+def _fit(widths: list[int], heads: list[int], room: int) -> list[int]:
+    """Column widths that fit ``room``: narrow columns keep their width, the wide ones share what is
+    left evenly (none below its header or 8 characters, so a table may still overflow a tiny terminal)."""
+    if sum(widths) <= room:
+        return list(widths)
+    out = list(widths)
+    left, todo = room, sorted(range(len(widths)), key=lambda i: widths[i])
+    while todo:
+        share = left // len(todo)
+        i = todo.pop(0)
+        out[i] = min(widths[i], max(share, min(widths[i], max(8, heads[i]))))
+        left -= out[i]
+    return out
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    if len(text) <= width:
+        return [text]
+    out: list[str] = []
+    rest = text
+    while len(rest) > width:
+        cut = rest.rfind(" ", 0, width + 1)
+        if cut <= width // 3:
+            cut = width
+        out.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        out.append(rest)
+    return out
+
+
+def fit_lines(text: str, width: int | None = None) -> str:
+    """Prose lines longer than ``width`` (default :data:`WIDTH`) wrapped at spaces, continuing under
+    their own indent; table lines (already fitted) and short lines are left as they are."""
+    limit = width if width is not None else WIDTH[0]
+    if not limit:
+        return text
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= limit:
+            out.append(line)
+            continue
+        indent = " " * (len(line) - len(line.lstrip(" ")))
+        rest = line
+        while len(rest) > limit:
+            cut = rest.rfind(" ", len(indent) + 3, limit + 1)
+            if cut <= len(indent) + 2:
+                cut = limit
+            out.append(rest[:cut].rstrip())
+            rest = indent + "  " + rest[cut:].lstrip()
+        out.append(rest)
+    return "\n".join(out)
 
 
 def warning_lines(changes: Iterable[Any], shown: Callable[[str], str] = str, limit: int = 3) -> list[str]:
