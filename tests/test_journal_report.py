@@ -126,3 +126,17 @@ def test_a_run_folder_is_locked_by_one_run_at_a_time_and_a_dead_holder_holds_not
         assert f"sf-intuser apply (pid {__import__('os').getpid()}" in err.value.message
     with runs.RunLock(tmp_path, "rollback"):
         pass
+
+
+def test_every_csv_the_tool_writes_has_snake_case_headers_and_the_report_says_what_it_counts():
+    import re
+
+    from sf_intuser.report.discovery import CSV_COLUMNS
+
+    plan = _plan([_user("1", "a@x"), _user("3", "c@x", "blocked")])
+    rep = migration.build(plan, [{"run": "apply", "phase": "end", "step": ""}])
+    report_header = migration.render(rep, "csv").splitlines()[0].split(",")
+    for header in (list(CSV_COLUMNS), report_header):
+        assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", h) for h in header), header
+    assert rep["cost"]["users"] == 1 and "1 blocked" in rep["cost"]["counts"]
+    assert rep["cost"]["counts"] in migration.html_page(rep) and rep["cost"]["counts"] in migration.markdown(rep)

@@ -134,8 +134,9 @@ def discovery_text(org: dict, result: dict) -> str:
     return "\n".join(lines)
 
 
-CSV_COLUMNS = ("username", "name", "license", "profile", "evidence", "lastApiLogin", "loginIpRanges", "loginHours",
-               "permissionSets", "blockers", "sharedBy", "monthlyPrice")
+#: snake_case, as the migration report's CSV (one style for every CSV the tool writes)
+CSV_COLUMNS = ("username", "name", "license", "profile", "evidence", "last_api_login", "login_ip_ranges", "login_hours",
+               "permission_sets", "blockers", "shared_by", "monthly_price")
 
 
 def candidates_csv(result: dict) -> str:
