@@ -19,6 +19,8 @@ with the key and its line, e.g. ``sf-intuser.toml line 12: users[1].keep: ...``:
     keep = ["Sync_Reader"]                     # carry only these of its permission sets and groups
     # drop = ["Legacy_Export"]                 # or (instead of keep): carry all but these
     add-ip-ranges = ["203.0.113.0-203.0.113.255"]   # on its API-only profile (one address: "203.0.113.7")
+    # api-only-profile = "Integration API Only"   # move it to this existing profile of the Salesforce
+    #                                            # Integration license instead of one sf-intuser chooses
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class UserConfig:
     keep: tuple[str, ...] | None = None
     drop: tuple[str, ...] = ()
     add_ip_ranges: tuple[IpRange, ...] = ()
+    api_only_profile: str | None = None
 
 
 @dataclass
@@ -141,7 +144,7 @@ def parse(text: str, path: Path | None = None) -> Config:
         where = ("users", i)
         if not isinstance(u, dict):
             raise lines.error(where, "must be a table: [[users]]")
-        lines.only(u, where, {"username", "permission-set", "keep", "drop", "add-ip-ranges"})
+        lines.only(u, where, {"username", "permission-set", "keep", "drop", "add-ip-ranges", "api-only-profile"})
         name = u.get("username")
         if not isinstance(name, str) or "@" not in name:
             raise lines.error((*where, "username"), "is required: the Salesforce username, e.g. \"etl@acme.com\"")
@@ -172,6 +175,15 @@ def parse(text: str, path: Path | None = None) -> Config:
             if not isinstance(raw, list):
                 raise lines.error((*where, "add-ip-ranges"), "must be a list such as [\"203.0.113.0-203.0.113.255\"]")
             uc.add_ip_ranges = tuple(_ip_range(v, lines, (*where, "add-ip-ranges")) for v in raw)
+        if "api-only-profile" in u:
+            prof = u["api-only-profile"]
+            if not isinstance(prof, str) or not prof.strip() or len(prof) > 255:
+                raise lines.error((*where, "api-only-profile"), "must be the name of a profile of the Salesforce "
+                                  "Integration license, e.g. \"Minimum Access - API Only Integrations\"")
+            if "add-ip-ranges" in u:
+                raise lines.error((*where, "add-ip-ranges"), "add-ip-ranges goes on a profile sf-intuser makes; with "
+                                  "api-only-profile the user takes that profile's login ranges: remove one of them")
+            uc.api_only_profile = prof.strip()
         cfg.users.append(uc)
     return cfg
 

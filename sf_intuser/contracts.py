@@ -186,13 +186,17 @@ class PlanUser(PlanUserBase, total=False):
     userRecord: Dict[str, Any]     # role, feature licenses, memberships, and how apply keeps them
 
 
-class GeneratedItem(TypedDict):
+class GeneratedItemBase(TypedDict):
     type: Literal["PermissionSet", "PermissionSetGroup", "Profile"]
     name: str
     source: str
     kind: str
     file: str
     exists: bool
+
+
+class GeneratedItem(GeneratedItemBase, total=False):
+    description: str               # API-only profiles: the marker a later plan finds them by
 
 
 class StepBase(TypedDict):
@@ -437,7 +441,8 @@ class RollbackResult(RollbackResultBase, total=False):
     removedNotPlanned: Dict[str, List[str]]
     note: str
     journal: str
-    deleted: List[Dict[str, Any]]
+    deleted: List[Dict[str, Any]]            # --delete-generated: {type, name} of each component deleted
+    kept: List[Dict[str, Any]]               # --delete-generated: {type, name, reason} of each one kept
 
 
 class ReportResult(TypedDict, total=False):

@@ -343,3 +343,70 @@ def test_json_alone_changes_nothing_and_dry_run_validates_without_a_change(bench
     moved = intuser(bench.home, "apply", str(run), "-p", "--json")
     assert moved.returncode == 0, moved.stdout
     assert set(holds(bench.emu, bench.plan).values()) == {"target"}
+
+
+def test_delete_generated_removes_unused_profiles_and_groups_and_keeps_what_is_in_use(bench, tmp_path):
+    """rollback --delete-generated: the API-only profiles and rebuilt groups the plan generated go in one
+    destructive deploy when no one holds them; a group someone else was given since is kept, and named."""
+    run = fresh(bench, tmp_path)
+    assert intuser(bench.home, "apply", str(run), "--yes").returncode == 0
+    st = bench.emu.state
+    profiles = sorted(g["name"] for g in bench.plan["generated"] if g["type"] == "Profile")
+    groups = sorted(g["name"] for g in bench.plan["generated"] if g["type"] == "PermissionSetGroup")
+    assert profiles and groups
+    other = st.one("User", Username="dormant.api@acme.emulated")
+    grp = st.one("PermissionSetGroup", DeveloperName=groups[0])
+    st.insert("PermissionSetAssignment", {"AssigneeId": other["Id"], "PermissionSetGroupId": grp["Id"]})
+    out = intuser(bench.home, "rollback", str(run), "--yes", "--delete-generated", "--json")
+    r = envelope(out)["result"]
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert set(holds(bench.emu, bench.plan).values()) == {"snapshot"}
+    deleted = {(d["type"], d["name"]) for d in r["deleted"]}
+    assert {("Profile", p) for p in profiles} <= deleted
+    assert {(k["type"], k["name"]) for k in r["kept"]} == {("PermissionSetGroup", groups[0])}
+    assert all(st.profile_by_api_name(p) is None for p in profiles)
+    assert st.one("PermissionSetGroup", DeveloperName=groups[0]) is not None
+    human = intuser(bench.home, "rollback", str(run), "--yes", "--delete-generated")
+    assert human.returncode == 0 and f"Kept: PermissionSetGroup {groups[0]} (still assigned)" in human.stdout
+
+
+def test_a_second_plan_after_a_rollback_reuses_the_api_only_profile_it_made(bench, tmp_path):
+    """apply -> rollback -> plan -> apply: the API-only profile made the first time carries sf-intuser's
+    marker (its description), so the second plan finds and reuses it rather than making "... (ee6b)"."""
+    run = fresh(bench, tmp_path)
+    assert intuser(bench.home, "apply", str(run), "--yes").returncode == 0
+    assert intuser(bench.home, "rollback", str(run), "--yes").returncode == 0
+    again = tmp_path / "again"
+    out = intuser(bench.home, "plan", "--all-candidates", "-o", ORG, "--run-dir", str(again), "--json")
+    assert out.returncode == 68, out.stdout
+    plan = json.loads((again / "plan.json").read_text())
+    first = sorted(g["name"] for g in bench.plan["generated"] if g["type"] == "Profile")
+    second = sorted(g["name"] for g in plan["generated"] if g["type"] == "Profile")
+    assert second == first and all(g["exists"] for g in plan["generated"] if g["type"] == "Profile")
+    assert not any("already exists in the org" in w for w in plan["warnings"])
+    assert intuser(bench.home, "apply", str(again), "--yes").returncode == 0
+    api = [p["Name"] for p in bench.emu.state.table("Profile").values() if p["Name"].startswith("API Only - ")]
+    assert sorted(api) == first
+
+
+def test_sf_intuser_toml_names_a_users_api_only_profile(bench, tmp_path):
+    """[[users]] api-only-profile: the user moves to that existing profile of the integration license; a
+    name the org lacks blocks the user with the fix."""
+    fresh(bench, tmp_path)
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "sf-intuser.toml").write_text('[[users]]\nusername = "etl@acme.emulated"\n'
+                                             'api-only-profile = "Minimum Access - API Only Integrations"\n'
+                                             '[[users]]\nusername = "backup@acme.emulated"\n'
+                                             'api-only-profile = "No Such Profile"\n')
+    run = tmp_path / "named"
+    out = intuser(bench.home, "plan", "-o", ORG, "--run-dir", str(run), "--json", cwd=project)
+    assert out.returncode == 68, out.stdout + out.stderr
+    users = {u["username"]: u for u in json.loads((run / "plan.json").read_text())["users"]}
+    etl = users["etl@acme.emulated"]
+    assert etl["to"]["profile"] == "Minimum Access - API Only Integrations" and etl["to"]["profileId"]
+    assert any("takes those of 'Minimum Access - API Only Integrations'" in w for w in etl["warnings"])
+    assert "No Such Profile" in users["backup@acme.emulated"]["blockers"][0]["problem"]
+    assert intuser(bench.home, "apply", str(run), "--yes").returncode == 0
+    moved = bench.emu.state.one("User", Username="etl@acme.emulated")
+    assert bench.emu.state.get(moved["ProfileId"])["Name"] == "Minimum Access - API Only Integrations"

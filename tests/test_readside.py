@@ -4,6 +4,7 @@ snapshot on disk and run folders (inventories built by hand: tests/readside.py).
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -445,3 +446,15 @@ def test_a_set_shared_by_two_users_is_granted_its_connected_app_once():
     grant = next(s for s in p.data["steps"] if s["action"] == "grant-access")
     assert [(r["permissionSet"], r["entity"]) for r in grant["records"]] == [("Shared_Intuser", "Middleware")]
     assert all(u["to"]["access"][0]["entity"] == "Middleware" for u in p.data["users"])
+
+
+def test_config_names_a_users_api_only_profile_and_refuses_it_beside_add_ip_ranges():
+    cfg = config.parse(GOOD.replace('keep = ["Sync_Reader"]', 'keep = ["Sync_Reader"]\n'
+                                    'api-only-profile = "Integration API Only"'))
+    assert cfg.users[0].api_only_profile == "Integration API Only" and cfg.users[1].api_only_profile is None
+    for bad, where in (('api-only-profile = ""', "users[0].api-only-profile: must be the name"),
+                       ('api-only-profile = 7', "users[0].api-only-profile: must be the name")):
+        with pytest.raises(config.ConfigError, match=re.escape(where)):
+            config.parse(GOOD.replace('keep = ["Sync_Reader"]', 'keep = ["Sync_Reader"]\n' + bad))
+    with pytest.raises(config.ConfigError, match=re.escape("users[1].add-ip-ranges: add-ip-ranges goes on")):
+        config.parse(GOOD.replace('drop = ["Legacy"]', 'drop = ["Legacy"]\napi-only-profile = "P"'))

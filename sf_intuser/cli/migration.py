@@ -304,7 +304,9 @@ def verify(run_dir: Path, target_org: str | None, verbose: bool, sf_path: str | 
 @target_org_option
 @yes_option
 @click.option("--delete-generated", is_flag=True,
-              help="Also delete the permission sets the apply created, when no one holds them any more.")
+              help="Also delete what the plan generated and no one uses any more: the permission sets the apply "
+                   "created, and the API-only profiles and rebuilt groups (a destructive deploy). Says what it "
+                   "deleted and what it kept.")
 @verbose_option
 @sf_path_option
 @json_option
@@ -334,12 +336,17 @@ def rollback(run_dir: Path, target_org: str | None, yes: bool, delete_generated:
     extra = "\n" + _calls_line(runner, t0) if verbose else ""
 
     def human() -> str:
-        if "alreadyRestored" in r:
+        if "journal" not in r:          # nothing to undo: the lines say so
             return "\n".join(out.lines)
-        rows = [(u, "restored", "") for u in r["restored"]] + [(f["username"], "differs", f["message"])
-                                                              for f in r["failures"]]
-        return (f"Rolled back {len(r['restored'])} user(s).\n\n" + table(rows, ("USER", "STATE", "DIFFERENCES"))
-                + f"\nJournal: {r['journal']}" + extra)
+        rows = [(u, "restored", "") for u in r["restored"]] + [(u, "already as the snapshot", "")
+                                                              for u in r["alreadyRestored"]] + \
+            [(f["username"], "differs", f["message"]) for f in r["failures"]]
+        text = (f"Rolled back {len(r['restored'])} user(s).\n\n" + table(rows, ("USER", "STATE", "DIFFERENCES"))
+                + f"\nJournal: {r['journal']}")
+        if "deleted" in r:
+            text += "\nDeleted: " + (", ".join(f"{d['type']} {d['name']}" for d in r["deleted"]) or "nothing")
+            text += "".join(f"\nKept: {k['type']} {k['name']} ({k['reason']})" for k in r["kept"])
+        return text + extra
 
     emit(as_json, r, human, status=out.exit_code)
 

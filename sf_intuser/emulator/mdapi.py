@@ -35,7 +35,14 @@ from urllib.parse import quote, unquote
 from lxml import etree
 
 from sf_intuser.emulator import registry
-from sf_intuser.emulator.org import INTEGRATION_LICENSE, STANDARD_API_PROFILE, Component, OrgState, sort_entries
+from sf_intuser.emulator.org import (
+    INTEGRATION_LICENSE,
+    STANDARD_API_PROFILE,
+    ApiError,
+    Component,
+    OrgState,
+    sort_entries,
+)
 from sf_intuser.emulator.seed import LOAD_ORDER, TYPES
 from sf_intuser.metadata import package_xml, schema, xml
 from sf_intuser.metadata.access import SECTION_KEYS
@@ -367,6 +374,7 @@ class Outcome:
     file: str
     created: bool = False
     problem: str | None = None
+    deleted: bool = False
 
 
 #: Metadata API deploy limits (Metadata API Developer Guide, deploy() and "Deploying and Retrieving
@@ -413,17 +421,21 @@ def deploy(state: OrgState, op: etree._Element) -> etree._Element:
     check_only, rollback = opt("checkOnly", False), opt("rollbackOnError", True)
     files = read_zip(base64.b64decode(raw))
     content = _content(files)
+    destructive = _destructive(files, content.root)
     outcomes: dict[tuple[str, str], Outcome] = {}
+    missing: list[str] = []
     with state.lock:
         snapshot = state.snapshot()
         try:
+            deleted = [_delete(state, t, n, f, missing) for f, t, n in destructive if f == "destructiveChangesPre.xml"]
             order = {t: i for i, t in enumerate(LOAD_ORDER)}
             for key in sorted(content.components, key=lambda k: (order.get(k[0], -1), k)):
                 outcomes[key] = _apply_any(state, content.components[key])
+            deleted += [_delete(state, t, n, f, missing) for f, t, n in destructive if f != "destructiveChangesPre.xml"]
         except BaseException:
             snapshot.restore()
             raise
-        results = content.account(outcomes)
+        results = content.account(outcomes) + deleted
         if check_only or (rollback and any(o.problem for o in results)):
             snapshot.restore()
         else:
@@ -436,7 +448,76 @@ def deploy(state: OrgState, op: etree._Element) -> etree._Element:
                     # LightningComponentResource / AuraDefinition named "<bundle>/<file>")
                     for rel in zc.files:
                         state.track(BUNDLE_RESOURCES[t], rel.split("/", 1)[1])
-    return _deploy_result(state, results, check_only, rollback, opts, content.warnings())
+    return _deploy_result(state, results, check_only, rollback, opts, content.warnings() + missing)
+
+
+def _destructive(files: dict[str, bytes], root: str) -> list[tuple[str, str, str]]:
+    """(manifest, type, member) of each component a destructive changes manifest names, beside package.xml
+    (Metadata API Developer Guide, "Deleting Components from an Organization": destructiveChanges.xml,
+    and from API 33.0 destructiveChangesPre.xml and destructiveChangesPost.xml, run before and after the
+    rest of the deploy; wildcards are not supported)."""
+    out = []
+    for name in ("destructiveChangesPre.xml", "destructiveChanges.xml", "destructiveChangesPost.xml"):
+        data = files.get(root + name)
+        if data is None:
+            continue
+        try:
+            manifest = package_xml.read(data, name)
+        except xml.MetadataXmlError as exc:
+            raise SoapFault("INVALID_ZIP", f"{name}: {exc.problem}") from None
+        out += [(name, t, m) for t, members in sorted(manifest.items()) for m in members if m != "*"]
+    return out
+
+
+def _delete(state: OrgState, mtype: str, name: str, manifest: str, missing: list[str]) -> Outcome:
+    """One component of a destructive manifest deleted, or the reason it can't be. A component the org
+    lacks is not an error: "the rest of the deletions will be attempted" (same guide); it is named in the
+    deploy's warning. Refusals for profiles and groups still in use are [U] in their wording."""
+    out = Outcome(mtype, name, manifest, deleted=True)
+    try:
+        if mtype == "Profile":
+            rec = state.profile_by_api_name(name)
+            if rec is None:
+                missing.append(f"No Profile named {name} found to delete")
+                return out
+            if state.find("User", ProfileId=rec["Id"]):
+                out.problem = f"Cannot delete profile {name}: it is assigned to one or more users"
+            elif not xml.flag(xml.parse(state.components[("Profile", rec["_FullName"])].body, name).root, "custom"):
+                out.problem = f"Cannot delete the standard profile {name}"
+            else:
+                state.components.pop(("Profile", rec["_FullName"]), None)
+                owned = state.one("PermissionSet", ProfileId=rec["Id"])
+                if owned is not None:
+                    del state.records["PermissionSet"][owned["Id"]]
+                del state.records["Profile"][rec["Id"]]
+        elif mtype == "PermissionSetGroup":
+            rec = state.one("PermissionSetGroup", DeveloperName=name)
+            if rec is None:
+                missing.append(f"No PermissionSetGroup named {name} found to delete")
+                return out
+            if state.find("PermissionSetAssignment", PermissionSetGroupId=rec["Id"]):
+                out.problem = f"Cannot delete permission set group {name}: it is assigned to users"
+            else:
+                for c in state.find("PermissionSetGroupComponent", PermissionSetGroupId=rec["Id"]):
+                    del state.records["PermissionSetGroupComponent"][c["Id"]]
+                agg = state.one("PermissionSet", PermissionSetGroupId=rec["Id"])
+                if agg is not None:
+                    del state.records["PermissionSet"][agg["Id"]]
+                state.components.pop(("PermissionSetGroup", name), None)
+                del state.records["PermissionSetGroup"][rec["Id"]]
+        elif mtype == "PermissionSet":
+            rec = state.one("PermissionSet", Name=name, IsOwnedByProfile=False)
+            if rec is None:
+                missing.append(f"No PermissionSet named {name} found to delete")
+                return out
+            state.delete("PermissionSet", rec["Id"])
+        elif (mtype, name) in state.components:
+            state.components.pop((mtype, name))
+        else:
+            missing.append(f"No {mtype} named {name} found to delete")
+    except ApiError as exc:
+        out.problem = exc.message
+    return out
 
 
 #: bundle type -> the SourceMember type of each of its files
@@ -899,10 +980,10 @@ def _deploy_result(state: OrgState, outcomes: list[Outcome], check_only: bool, r
     for o in ok:
         s = _sub(details, "componentSuccesses")
         rec = _record_for(state, o.type, o.name)
-        for k, v in (("changed", not o.created), ("componentType", o.type), ("created", o.created),
-                     ("createdDate", now), ("deleted", False), ("fileName", o.file), ("fullName", o.name)):
+        for k, v in (("changed", not o.created and not o.deleted), ("componentType", o.type), ("created", o.created),
+                     ("createdDate", now), ("deleted", o.deleted), ("fileName", o.file), ("fullName", o.name)):
             _sub(s, k, v)
-        if rec:
+        if rec and not o.deleted:
             _sub(s, "id", rec["Id"])
         _sub(s, "success", True)
     rtr = _sub(details, "runTestResult")

@@ -962,10 +962,15 @@ class OrgState:
         lic_name = xml.text(root, "userLicense") or "Salesforce"
         lic = self.one("UserLicense", Name=lic_name)
         prof = self.profile_by_api_name(name)
+        # the record's Description is the metadata's <description> (Profile in the Metadata API and the
+        # Object Reference name the same field; [I]: a deploy that sets one sets the other)
+        description = description if description is not None else xml.text(root, "description")
         if prof is None:
             prof = self.put("Profile", {"Name": label or profiles.label_of(name), "_FullName": name,
                                         "UserLicenseId": lic["Id"] if lic else None,
                                         "UserType": "Standard", "Description": description})
+        elif description is not None:
+            prof["Description"] = description
         owned = self.one("PermissionSet", ProfileId=prof["Id"])
         if owned is None:
             owned = self.put("PermissionSet", {"Name": "X" + prof["Id"][:15], "Label": "X" + prof["Id"][:15],

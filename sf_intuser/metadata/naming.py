@@ -142,8 +142,9 @@ def allocate(requests: Iterable[Request],
             raise ValueError(f"no free name for {r.source}")
         names[(r.type, r.source)] = alt
         taken.add((r.type, alt.lower()))
-        warnings.append(f"{why}: {r.source} gets {alt} instead (a stable name; set your own with the plan's "
-                        "overrides if you prefer)")
+        own = ("api-only-profile" if r.type == "Profile" else "permission-set")
+        warnings.append(f"{why}: {r.source} gets {alt} instead (a stable name; to choose, give the user "
+                        f"{own} in sf-intuser.toml [[users]]: README, sf-intuser.toml)")
     return names, warnings
 
 

@@ -150,11 +150,17 @@ class ApiProfilePlan:
     changes: list[Change]
 
 
+def api_profile_description(sources: list[str]) -> str:
+    """How a generated API-only profile says it was made, and by whom (read back by naming.source_of, so a
+    later plan finds and reuses it instead of making another)."""
+    return f"{MARKER}: API-only profile for {', '.join(sources)}"[:255]
+
+
 def api_only_profile(name: str, policy: LoginPolicy, permissions: set[str], sources: list[str]) -> Rewrite:
     """A custom profile on the Salesforce Integration license carrying only ``policy`` and API permissions."""
     root = new_root("Profile")
     add(root, "custom", "true")
-    add(root, "description", f"{MARKER}: API-only profile for {', '.join(sources)}"[:255])
+    add(root, "description", api_profile_description(sources))
     if policy.hours:
         hours = add(root, "loginHours")
         for k, v in policy.hours:

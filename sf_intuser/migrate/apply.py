@@ -541,8 +541,12 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
     if missing:
         progress(f"Creating {len(missing)} API-only profile(s)")
         j.append(APPLY, "intent", "create-profiles", records=[{"Name": r["Name"]} for r in missing])
+        # with the description that marks it as sf-intuser's (Profile.Description is createable: Object
+        # Reference, Profile), so a later plan reuses it rather than making another
         res = _writes(runner, "create-profiles", [commands.Write("p", "POST", "Profile", [
-            {"Name": r["Name"], "UserLicenseId": r["UserLicenseId"]} for r in missing])], target_org, api)["p"]
+            {"Name": r["Name"], "UserLicenseId": r["UserLicenseId"],
+             **({"Description": r["Description"]} if r.get("Description") else {})} for r in missing])],
+            target_org, api)["p"]
         j.append(APPLY, "outcome", "create-profiles", results=[
             {"name": r["Name"], "ok": x.success, "id": x.id, "code": x.code, "message": x.message}
             for r, x in zip(missing, res)])
@@ -1197,6 +1201,16 @@ def _rollback_locked(runner: SfRunner, folder: Path, target_org: str | None, *, 
                        "problems": problems.get(uid, [])})
     left = _leftover_access(run, after)
     j.append(ROLLBACK, "outcome", "verify", users=report, leftoverAccess=sorted(left))
+    removed: dict[str, list[dict[str, str]]] = {"deleted": [], "kept": []}
+    if delete_generated:
+        progress("Deleting the generated profiles and groups no one uses (a destructive deploy)")
+        removed = _delete_unused(runner, run, target_org, after)
+        for r in j.of(ROLLBACK, "outcome", "restore:add"):      # the sets, deleted by REST with the restore
+            for x in r.get("results", []):
+                if x.get("kind") == "delete-permission-set":
+                    (removed["deleted"] if x.get("ok") else removed["kept"]).append(
+                        {"type": "PermissionSet", "name": x["name"],
+                         **({} if x.get("ok") else {"reason": x.get("message") or x.get("code") or "refused"})})
     j.append(ROLLBACK, "end", complete=all(r["restored"] for r in report) and not left)
     failed = [r for r in report if not r["restored"]]
     result = {"runDir": str(folder), "restored": [r["username"] for r in report if r["restored"] and r["userId"] in todo],
@@ -1205,8 +1219,61 @@ def _rollback_locked(runner: SfRunner, folder: Path, target_org: str | None, *, 
                             "differences": r["differences"]} for r in failed],
               "leftoverAccess": sorted(left), "removedNotPlanned": foreign,
               **({"note": note} if note else {}),
+              **({"deleted": removed["deleted"], "kept": removed["kept"]} if delete_generated else {}),
               "journal": str(folder / runs.JOURNAL), "sfCalls": len(runner.calls)}
     return Outcome(result, 1 if failed or left else 0, lines)
+
+
+def _delete_unused(runner: SfRunner, run: Run, target_org: str | None, now: OrgNow) -> dict[str, list[dict[str, str]]]:
+    """rollback --delete-generated, for what a REST delete can't remove: the API-only profiles and the
+    rebuilt groups the plan generated, when no user holds them any more, in one destructive deploy
+    (destructiveChanges.xml beside an empty package.xml: Metadata API Developer Guide, "Deleting
+    Components from an Organization"). Returns what was deleted and what was kept, with why."""
+    j = run.journal
+    gen = [g for g in run.plan["generated"] if g["type"] in ("Profile", "PermissionSetGroup")]
+    ids = {(g["type"], g["name"]): (now.profiles.get(g["name"].lower()) if g["type"] == "Profile"
+                                     else now.groups.get(g["name"])) for g in gen}
+    kept = [{"type": t, "name": n, "reason": "not in the org"} for (t, n), i in ids.items() if not i]
+    present = {k: i for k, i in ids.items() if i}
+    prof = [i for (t, _), i in present.items() if t == "Profile"]
+    grp = [i for (t, _), i in present.items() if t == "PermissionSetGroup"]
+    used: set[str] = set()
+    try:
+        for chunk in chunks(prof, 200):
+            used |= {_id15(r["ProfileId"]) for r in commands.query(
+                runner, f"SELECT ProfileId FROM User WHERE ProfileId IN {in_list(chunk)}", target_org)}
+        for chunk in chunks(grp, 200):
+            used |= {_id15(r["PermissionSetGroupId"]) for r in commands.query(
+                runner, "SELECT PermissionSetGroupId FROM PermissionSetAssignment WHERE PermissionSetGroupId IN "
+                f"{in_list(chunk)}", target_org)}
+    except SfError as exc:
+        raise _stopped(run, ROLLBACK, _Stop("delete-generated", exc), len(runner.calls)) from None
+    kept += [{"type": t, "name": n, "reason": "still assigned" if t == "PermissionSetGroup" else "users still have it"}
+             for (t, n), i in present.items() if _id15(i) in used]
+    doomed = sorted((t, n) for (t, n), i in present.items() if _id15(i) not in used)
+    if not doomed:
+        return {"deleted": [], "kept": kept}
+    members: dict[str, list[str]] = {}
+    for t, n in doomed:
+        members.setdefault(t, []).append(n)
+    version = run.plan["org"]["apiVersion"]
+    j.append(ROLLBACK, "intent", "delete-generated", records=[{"type": t, "name": n} for t, n in doomed])
+    with tempfile.TemporaryDirectory(prefix=f"destroy-{os.getpid()}-", dir=tempfiles.private_dir()) as tmp:
+        folder = Path(tmp) / "destroy"
+        folder.mkdir()
+        (folder / "package.xml").write_bytes(package_xml.build({}, version))
+        (folder / "destructiveChanges.xml").write_bytes(package_xml.build(members, version))
+        try:
+            res = commands.deploy(runner, folder, target_org)
+        except SfError as exc:
+            raise _stopped(run, ROLLBACK, _Stop("delete-generated", exc), len(runner.calls)) from None
+    failed = {(f.type, f.name): f.problem for f in res.failures}
+    # rollbackOnError (sf's default): one refusal keeps them all
+    deleted = [{"type": t, "name": n} for t, n in doomed if res.success and (t, n) not in failed]
+    kept += [{"type": t, "name": n, "reason": failed.get((t, n)) or "the destructive deploy failed, so nothing "
+              "was deleted"} for t, n in doomed if not res.success or (t, n) in failed]
+    j.append(ROLLBACK, "outcome", "delete-generated", ok=res.success, id=res.id, deleted=deleted, kept=kept)
+    return {"deleted": deleted, "kept": kept}
 
 
 def _leftover_access(run: Run, now: OrgNow) -> list[str]:

@@ -225,6 +225,7 @@ class AccessPlan:
     rebuilt: dict[str, dict[str, Any]] = field(default_factory=dict)      # group name -> {source, data, members}
     policies: dict[str, tuple[profile_md.LoginPolicy, set[str]]] = field(default_factory=dict)
     policy_key: dict[str, str] = field(default_factory=dict)              # username -> key in policies
+    chosen: dict[str, NamedRecord] = field(default_factory=dict)          # username -> profile sf-intuser.toml names
 
 
 @dataclass
@@ -353,6 +354,19 @@ def _profile_access(ctx: Context, plan: AccessPlan, c: Candidate) -> UserAccess 
         blockers.append(_blocker(str(exc), "Run the plan again (the retrieve may have been cut short)"))
         return None
     policy = profile_md.login_policy(root)
+    if ov.api_only_profile:
+        # sf-intuser.toml names the user's API-only profile: one of the org's on the integration license
+        found = next((p for p in inv.api_profiles if p.name.lower() == ov.api_only_profile.lower()), None)
+        if found is None:
+            blockers.append(_blocker(f"sf-intuser.toml names the API-only profile {ov.api_only_profile!r}, which the org "
+                                     "does not have on the Salesforce Integration license",
+                                     "Create that profile on the Salesforce Integration license, or fix the name in "
+                                     "sf-intuser.toml (api-only-profile)"))
+        else:
+            plan.chosen[u.username] = found
+            if not policy.empty:
+                c.entry["warnings"].append(f"its profile {u.profile!r} has login IP ranges or hours; the user takes "
+                                           f"those of {found.name!r} (sf-intuser.toml api-only-profile)")
     if ov.add_ip_ranges:
         ranges = dict(policy.descriptions)
         for r in ov.add_ip_ranges:
@@ -361,9 +375,10 @@ def _profile_access(ctx: Context, plan: AccessPlan, c: Candidate) -> UserAccess 
         key = f"{u.profile} ({u.username})"
     else:
         key = u.profile
-    plan.policies[key] = (policy, profile_md.enabled_user_permissions(root))
-    plan.policy_key[u.username] = key
-    if policy.empty and ctx.std_profile is None:
+    if u.username not in plan.chosen:
+        plan.policies[key] = (policy, profile_md.enabled_user_permissions(root))
+        plan.policy_key[u.username] = key
+    if policy.empty and ctx.std_profile is None and not ov.api_only_profile:
         blockers.append(_blocker(f"the org has no {rules.STANDARD_API_PROFILE!r} profile",
                                  "The org's edition lacks the Salesforce Integration license (Enterprise, "
                                  "Unlimited, Performance and Developer editions have it)"))
@@ -540,7 +555,7 @@ def _generate(ctx: Context, planned: list[Candidate], access: AccessPlan) -> Gen
     each profile, a copy of each license-bound set, each rebuilt group, each custom API-only profile."""
     inv, gen, req = ctx.inv, ctx.gen, ctx.req
     out = Generated()
-    used_profiles = {access.policy_key[c.user.username] for c in planned}
+    used_profiles = {access.policy_key[c.user.username] for c in planned if c.user.username in access.policy_key}
     api_plan = profile_md.plan_api_profiles_for({k: v for k, v in access.policies.items() if k in used_profiles},
                                                 prefix=API_PROFILE_PREFIX)
     for rw in api_plan.profiles:
@@ -600,10 +615,11 @@ def _generate(ctx: Context, planned: list[Candidate], access: AccessPlan) -> Gen
         exists = next((p for p in inv.api_profiles if p.name.lower() == name.lower()), None)
         if exists is not None and (exists.license_id or "")[:15] != ((lic.id if lic else "") or "")[:15]:
             for c in planned:
-                if access.policy_key[c.user.username] in rw.sources:
+                if access.policy_key.get(c.user.username) in rw.sources:
                     c.entry["blockers"].append(_blocker(f"a profile named {name!r} exists on another license",
                                                         "Rename that profile, or set a different name"))
         put("Profile", name, rw.data, "login policy of " + ", ".join(rw.sources), "api-only-profile")
+        out.items[-1]["description"] = profile_md.api_profile_description(list(rw.sources))
         out.how[name] = "deploy (the profile exists)" if exists else "record+deploy"
         out.changes.extend(_renamed(ch, f"{API_PROFILE_PREFIX}{rw.sources[0]}"[:255], name) for ch in rw.changes)
     for k, t in api_plan.targets.items():
@@ -628,13 +644,17 @@ def _targets(ctx: Context, planned: list[Candidate], access: AccessPlan, out: Ge
             e["status"] = "blocked"
             continue
         ua = access.users[u.username]
-        target = out.targets[access.policy_key[u.username]]
+        chosen = access.chosen.get(u.username)
+        target = chosen.name if chosen is not None else out.targets[access.policy_key[u.username]]
         profile_set = gen.name("PermissionSet", ua.profile_source) if not ov.permission_set else ov.permission_set
         std = target == rules.STANDARD_API_PROFILE
         e["to"] = {"profile": target, "license": rules.INTEGRATION_USER_LICENSE,
-                   "profileHow": "standard profile: nothing to create" if std else out.how.get(target, "deploy"),
+                   "profileHow": "standard profile: nothing to create" if std else
+                   "named in sf-intuser.toml: nothing to create" if chosen is not None else out.how.get(target, "deploy"),
                    "permissionSet": profile_set, "permissionSetLicense": rules.INTEGRATION_PSL}
-        if std and ctx.std_profile is not None:
+        if chosen is not None:
+            e["to"]["profileId"] = chosen.id
+        elif std and ctx.std_profile is not None:
             # by id: the standard profile's label may be shown translated (docs/salesforce-facts.md A8) [U]
             e["to"]["profileId"] = ctx.std_profile.id
         e["rewritten"].insert(0, {"kind": "Profile", "name": u.profile,
@@ -815,8 +835,8 @@ def _steps(generated: Records, how: Mapping[str, str], switch: Records, psl: Rec
 
     step("create-profiles", "a new profile is best made as a Profile record, which starts with only what its license "
          "requires (Metadata API Profile doc); whether a deploy alone may create one on this license is unknown",
-         [{"Name": g["name"], "UserLicense": rules.INTEGRATION_USER_LICENSE, "UserLicenseId": lic.id if lic else None}
-          for g in new_profiles],
+         [{"Name": g["name"], "UserLicense": rules.INTEGRATION_USER_LICENSE, "UserLicenseId": lic.id if lic else None,
+           **({"Description": g["description"]} if g.get("description") else {})} for g in new_profiles],
          {"action": "none", "why": "an API-only profile with no user grants nothing; delete it in Setup if wanted"})
     step("deploy", "the generated permission sets, groups and the API-only profiles' login IP ranges and hours "
          "(metadata/, checked first with a validation)",
