@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -311,9 +312,45 @@ def test_the_html_report_is_self_contained_and_renders_in_chromium(bench, tmp_pa
         assert name in dom
     assert dom.count("class=\"tag moved\"") == len(planned)
     assert "<rect" in dom             # the chart is drawn
+    assert "removed</summary>" in dom  # the access the move removes is listed, per user
     keep = os.environ.get("SF_INTUSER_SCREENSHOT_DIR")
     if keep:
         shutil.copy(shot, Path(keep) / "report.png")
+    # at a phone's width and a desktop's, nothing is wider than the window: page, chart or table
+    for width in (420, 1280):
+        assert report_overflow(page, width, tmp_path) == {"page": width, "table": 0, "chart": 0}, width
+        narrow = tmp_path / f"report-{width}.png"
+        subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                        f"--window-size={width},1400", f"--screenshot={narrow}", page.as_uri()],
+                       capture_output=True, timeout=120, check=True)
+        assert narrow.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        if keep:
+            shutil.copy(narrow, Path(keep) / narrow.name)
+
+
+def report_overflow(page: Path, width: int, tmp_path: Path) -> dict:
+    """Laid out by Chromium at ``width`` px: the page's scroll width, and by how many px the table and the
+    chart are wider than their boxes. The report runs no script (its CSP), so a page beside it frames
+    it and measures (file pages share an origin with --allow-file-access-from-files)."""
+    probe = tmp_path / f"probe-{width}.html"
+    probe.write_text(f"""<!doctype html><html><body style="margin:0">
+<iframe id=f src="{page.as_uri()}" style="width:{width}px;height:1400px;border:0"></iframe>
+<pre id=out>pending</pre><script>
+document.getElementById('f').onload = function () {{
+  var d = this.contentDocument, t = d.querySelector('table'), s = d.querySelector('.scroll'), c = d.querySelector('svg');
+  document.getElementById('out').textContent = JSON.stringify({{
+    page: d.documentElement.scrollWidth,
+    table: Math.max(0, (s ? s.scrollWidth - s.clientWidth : 0)),
+    chart: Math.max(0, Math.round(c.getBoundingClientRect().right - d.documentElement.clientWidth))}});
+}};
+</script></body></html>""")
+    dom = subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                          "--allow-file-access-from-files", "--virtual-time-budget=5000",
+                          f"--window-size={width + 40},1500", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    found = re.search(r'<pre id="out">(.*?)</pre>', dom, re.S)
+    assert found and found.group(1) != "pending", dom[-500:]
+    return json.loads(found.group(1).replace("&quot;", '"'))
 
 
 def test_json_alone_changes_nothing_and_dry_run_validates_without_a_change(bench, tmp_path):

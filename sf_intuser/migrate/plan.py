@@ -637,6 +637,11 @@ def _targets(ctx: Context, planned: list[Candidate], access: AccessPlan, out: Ge
             refused_by_source.setdefault(ch.file, []).append({"kind": "userPermission", "name": ch.name,
                                                              "reason": ch.reason, "rule": ch.rule,
                                                              "source": ch.source})
+    carried: dict[str, dict[str, int]] = {}
+    for ch in out.changes:
+        if ch.action == "kept" and ch.file:
+            carried.setdefault(ch.file, {})
+            carried[ch.file][ch.section] = carried[ch.file].get(ch.section, 0) + ch.count
     steps = Steps()
     for c in planned:
         u, e, ov = c.user, c.entry, c.override
@@ -684,6 +689,10 @@ def _targets(ctx: Context, planned: list[Candidate], access: AccessPlan, out: Ge
                 groups_out.append({"group": g["group"], "expires": g["expires"], "why": "as it is"})
         e["to"]["assign"] = assigns
         e["to"]["groups"] = groups_out
+        # what the new sets carry, by section, from each source (what the review shows as kept)
+        sources_of_user = [f"profile {u.profile}"] + [f"permission set {a['source']}" for a in ua.assign if "copyOf" in a]
+        e["carried"] = [{"from": s, "into": profile_set if s == sources_of_user[0] else gen.name("PermissionSet", s),
+                         "sections": dict(sorted(carried[s].items()))} for s in sources_of_user if carried.get(s)]
         for rewritten, kind, source in ua.into:
             rewritten["into"] = gen.name(kind, source)
         grants = _grants(ctx, access, u, profile_set, assigns, groups_out)

@@ -61,6 +61,9 @@ def build(plan: dict, journal: list[dict]) -> dict:
                        "permissionSets": [a["permissionSet"] for a in to.get("assign", [])],
                        "groups": [g["group"] for g in to.get("groups", [])]} if state == "moved" else None),
             "monthlySaving": (before_price or 0) if state == "moved" else 0,
+            # what the move takes away (by the plan; an auditor must see access was removed)
+            "removed": [{"kind": d.get("kind", ""), "name": d["name"], "from": d.get("from") or "",
+                         "reason": d.get("reason", "")} for d in u.get("dropped") or []] if state != "blocked" else [],
         })
     moved = sum(1 for r in rows if r["outcome"] == "moved")
     buy = max(moved - free, 0)
@@ -109,6 +112,17 @@ def markdown(rep: dict) -> str:
              + ", ".join(md(x) for x in r["after"]["permissionSets"]) if r["after"] else "unchanged")
         why = f" ({md(r['reason'])})" if r["reason"] else ""
         out.append(f"| {md(r['username'])} | {md(r['outcomeLabel'])}{why} | {b} | {a} | {money(r['monthlySaving'])} |")
+    removed = [r for r in rep["users"] if r.get("removed")]
+    if removed:
+        out += ["", "## Access the move removes", "",
+                "What each user's new permission sets leave out, and why (the license refuses it, or "
+                "sf-intuser.toml left it out). Rollback gives it back with the old profile.", ""]
+        for r in removed:
+            out.append(f"### {md(r['username'])} ({len(r['removed'])})")
+            out.append("")
+            out += [f"- {md(d['kind'])} {md_code(d['name'])}" + (f" (from {md(d['from'])})" if d["from"] else "")
+                    + f": {md(d['reason'])}" for d in r["removed"]]
+            out.append("")
     if rep["dropped"]:
         out += ["", "## Permissions dropped during apply", ""]
         out += [f"- {md_code(d['permission'])} from {md_code(d['permissionSet'])}: {md(d['reason'])}"
@@ -120,12 +134,13 @@ def csv_text(rep: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["username", "outcome", "reason", "license_before", "profile_before", "license_after",
-                "profile_after", "permission_sets_after", "monthly_saving"])
+                "profile_after", "permission_sets_after", "monthly_saving", "removed_count", "removed"])
     for r in rep["users"]:
         a = r["after"] or {}
+        removed = r.get("removed") or []
         w.writerow(csv_row([r["username"], r["outcome"], r["reason"], r["before"]["license"], r["before"]["profile"],
                             a.get("license", ""), a.get("profile", ""), " ".join(a.get("permissionSets", [])),
-                            r["monthlySaving"]]))
+                            r["monthlySaving"], len(removed), " | ".join(f"{d['kind']} {d['name']}" for d in removed)]))
     return buf.getvalue()
 
 
@@ -148,6 +163,17 @@ td.num{text-align:right;white-space:nowrap}
 .planned,.rolled-back{background:#e8eefc;color:#1a3e8f}.blocked{background:#fff1d6;color:#7a4b00}
 .reason{color:#5c5c5c;font-size:12px;margin-top:2px}
 .note{color:#5c5c5c;font-size:12px;margin-top:16px}
+.scroll{overflow-x:auto;border-radius:8px}
+td{overflow-wrap:break-word}
+details{margin-top:4px;font-size:12px;color:#5c5c5c}details ul{margin:4px 0 0;padding-left:18px}
+code{font-size:12px;overflow-wrap:anywhere}
+@media (max-width:600px){main{padding:12px}.card{min-width:0;flex-basis:100%}.card b{font-size:20px}
+h1{font-size:19px}
+/* on a phone each user is a card: its cells one under the other, each named */
+table,tbody,tr,td{display:block;width:auto}thead{display:none}
+tr{border-bottom:1px solid #e5e5e5;padding:6px 0}td{border:0;padding:3px 12px}
+td::before{content:attr(data-label);display:block;font-size:11px;color:#5c5c5c;text-transform:uppercase}
+td.num{text-align:left}}
 """
 
 
@@ -163,7 +189,7 @@ def _bar_chart(before: float, after: float, currency: str) -> str:
                     f'font-weight="600">{html.escape(money(value))}</text>'
                     f'<text x="{x + 60}" y="{base + 20}" text-anchor="middle" font-size="13">{label}</text>')
     return (f'<svg role="img" aria-label="License cost per month, before {html.escape(money(before))} and after '
-            f'{html.escape(money(after))} ({currency})" width="{width}" height="{height}" '
+            f'{html.escape(money(after))} ({currency})" width="100%" style="max-width:{width}px;height:auto" '
             f'viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg" font-family="system-ui,sans-serif">'
             f'<line x1="60" y1="{base}" x2="{width - 20}" y2="{base}" stroke="#c9c9c9"/>' + "".join(bars) + "</svg>")
 
@@ -177,10 +203,18 @@ def html_page(rep: dict) -> str:
         after = (f"{e(a['license'])}<div class=reason>{e(a['profile'])}<br>{e(', '.join(a['permissionSets']))}</div>"
                  if a else "unchanged")
         cls = r["outcome"].replace(" ", "-")
-        rows.append(f"<tr><td>{e(r['username'])}</td><td><span class='tag {cls}'>{e(r['outcomeLabel'])}</span>"
+        removed = r.get("removed") or []
+        gone = (f"<details><summary>{len(removed)} removed</summary><ul>"
+                + "".join(f"<li>{e(d['kind'])} <code>{e(d['name'])}</code>"
+                          + (f" (from {e(d['from'])})" if d["from"] else "") + f": {e(d['reason'])}</li>" for d in removed)
+                + "</ul></details>") if removed else ""
+        rows.append(f"<tr><td data-label=User>{e(r['username'])}{gone}</td><td data-label=Outcome>"
+                    f"<span class='tag {cls}'>{e(r['outcomeLabel'])}</span>"
                     + (f"<div class=reason>{e(r['reason'])}</div>" if r["reason"] else "") + "</td>"
-                    f"<td>{e(str(r['before']['license']))}<div class=reason>{e(str(r['before']['profile']))}</div></td>"
-                    f"<td>{after}</td><td class=num>{e(money(r['monthlySaving']))}</td></tr>")
+                    f"<td data-label=Before>{e(str(r['before']['license']))}<div class=reason>"
+                    f"{e(str(r['before']['profile']))}</div></td>"
+                    f"<td data-label=After>{after}</td><td class=num data-label='Saving / month'>"
+                    f"{e(money(r['monthlySaving']))}</td></tr>")
     dropped = "".join(f"<li><code>{e(d['permission'])}</code> from <code>{e(d['permissionSet'])}</code>: "
                       f"{e(d['reason'])}</li>" for d in rep["dropped"])
     org = rep["org"].get("alias") or rep["org"].get("username") or rep["org"]["id"]
@@ -200,8 +234,11 @@ def html_page(rep: dict) -> str:
 <p class=sub>{e(c['counts'])}.</p>
 {_bar_chart(c['monthlyBefore'], c['monthlyAfter'], c['currency'])}</div>
 <h2>Per user</h2>
-<table><thead><tr><th>User</th><th>Outcome</th><th>Before</th><th>After</th><th style="text-align:right">Saving / month</th></tr></thead>
-<tbody>{''.join(rows)}</tbody></table>
+<div class=scroll><table><thead><tr><th>User</th><th>Outcome</th><th>Before</th><th>After</th><th style="text-align:right">Saving / month</th></tr></thead>
+<tbody>{''.join(rows)}</tbody></table></div>
+<p class=note>{sum(len(r.get("removed") or []) for r in rep["users"])} permission(s) and assignment(s) the move
+removes are listed under each user (the license refuses them, or sf-intuser.toml left them out); rollback gives
+them back.</p>
 {f'<h2>Permissions dropped during apply</h2><ul>{dropped}</ul>' if dropped else ''}
 <p class=note>{e(rep['note'])} {c['integrationSeatsBought']} Salesforce Integration seat(s) bought at
 {e(money(c['integrationSeatPrice']))} a month. Prices: {e('; '.join(f"{p['license']} {money(p['monthlyPrice'])}/month ({p['source']})" for p in rep['prices']))}.</p>

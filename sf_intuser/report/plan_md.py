@@ -7,15 +7,36 @@ from __future__ import annotations
 from sf_intuser.report.discovery import money, when
 from sf_intuser.report.escape import md, md_code
 
-#: how many dropped entries a user section lists before it summarises the rest
-DROPPED_SHOWN = 12
+#: the sections a permission set carries, as an admin reads them
+SECTION_WORDS = {"objectPermissions": "object(s)", "fieldPermissions": "field(s)", "classAccesses": "Apex class(es)",
+                 "pageAccesses": "Visualforce page(s)", "userPermissions": "user permission(s)",
+                 "tabSettings": "tab(s)", "recordTypeVisibilities": "record type(s)",
+                 "applicationVisibilities": "app(s)", "customPermissions": "custom permission(s)",
+                 "customMetadataTypeAccesses": "custom metadata type(s)", "customSettingAccesses": "custom setting(s)",
+                 "externalDataSourceAccesses": "external data source(s)", "flowAccesses": "flow(s)"}
 
 
 def _code(name: str) -> str:
     return md_code(name)
 
 
-def _user(u: dict) -> list[str]:
+def _why_profile(u: dict, plan: dict | None) -> str | None:
+    """Why the user gets a custom API-only profile rather than the standard one: its old profile's login
+    IP ranges or hours, which live on the profile and must follow it (shared with any user whose old
+    profile has the same ones)."""
+    to = u["to"]
+    gen = next((g for g in (plan or {}).get("generated", []) if g["type"] == "Profile" and g["name"] == to["profile"]),
+               None)
+    if gen is None:
+        return None
+    sources = gen["source"][len("login policy of "):] if gen["source"].startswith("login policy of ") else gen["source"]
+    return (f"- Why a custom API-only profile: login IP ranges and hours live on the profile, and those of "
+            f"*{md(u['from']['profile'])}* must follow the user; {_code(to['profile'])} carries the login policy of "
+            f"{md(sources)}" + (" (users whose profiles have the same ranges and hours share it)" if ", " in sources
+                                  else ""))
+
+
+def _user(u: dict, plan: dict | None = None) -> list[str]:
     to = u["to"]
     out = [f"### {md(u['username'])}" + (f" ({md(u['name'])})" if u.get("name") else ""), ""]
     api = u["from"].get("profileApiName")
@@ -30,8 +51,14 @@ def _user(u: dict) -> list[str]:
         logins = ", ".join(f"{x['count']}× {md(x['type'])}" + (f" ({md(x['application'])})" if x.get("application")
                                                                 else "") for x in ev["apiLogins"])
         out.append(f"- Evidence: {logins}; last API login {when(ev.get('lastApiLogin'))}")
+    why = _why_profile(u, plan)
+    if why:
+        out.append(why)
     assigns = to["assign"]
     out.append(f"- Access from the profile moves to {_code(to['permissionSet'])} (license-less, made from it)")
+    for c in u.get("carried") or ():
+        what = ", ".join(f"{n} {SECTION_WORDS.get(s, s)}" for s, n in c["sections"].items())
+        out.append(f"- Kept in {_code(c['into'])} from {md(c['from'])}: {md(what)}")
     for a in assigns[1:]:
         exp = f", expires {a['expires']}" if a.get("expires") else ""
         out.append(f"- Permission set {_code(a['permissionSet'])}: {md(a['why'])}{md(exp)}")
@@ -61,12 +88,14 @@ def _user(u: dict) -> list[str]:
         out.append("- Feature licenses: " + (", ".join(feats) + f"; {how['featureLicenses']}" if feats else "none"))
     dropped = u.get("dropped") or []
     if dropped:
+        # every one, grouped by where it was and why (an auditor reads what access goes, in full)
         out += ["", f"Dropped ({len(dropped)}):", ""]
-        for d in dropped[:DROPPED_SHOWN]:
-            where = f" (from {d['from']})" if d.get("from") else ""
-            out.append(f"- {md(d['name'])}{md(where)}: {md(d['reason'])}")
-        if len(dropped) > DROPPED_SHOWN:
-            out.append(f"- … and {len(dropped) - DROPPED_SHOWN} more (plan.json lists each)")
+        groups: dict[tuple[str, str], list[str]] = {}
+        for d in dropped:
+            groups.setdefault((d.get("from") or "", d["reason"]), []).append(d["name"])
+        for (where, reason), names in groups.items():
+            what = ", ".join(md(n) for n in names)
+            out.append(f"- {what}" + (f" (from {md(where)})" if where else "") + f": {md(reason)}")
     for w in u.get("warnings", []):
         out.append(f"- Note: {md(w)}")
     out.append("")
@@ -101,7 +130,7 @@ def render(plan: dict) -> str:
     if planned:
         out += ["## Users to move", ""]
         for u in planned:
-            out += _user(u)
+            out += _user(u, plan)
     if blocked:
         out += ["## Blocked", ""]
         for u in blocked:
