@@ -27,18 +27,36 @@ SF = ROOT / ".venv" / "bin" / "sf"
 
 
 def timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int, int]:
-    """(wall seconds, longest silence in seconds, widest line, exit code)."""
+    """(wall seconds, longest silence in seconds, widest line, exit code), the command writing to a
+    terminal (a pseudo-terminal of COLUMNS columns), as a person sees it."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, cwd=str(cwd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, text=True, bufsize=1)
-    last, gap, widest = t0, 0.0, 0
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        now = time.perf_counter()
-        gap = max(gap, now - last)
-        last = now
-        widest = max(widest, len(line.rstrip("\n")))
+    proc = subprocess.Popen(argv, env=env, cwd=str(cwd), stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    last, gap, widest, pending = t0, 0.0, 0, b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            now = time.perf_counter()
+            if b"\n" in chunk or b"\r" in chunk:      # a line ended, or a progress line was rewritten
+                gap = max(gap, now - last)
+                last = now
+            pending += chunk
+            *done, pending = pending.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+            widest = max([widest, *(len(x.decode("utf-8", "replace")) for x in done)])
+        elif proc.poll() is not None:
+            break
     code = proc.wait()
+    os.close(master)
     end = time.perf_counter()
     return end - t0, max(gap, end - last), widest, code
 

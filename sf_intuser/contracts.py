@@ -310,7 +310,7 @@ class Candidate(TypedDict, total=False):
     license: str
     profile: str
     evidence: Evidence
-    loginPolicy: Dict[str, Any]
+    loginPolicy: Optional[Dict[str, Any]]     # None when the profile could not be read
     access: List[Dict[str, Any]]
     sharedBy: List[str]
     monthlyPrice: Optional[float]
@@ -511,7 +511,7 @@ class RehearseResult(TypedDict, total=False):
     standIns: List[Dict[str, Any]]
     differences: List[str]
     apply: ApplyResult
-    rolledBack: bool
+    rolledBack: Optional[bool]      # None when --keep left it in place
     kept: bool
     report: str
     deactivated: List[str]

@@ -47,16 +47,17 @@ def _with_flags_dir(group: click.Group) -> None:
 
 
 def terminal_width() -> int | None:
-    """The width tables fit: ``COLUMNS`` when set, else the terminal's when stdout is one; None (no
-    fitting) when the output goes to a file or a program."""
+    """The width tables and lines fit when stdout is a terminal: ``COLUMNS`` when set, else the terminal's
+    own. None (no fitting) when the output goes to a file or a program, whatever ``COLUMNS`` says (test
+    runners and CI set it for output no one reads at that width)."""
+    if not sys.stdout.isatty():
+        return None
     cols = os.environ.get("COLUMNS", "")
     if cols.isdigit() and int(cols) > 0:
         return max(int(cols), 40)
-    if sys.stdout.isatty():
-        import shutil
+    import shutil
 
-        return shutil.get_terminal_size().columns
-    return None
+    return shutil.get_terminal_size().columns
 
 
 def _command_of(argv: Sequence[str]) -> click.Command | None:
