@@ -285,11 +285,11 @@ def verify(run_dir: Path, target_org: str | None, verbose: bool, sf_path: str | 
     """
     import time
 
-    from sf_intuser.migrate import apply as apply_mod
+    from sf_intuser.migrate import rollback as rollback_mod
 
     t0 = time.perf_counter()
     runner = _sf_runner(sf_path)
-    out = apply_mod.verify(runner, run_dir, _org_of_run(run_dir, target_org),
+    out = rollback_mod.verify(runner, run_dir, _org_of_run(run_dir, target_org),
                            progress=_Progress(json_wanted(as_json)))
     r = out.result
     rows = [(u["username"], "as planned" if u["reached"] else "differs", "; ".join(u["differences"]))
@@ -326,11 +326,11 @@ def rollback(run_dir: Path, target_org: str | None, yes: bool, delete_generated:
     """
     import time
 
-    from sf_intuser.migrate import apply as apply_mod
+    from sf_intuser.migrate import rollback as rollback_mod
 
     t0 = time.perf_counter()
     runner = _sf_runner(sf_path)
-    out = apply_mod.rollback(runner, run_dir, _org_of_run(run_dir, target_org), delete_generated=delete_generated,
+    out = rollback_mod.rollback(runner, run_dir, _org_of_run(run_dir, target_org), delete_generated=delete_generated,
                              confirm=_confirm(yes, as_json), progress=_Progress(json_wanted(as_json)))
     r = out.result
     extra = "\n" + _calls_line(runner, t0) if verbose else ""

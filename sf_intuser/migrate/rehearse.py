@@ -249,7 +249,9 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
     rolled = None
     if not keep:
         progress("Rolling the rehearsal back and deactivating the stand-ins")
-        rolled = apply_mod.rollback(runner, folder, on, delete_generated=True, progress=progress)
+        from sf_intuser.migrate import rollback as rollback_mod
+
+        rolled = rollback_mod.rollback(runner, folder, on, delete_generated=True, progress=progress)
         _deactivate(runner, on, api, list(standins.values()))
     result = {
         "productionRun": str(run_dir), "rehearsalRun": str(folder), "report": str(folder / "report.html"),
