@@ -11,6 +11,7 @@ SFCLI  := tools/sf-cli
 setup: $(VENV)/.installed $(SFCLI)/node_modules/.installed $(VENV)/bin/sf $(SFCLI)/data/package.json
 
 $(VENV)/.installed: pyproject.toml
+	@echo "sf-intuser setup: a Python environment in .venv (pip, about a minute the first time)..."
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,cli]' --config-settings editable_mode=compat
 	$(PY) -m compileall -q sf_intuser
@@ -19,6 +20,7 @@ $(VENV)/.installed: pyproject.toml
 # The pinned Salesforce CLI, installed from its committed lockfile with a Node >= 22.19 from PyPI
 # (the wheel's own npm launcher is broken, so the machine's npm script runs on that Node).
 $(SFCLI)/node_modules/.installed: $(SFCLI)/package-lock.json $(VENV)/.installed
+	@echo "sf-intuser setup: the pinned Salesforce CLI in tools/sf-cli (npm ci, a minute or two the first time)..."
 	@NODE_BIN=$$($(PY) -m sf_intuser.sf.install node-bin) && \
 	  PATH="$$NODE_BIN:$$PATH" $(PY) -m sf_intuser.sf.install npm -- ci --prefix $(SFCLI) \
 	    --no-audit --no-fund --loglevel=error
