@@ -97,6 +97,10 @@ def build(version: str) -> dict:
     from sf_intuser.cli import main
 
     commands: dict[str, dict] = {}
+    ARG_HELP = {
+        "run_dir": "The run folder `sf intuser plan` wrote (intuser-runs/<org>-<time>).",
+        "paths": "Files, folders or SFDX project roots holding profiles and permission sets (one or more).",
+    }
     for path, cmd in _commands(main, []):
         cid = ":".join([TOPIC, *path])
         summary, description, examples = _split_help(cmd.help or "")
@@ -109,8 +113,10 @@ def build(version: str) -> dict:
                 n, f = _flag(p)
                 flags[n] = f
             elif isinstance(p, click.Argument):
-                args[p.name] = {"name": p.name, "required": bool(p.required),
-                                "description": (p.metavar or p.name).upper()}
+                # shown by `sf intuser CMD --help` as ARGUMENTS: NAME  description (one, described)
+                name = "run" if p.name == "run_dir" else (p.metavar or p.name).lower()
+                args[name] = {"name": name, "required": bool(p.required),
+                              "description": ARG_HELP.get(p.name, (p.metavar or p.name).upper())}
         commands[cid] = {
             "id": cid, "summary": summary, "description": description, "examples": examples,
             "flags": flags, "args": args, "strict": False, "hidden": bool(cmd.hidden), "aliases": [],

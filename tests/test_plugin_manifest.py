@@ -78,3 +78,12 @@ def test_the_pre_commit_hook_runs_lint_on_the_files_it_matches(tmp_path):
     exe = ROOT / ".venv" / "bin" / "sf-intuser"
     assert subprocess.run([str(exe), "lint", str(good)], capture_output=True).returncode == 0
     assert subprocess.run([str(exe), "lint", str(good), str(bad)], capture_output=True).returncode == 1
+
+
+def test_a_run_folder_argument_is_one_described_run_in_sfs_help():
+    import json
+
+    manifest = json.loads((PLUGIN / "oclif.manifest.json").read_text())
+    for cid in ("intuser:apply", "intuser:verify", "intuser:rollback", "intuser:report", "intuser:rehearse"):
+        args = manifest["commands"][cid]["args"]
+        assert list(args) == ["run"] and "run folder" in args["run"]["description"], (cid, args)

@@ -394,7 +394,7 @@ def report(run_dir: Path, fmt: str | None, output: Path | None, as_json: bool) -
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--on", "on", required=True, metavar="ORG",
               help="Alias or username of the sandbox or scratch org to rehearse in (never the plan's own org).")
 @click.option("--keep", is_flag=True,
