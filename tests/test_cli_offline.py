@@ -295,3 +295,60 @@ def test_ctrl_c_is_exit_130_with_a_message(capsys, project, monkeypatch):
     monkeypatch.setattr(lint_mod, "lint", interrupted)
     assert run(["lint", str(project)]) == 130
     assert "Error (Interrupted)" in capsys.readouterr().err
+
+
+def test_progress_is_never_silent_and_stops_for_the_result(capsys, monkeypatch):
+    """While a step runs, a line with the elapsed time follows every BEAT seconds; the result (and a
+    question) pause it, and nothing more is printed once the command has ended."""
+    import time
+
+    from sf_intuser.cli import common
+
+    monkeypatch.setattr(common._Progress, "BEAT", 0.2)
+    p = common._Progress(quiet=False)
+    p("Reading the org")
+    time.sleep(1.3)
+    common.pause_progress()
+    err = capsys.readouterr().err
+    assert err.startswith("... Reading the org\n")
+    beats = [line for line in err.splitlines() if line.startswith("... Reading the org (")]
+    assert len(beats) >= 1 and beats[-1].endswith(" s)")
+    time.sleep(0.8)
+    assert capsys.readouterr().err == ""             # paused: silent until the next step
+    common.stop_progress()
+    quiet = common._Progress(quiet=True)
+    quiet("never shown")
+    time.sleep(0.6)
+    assert capsys.readouterr().err == ""             # --json: no progress at all
+
+
+def test_tables_and_lines_fit_the_width_and_wide_leaves_them_whole():
+    from sf_intuser.report.output import fit_lines, table
+
+    rows = [("middleware@acme.example.com", "Salesforce", "API Only User (profile Integration Middleware); "
+             "60× Remote Access 2.0 (Middleware); runs Middleware")]
+    fitted = table(rows, ["user", "license", "evidence"], width=60)
+    assert max(len(x) for x in fitted.splitlines()) <= 60
+    assert "Middleware" in fitted and fitted.count("\n") > 2            # the long cell wrapped onto more lines
+    whole = table(rows, ["user", "license", "evidence"], width=None)
+    assert len(whole.splitlines()) == 3 and max(len(x) for x in whole.splitlines()) > 60
+    prose = "Yearly saving at list prices, for the 4 candidate(s) with no blocker: 4 × Salesforce at $175/month"
+    assert max(len(x) for x in fit_lines(prose, 40).splitlines()) <= 40
+    assert fit_lines(prose, None) == prose
+
+
+def test_the_terminal_width_is_used_only_on_a_terminal(monkeypatch):
+    import io
+
+    from sf_intuser import cli
+
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    assert cli.terminal_width() is None            # piped or captured: as wide as it comes
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdout", Tty())
+    assert cli.terminal_width() == 100

@@ -447,3 +447,21 @@ def test_sf_intuser_toml_names_a_users_api_only_profile(bench, tmp_path):
     assert intuser(bench.home, "apply", str(run), "--yes").returncode == 0
     moved = bench.emu.state.one("User", Username="etl@acme.emulated")
     assert bench.emu.state.get(moved["ProfileId"])["Name"] == "Minimum Access - API Only Integrations"
+
+
+def test_plan_md_says_why_lists_every_dropped_permission_and_what_is_kept(bench):
+    """The review: why a user gets a custom API-only profile (its login ranges and hours), every permission
+    that is dropped (not the first dozen), and what each new set keeps."""
+    from sf_intuser.report.escape import md
+
+    text = (bench.template / "plan.md").read_text()
+    custom = [u for u in bench.plan["users"] if u["status"] == "planned"
+              and u["to"]["profile"] != "Minimum Access - API Only Integrations"]
+    assert custom and text.count("Why a custom API-only profile") == len(custom)
+    for u in (u for u in bench.plan["users"] if u["status"] == "planned"):
+        section = text.split(f"### {u['username']}")[1].split("\n### ")[0]
+        for d in u["dropped"]:
+            assert md(d["name"]) in section, (u["username"], d["name"])
+        assert "Kept in " in section
+    many = max(len(u["dropped"]) for u in bench.plan["users"] if u["status"] == "planned")
+    assert many > 12                     # a System Administrator source drops far more than a dozen
