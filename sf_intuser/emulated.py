@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from sf_intuser import run_files
 from sf_intuser.errors import Failure
 from sf_intuser.report.output import EXIT_USAGE
 
@@ -137,7 +138,7 @@ def demo(output_dir: Path | None, sf_path: str | None, progress: Progress, now: 
         shutil.rmtree(home, ignore_errors=True)
     run = apply_mod.open_run(folder)
     rep = migration.build(run.plan, run.journal.records)
-    page = folder / "report.html"
+    page = folder / run_files.REPORT_HTML
     write_synced(page, migration.html_page(rep).encode("utf-8"))
     blocked = [{"username": u["username"], "reason": u["blockers"][0]["problem"], "fix": u["blockers"][0]["fix"]}
                for u in out.plan["users"] if u["status"] == "blocked"]

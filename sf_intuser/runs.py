@@ -21,14 +21,10 @@ from typing import Any
 from sf_intuser.org import snapshot as snapshot_mod
 from sf_intuser.workspace import write_synced as _put
 
-DEFAULT_BASE = Path("intuser-runs")
-PLAN = "plan.json"
-PLAN_MD = "plan.md"
-METADATA = "metadata"
-#: SHA-256 of plan.json, plan.md and every file under metadata/, written with the plan: apply,
-#: verify, rollback and report refuse a run folder whose plan was changed by hand
-CHECKSUMS = "checksums.json"
-JOURNAL = "journal.jsonl"
+from sf_intuser.run_files import CHECKSUMS, JOURNAL, LOCK, METADATA, PLAN, PLAN_MD  # noqa: F401 - named here too
+from sf_intuser.run_files import BASE
+
+DEFAULT_BASE = Path(BASE)
 
 
 class RunError(Exception):
@@ -195,7 +191,6 @@ def into_project(project: Path, plan: dict, files: dict[str, bytes], force: bool
     return report
 
 
-LOCK = ".lock"
 
 
 class RunLock:

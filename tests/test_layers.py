@@ -14,7 +14,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent / "sf_intuser"
 
 ROOT_NAMES = {"__version__"}          # `from sf_intuser import __version__` is open to every layer
-BASE = {"sf_intuser.errors"}          # the one error type every layer may raise
+BASE = {"sf_intuser.errors", "sf_intuser.run_files"}   # the one error type, the run folder's names
 
 #: layer -> the layers of ours it may import (itself always). Read top to bottom: lower layers know less.
 MAY_IMPORT: dict[str, set[str]] = {
@@ -22,6 +22,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "sf_intuser.metadata": set(),
     "sf_intuser.errors": set(),
     "sf_intuser.contracts": set(),
+    "sf_intuser.run_files": set(),
     "sf_intuser.tempfiles": set(),
     # the one door to processes (sf, and git through run_process)
     "sf_intuser.sf": {"sf_intuser.tempfiles"},
@@ -58,7 +59,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 }
 
 #: modules whose answer depends on their arguments alone: no process, file system, network, clock or terminal
-PURE = ("sf_intuser.metadata", "sf_intuser.contracts", "sf_intuser.org.model", "sf_intuser.org.discover",
+PURE = ("sf_intuser.metadata", "sf_intuser.contracts", "sf_intuser.run_files", "sf_intuser.org.model", "sf_intuser.org.discover",
         "sf_intuser.migrate.plan", "sf_intuser.migrate.convert", "sf_intuser.report")
 IMPURE_STDLIB = {"sh", "subprocess", "os", "socket", "shutil", "tempfile", "time", "datetime", "click", "threading",
                  "pathlib", "urllib.request", "http", "sys"}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import click
 
+from sf_intuser import run_files
 from sf_intuser import __version__
 from sf_intuser.errors import Failure
 from sf_intuser.report.output import (
@@ -277,7 +278,7 @@ def _org_of_run(run_dir: Path, target_org: str | None) -> str | None:
     if target_org:
         return target_org
     try:
-        plan = json.loads((run_dir / "plan.json").read_text(encoding="utf-8"))
+        plan = json.loads((run_dir / run_files.PLAN).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     org = plan.get("org") if isinstance(plan, dict) else None

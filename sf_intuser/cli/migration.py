@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from sf_intuser import run_files
 from sf_intuser.cli.common import (
     CliError,
     _calls_line,
@@ -34,7 +35,6 @@ from sf_intuser.cli.common import (
 from sf_intuser.cli.views import _discovery_human, _outcome_human, _plan_human
 from sf_intuser.errors import Failure
 from sf_intuser.report.output import (
-    EXIT_OK,
     EXIT_USAGE,
     table,
 )
@@ -171,7 +171,7 @@ def plan(target_org: str | None, users: tuple[str, ...], all_candidates: bool, c
     import time
 
     from sf_intuser import runs, workflow
-    from sf_intuser.report.output import EXIT_PARTIAL
+    from sf_intuser.report.output import exit_code
 
     cfg = _load_config(config_path)
     if users and all_candidates:
@@ -203,7 +203,7 @@ def plan(target_org: str | None, users: tuple[str, ...], all_candidates: bool, c
         raise _failure(exc) from None
     extra = "\n" + _calls_line(runners[0], t0) if verbose and runners else ""
     emit(as_json, out.result, lambda: _plan_human(out.result) + extra,
-         status=EXIT_PARTIAL if out.blocked else EXIT_OK, warnings=out.result["warnings"])
+         status=exit_code(partial=out.blocked), warnings=out.result["warnings"])
 
 
 
@@ -378,7 +378,7 @@ def report(run_dir: Path, fmt: str | None, output: Path | None, as_json: bool) -
     rep = migration.build(run.plan, run.journal.records)
     body = migration.render(rep, fmt)
     if output is None and fmt == "html":
-        output = run_dir / "report.html"
+        output = run_dir / run_files.REPORT_HTML
     if output is not None:
         try:
             write_synced(output, body.encode("utf-8"), private=True)

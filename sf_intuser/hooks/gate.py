@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sf_intuser import run_files
+
 CHECKED_TYPES = ("Profile", "PermissionSet")
 #: the project's run folders and config (runs.DEFAULT_BASE, config.FILE_NAME; a test holds them equal):
 #: named here so the gate, which every deploy waits for, does not import the read side to learn them
-RUNS_FOLDER = "intuser-runs"
+RUNS_FOLDER = run_files.BASE
 CONFIG_FILE = "sf-intuser.toml"
 
 

@@ -32,13 +32,14 @@ from sf_intuser import runs, tempfiles
 from sf_intuser.errors import Failure
 from sf_intuser.metadata import license_rules as rules
 from sf_intuser.metadata import package_xml
+from sf_intuser.report.output import exit_code
 from sf_intuser.metadata.xml import children, local, parse, serialize, text
 from sf_intuser.migrate.journal import Journal
 from sf_intuser.org import snapshot as snapshot_mod
-from sf_intuser.org.inventory import _rel
 from sf_intuser.sf import commands
 from sf_intuser.sf.runner import SfError, SfRunner
 from sf_intuser.sf.soql import chunks, in_list, quote
+from sf_intuser.sf.soql import field_path as _rel
 
 APPLY, ROLLBACK = "apply", "rollback"
 MAX_AMEND_ROUNDS = 3
@@ -705,7 +706,7 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
     differs = [r for r in report if r["outcome"] == "differs" or (r["outcome"] != "moved" and r["differences"])]
     changed = [r for r in report if r.get("changedDuringRun")]
     # sf's exit codes: 68 is a partial success; when no user could move, the run failed
-    code = 1 if differs or not successes else 68 if failed or changed else 0
+    code = exit_code(failed=bool(differs) or not successes, partial=bool(failed or changed))
     result = {"runDir": str(run.folder), "org": now.org_id,
               "successes": [{"username": r["username"], "profile": by_id[r["userId"]]["to"]["profile"],
                              "permissionSets": [a["permissionSet"] for a in by_id[r["userId"]]["to"]["assign"]
@@ -840,7 +841,7 @@ def _dry_run(runner: SfRunner, run: Run, target_org: str | None, now: OrgNow, pr
                          "components": len(res.deployed),
                          "failures": [{"type": f.type, "name": f.name, "problem": f.problem} for f in res.failures]},
               "notValidated": later, "emptySets": sorted(empty), "sfCalls": len(runner.calls)}
-    return Outcome(result, 0 if res.success else 1, lines)
+    return Outcome(result, exit_code(failed=not res.success), lines)
 
 
 def _deploy_error(res: commands.DeployResult) -> SfError:

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from sf_intuser.errors import Failure
+from sf_intuser.run_files import JOURNAL
 
-FILE = "journal.jsonl"
+FILE = JOURNAL
 
 
 @dataclass

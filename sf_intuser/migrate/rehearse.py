@@ -34,6 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
+from sf_intuser import run_files
 from sf_intuser import config as config_mod
 from sf_intuser import tempfiles
 from sf_intuser.errors import Failure
@@ -241,10 +242,10 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
         err = exc if isinstance(exc, Failure) else Failure(exc.name, exc.message, 1, exc.actions)
         raise Failure(err.name, f"{err.message} (the rehearsal's stand-ins in {on} were deactivated)",
                       err.exit_code, [*err.actions, *([f"sf-intuser rollback {folder} -o {on}"]
-                                                      if (folder / "journal.jsonl").exists() else [])]) from None
+                                                      if (folder / run_files.JOURNAL).exists() else [])]) from None
     rehearsed = apply_mod.open_run(folder)
     rep = migration.build(rehearsed.plan, rehearsed.journal.records)
-    write_synced(folder / "report.html", migration.html_page(rep).encode("utf-8"))
+    write_synced(folder / run_files.REPORT_HTML, migration.html_page(rep).encode("utf-8"))
     write_synced(folder / "report.md", migration.markdown(rep).encode("utf-8"))
     rolled = None
     if not keep:
@@ -254,7 +255,7 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
         rolled = rollback_mod.rollback(runner, folder, on, delete_generated=True, progress=progress)
         _deactivate(runner, on, api, list(standins.values()))
     result = {
-        "productionRun": str(run_dir), "rehearsalRun": str(folder), "report": str(folder / "report.html"),
+        "productionRun": str(run_dir), "rehearsalRun": str(folder), "report": str(folder / run_files.REPORT_HTML),
         "org": {"alias": on, "id": org.id, "username": org.username},
         "standIns": [{"production": p, "standIn": s, "id": standins[p]} for p, s in mapping.items()],
         "differences": differences, "apply": done.result,

@@ -14,6 +14,7 @@ from typing import Callable
 from sf_intuser import runs, tempfiles
 from sf_intuser.errors import Failure
 from sf_intuser.metadata import package_xml
+from sf_intuser.report.output import exit_code
 from sf_intuser.migrate.apply import (
     APPLY,
     ROLLBACK,
@@ -114,7 +115,7 @@ def _rollback_locked(runner: SfRunner, folder: Path, target_org: str | None, *, 
                          "removed with the rest, as the snapshot says")
     if not todo and not revoke and not delete_generated:
         return Outcome({"runDir": str(folder), "restored": [], "alreadyRestored": [names.get(u, u) for u in planned],
-                        "failures": [], "sfCalls": len(runner.calls)}, 0,
+                        "failures": [], "sfCalls": len(runner.calls)}, exit_code(),
                        lines + ["Nothing to undo: every user is as the snapshot says."])
     if confirm is not None and not confirm(lines):
         raise Failure("Cancelled", "Nothing was changed", actions=["Run again and answer y, or pass --yes"])
@@ -157,7 +158,7 @@ def _rollback_locked(runner: SfRunner, folder: Path, target_org: str | None, *, 
               **({"note": note} if note else {}),
               **({"deleted": removed["deleted"], "kept": removed["kept"]} if delete_generated else {}),
               "journal": str(folder / runs.JOURNAL), "sfCalls": len(runner.calls)}
-    return Outcome(result, 1 if failed or left else 0, lines)
+    return Outcome(result, exit_code(failed=bool(failed or left)), lines)
 
 
 def _delete_unused(runner: SfRunner, run: Run, target_org: str | None, now: OrgNow) -> dict[str, list[dict[str, str]]]:
@@ -244,4 +245,4 @@ def verify(runner: SfRunner, folder: Path, target_org: str | None, progress: Pro
         report.append({"username": u["username"], "reached": not diffs, "differences": diffs})
     result = {"runDir": str(folder), "users": report, "reached": sum(r["reached"] for r in report),
               "differ": sum(not r["reached"] for r in report), "sfCalls": len(runner.calls)}
-    return Outcome(result, 0 if all(r["reached"] for r in report) else 1)
+    return Outcome(result, exit_code(failed=not all(r["reached"] for r in report)))

@@ -33,7 +33,7 @@ from typing import Any, Iterable, Mapping
 from sf_intuser.metadata.license_rules import INTEGRATION_USER_LICENSE
 from sf_intuser.sf import commands
 from sf_intuser.sf.runner import SfRunner
-from sf_intuser.sf.soql import chunks, in_list, quote
+from sf_intuser.sf.soql import chunks, field_path, in_list, quote
 
 # the records live in org/model.py; they are named here too for the readers that came before it
 from sf_intuser.org.model import (  # noqa: F401
@@ -68,13 +68,7 @@ def _s(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def _rel(rec: Mapping[str, Any], path: str) -> Any:
-    cur: Any = rec
-    for part in path.split("."):
-        if not isinstance(cur, Mapping):
-            return None
-        cur = cur.get(part)
-    return cur
+_rel = field_path     # a relationship field of a SOQL row (sf/soql.py)
 
 
 def _int(v: Any) -> int:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from sf_intuser import run_files
 from sf_intuser import __version__
 from sf_intuser.metadata import package_xml
 from sf_intuser.metadata.access import is_true
@@ -41,8 +42,8 @@ from sf_intuser.workspace import write_synced
 SCHEMA = "sf-intuser/snapshot"
 #: 2: profiles under their Metadata API names (files and keys), ``inventory.profile_api``
 VERSION = 2
-FOLDER = "snapshot"
-MANIFEST = "manifest.json"
+FOLDER = run_files.SNAPSHOT
+MANIFEST = run_files.SNAPSHOT_MANIFEST
 FOLDERS = {"Profile": ("profiles", "profile"), "PermissionSet": ("permissionsets", "permissionset"),
            "PermissionSetGroup": ("permissionsetgroups", "permissionsetgroup"),
            "ConnectedApp": ("connectedApps", "connectedApp")}

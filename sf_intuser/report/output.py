@@ -12,6 +12,12 @@ EXIT_USAGE = 2
 EXIT_PARTIAL = 68
 
 
+def exit_code(*, failed: bool = False, partial: bool = False) -> int:
+    """The one mapping from an outcome to sf's exit codes (README, "Exit codes"): 1 when it failed (or
+    nothing of it succeeded), 68 when part of it did, else 0. Every command's outcome goes through it."""
+    return EXIT_FAILURE if failed else EXIT_PARTIAL if partial else EXIT_OK
+
+
 def dumps(value: Any, depth: int = 3, _level: int = 0) -> str:
     """JSON indented by two spaces, as sf prints it, down to ``depth`` levels; deeper values (one
     record of a long list) go on one line. Python's indenting encoder is pure Python and several

@@ -7,7 +7,7 @@ holding a quote or a backslash therefore cannot end the literal and change the q
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, TypeVar
+from typing import Any, Iterable, Iterator, Mapping, TypeVar
 
 T = TypeVar("T")
 
@@ -37,3 +37,14 @@ def chunks(values: Iterable[T], size: int = 200) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+def field_path(rec: Mapping[str, Any], path: str) -> Any:
+    """A field of a SOQL row by its path through relationships (``Profile.UserLicense.Name``): REST nests
+    each relationship as an object, null when the lookup is empty (None then)."""
+    cur: Any = rec
+    for part in path.split("."):
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(part)
+    return cur
