@@ -199,16 +199,12 @@ class GeneratedItem(GeneratedItemBase, total=False):
     description: str               # API-only profiles: the marker a later plan finds them by
 
 
-class StepBase(TypedDict):
+class Step(TypedDict):
     id: int
     action: str
     why: str
     records: List[Dict[str, Any]]
     inverse: Dict[str, Any]
-
-
-class Step(StepBase, total=False):
-    pass
 
 
 class RollbackUser(TypedDict, total=False):

@@ -152,7 +152,6 @@ class _Progress:
         self.quiet = quiet
         self.message = ""
         self.since = self.last = time.monotonic()
-        self.started = self.since
         self.stopped = threading.Event()
         self.thread: threading.Thread | None = None
         self.tty = sys.stderr.isatty()

@@ -15,8 +15,7 @@ from sf_intuser.cli.common import (
 )
 from sf_intuser.cli.metadata import _integration_sets
 from sf_intuser.report.output import (
-    EXIT_FAILURE,
-    EXIT_OK,
+    exit_code,
     EXIT_USAGE,
 )
 
@@ -72,4 +71,4 @@ def gate(payload_file: Any, as_json: bool) -> None:
         return "\n".join(f"{f.severity}: {f.file}: {f.element}: {f.message}. Fix: {f.fix}" for f in findings) \
             or f"No problems in {len(comps)} profile(s) and permission set(s)."
 
-    emit(as_json, result, human, status=EXIT_FAILURE if errors else EXIT_OK)
+    emit(as_json, result, human, status=exit_code(failed=bool(errors)))

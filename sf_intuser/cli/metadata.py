@@ -15,8 +15,7 @@ from sf_intuser.cli.common import (
     main,
 )
 from sf_intuser.report.output import (
-    EXIT_FAILURE,
-    EXIT_OK,
+    exit_code,
     table,
     warning_lines,
 )
@@ -202,7 +201,7 @@ def lint(paths: tuple[Path, ...], integration_permsets: tuple[str, ...], as_json
     findings = pre + run_lint(items, committed=lambda f: committed.get(f),
                               integration_permsets={*integration_permsets, *names})
     errors = [f for f in findings if f.severity == "error"]
-    status = EXIT_FAILURE if errors else EXIT_OK
+    status = exit_code(failed=bool(errors))
     result = {"files": len(files), "errors": len(errors), "warnings": len(findings) - len(errors),
               "findings": [f.to_dict() for f in findings]}
 

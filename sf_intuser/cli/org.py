@@ -10,8 +10,7 @@ from sf_intuser.cli.common import (
     main,
 )
 from sf_intuser.report.output import (
-    EXIT_FAILURE,
-    EXIT_OK,
+    exit_code,
     table,
 )
 
@@ -37,7 +36,7 @@ def doctor(target_org: str | None, sf_path: str | None, as_json: bool) -> None:
 
     found = workflow.doctor(sf_path, target_org)
     checks, actions, warnings = found.checks, found.actions, found.warnings
-    status = EXIT_OK if found.ok else EXIT_FAILURE
+    status = exit_code(failed=not found.ok)
     emit(as_json, {"checks": checks, "actions": actions},
          lambda: table([(c["check"], "skipped" if c.get("skipped") else "ok" if c["ok"] else "FAILED", c["detail"])
                         for c in checks],

@@ -326,8 +326,9 @@ def _access(ctx: Context, candidates: list[Candidate]) -> AccessPlan:
         if ua is None:
             continue
         plan.users[c.user.username] = ua
-        _set_access(ctx, plan, c, ua)
-        _group_access(ctx, plan, c, ua)
+        held_sets, held_groups = _held(ctx, c)
+        _set_access(ctx, plan, c, ua, held_sets)
+        _group_access(ctx, plan, c, ua, held_groups)
         _psl_access(ctx, c)
         c.entry["packages"] = [{"namespace": p.namespace, "packageLicenseId": p.package_id}
                                for p in ctx.inv.of_user(ctx.inv.package_assignments, c.user.id)]
@@ -397,6 +398,8 @@ def _profile_access(ctx: Context, plan: AccessPlan, c: Candidate) -> UserAccess 
 
 
 def _held(ctx: Context, c: Candidate) -> tuple[list[Any], list[Any]]:
+    """The user's permission sets and groups (not its profile's own set), with a warning for each name
+    sf-intuser.toml keeps or drops that the user does not hold."""
     mine = ctx.inv.of_user(ctx.inv.assignments, c.user.id)
     held_sets = [a for a in mine if not a.owned and not a.group_id]
     held_groups = [a for a in mine if a.group_id]
@@ -412,11 +415,10 @@ def _left_out(ov: UserConfig, name: str) -> bool:
     return (ov.keep is not None and name not in ov.keep) or name in ov.drop
 
 
-def _set_access(ctx: Context, plan: AccessPlan, c: Candidate, ua: UserAccess) -> None:
+def _set_access(ctx: Context, plan: AccessPlan, c: Candidate, ua: UserAccess, held_sets: list[Any]) -> None:
     """Each permission set the user holds: as it is, a license-less copy, left out (sf-intuser.toml) or a
     blocker."""
     entry, inv = c.entry, ctx.inv
-    held_sets, _ = _held(ctx, c)
     for a in sorted(held_sets, key=lambda a: a.ps_name):
         if _left_out(c.override, a.ps_name):
             entry["dropped"].append({"kind": "PermissionSet", "name": a.ps_name,
@@ -440,12 +442,11 @@ def _set_access(ctx: Context, plan: AccessPlan, c: Candidate, ua: UserAccess) ->
             entry["kept"].append({"kind": "PermissionSet", "name": a.ps_name, "reason": plan_set["reason"]})
 
 
-def _group_access(ctx: Context, plan: AccessPlan, c: Candidate, ua: UserAccess) -> None:
+def _group_access(ctx: Context, plan: AccessPlan, c: Candidate, ua: UserAccess, held_groups: list[Any]) -> None:
     """Each permission set group the user holds: as it is when all its sets are assignable, else rebuilt
     from license-less copies (never dropped), or a blocker (muting, not retrieved, a set that can't be
     copied)."""
     inv, gen, entry, blockers = ctx.inv, ctx.gen, c.entry, c.entry["blockers"]
-    _, held_groups = _held_quiet(ctx, c)
     for a in sorted(held_groups, key=lambda a: a.group_name or ""):
         gname = a.group_name or a.ps_name
         if _left_out(c.override, gname):
@@ -493,11 +494,6 @@ def _group_access(ctx: Context, plan: AccessPlan, c: Candidate, ua: UserAccess) 
                                  "one by one: the group keeps them together, as the admin set it up)"}
         entry["rewritten"].append(rewritten)
         ua.into.append((rewritten, "PermissionSetGroup", src))
-
-
-def _held_quiet(ctx: Context, c: Candidate) -> tuple[list[Any], list[Any]]:
-    mine = ctx.inv.of_user(ctx.inv.assignments, c.user.id)
-    return [a for a in mine if not a.owned and not a.group_id], [a for a in mine if a.group_id]
 
 
 def _psl_access(ctx: Context, c: Candidate) -> None:
