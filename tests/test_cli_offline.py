@@ -297,6 +297,36 @@ def test_ctrl_c_is_exit_130_with_a_message(capsys, project, monkeypatch):
     assert "Error (Interrupted)" in capsys.readouterr().err
 
 
+def test_the_same_ctrl_c_delivered_twice_stops_once(capsys, project, monkeypatch):
+    """Ctrl-C signals the terminal's whole process group and the plugin passes it on too: the tool gets
+    two SIGINTs within milliseconds. The second must not cut off the first one's clean stop."""
+    import os
+    import signal
+
+    from sf_intuser.hooks import lint as lint_mod
+
+    seen = []
+
+    def interrupted(*_a, **_k):
+        os.kill(os.getpid(), signal.SIGINT)           # the first: raises KeyboardInterrupt here
+        raise AssertionError("not reached")
+
+    def cleanup_hit_by_the_second(*a, **k):
+        try:
+            interrupted()
+        except KeyboardInterrupt:
+            os.kill(os.getpid(), signal.SIGINT)       # the duplicate, while the stop is written
+            seen.append("stopped cleanly")
+            raise
+
+    monkeypatch.setattr(lint_mod, "lint", cleanup_hit_by_the_second)
+    before = signal.getsignal(signal.SIGINT)
+    assert run(["lint", str(project)]) == 130
+    assert seen == ["stopped cleanly"]
+    assert "Error (Interrupted)" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is before       # put back as it was
+
+
 def test_progress_is_never_silent_and_stops_for_the_result(capsys, monkeypatch):
     """While a step runs, a line with the elapsed time follows every BEAT seconds; the result (and a
     question) pause it, and nothing more is printed once the command has ended."""

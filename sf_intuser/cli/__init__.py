@@ -7,7 +7,9 @@ layer and prints.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -129,8 +131,41 @@ def expand_flags_dir(argv: list[str]) -> list[str]:
     return rest + added
 
 
+#: a second SIGINT this soon after the first is the same Ctrl-C, delivered twice
+SAME_CTRL_C = 2.0
+
+
+def _one_ctrl_c() -> object:
+    """A SIGINT handler that raises KeyboardInterrupt once per Ctrl-C. Ctrl-C in a terminal signals the
+    whole foreground process group, and the plugin (``sf intuser``) also passes the signal on to its
+    child, so the tool may get the same Ctrl-C twice within milliseconds; the second must not cut off
+    the first one's clean stop (writing the journal's record and the answer)."""
+    last = [0.0]
+
+    def handler(_signum: int, _frame: object) -> None:
+        now = time.monotonic()
+        if last[0] and now - last[0] < SAME_CTRL_C:
+            return
+        last[0] = now
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGINT, handler)
+    except ValueError:          # not the main thread (an in-process test): leave Python's own
+        return None
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    before = _one_ctrl_c()
+    try:
+        return _run(argv)
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGINT, before)  # type: ignore[arg-type]
+
+
+def _run(argv: list[str]) -> int:
     from sf_intuser import tempfiles
 
     tempfiles.clean_leftovers()   # what a killed run left (request bodies, retrieves) goes now
