@@ -65,6 +65,7 @@ class UserConfig:
     drop: tuple[str, ...] = ()
     add_ip_ranges: tuple[IpRange, ...] = ()
     api_only_profile: str | None = None
+    keep_access: tuple[str, ...] = ()      # objects and user permissions tighten never narrows
 
 
 @dataclass
@@ -75,6 +76,8 @@ class Config:
     people_apps: tuple[str, ...] | None = None
     prices: dict[str, float] = field(default_factory=dict)
     users: list[UserConfig] = field(default_factory=list)
+    tighten_days: int | None = None
+    tighten_keep: tuple[str, ...] = ()
 
     def user(self, username: str) -> UserConfig | None:
         return next((u for u in self.users if u.username.lower() == username.lower()), None)
@@ -111,7 +114,18 @@ def parse(text: str, path: Path | None = None) -> Config:
         raise ConfigError(f"{shown}: not valid TOML: {exc}. Fix the line it names") from None
     lines = _Lines(text, shown)
     cfg = Config(path=path)
-    lines.only(data, (), {"discover", "prices", "users"})
+    lines.only(data, (), {"discover", "prices", "users", "tighten"})
+    tight = data.get("tighten", {})
+    if not isinstance(tight, dict):
+        raise lines.error(("tighten",), "must be a table: [tighten]")
+    lines.only(tight, ("tighten",), {"days", "keep-access"})
+    if "days" in tight:
+        d = tight["days"]
+        if not isinstance(d, int) or isinstance(d, bool) or not 1 <= d <= 365:
+            raise lines.error(("tighten", "days"), "must be a whole number of days from 1 to 365")
+        cfg.tighten_days = d
+    if "keep-access" in tight:
+        cfg.tighten_keep = lines.strings(tight["keep-access"], ("tighten", "keep-access"))
     disc = data.get("discover", {})
     if not isinstance(disc, dict):
         raise lines.error(("discover",), "must be a table: [discover]")
@@ -144,7 +158,8 @@ def parse(text: str, path: Path | None = None) -> Config:
         where = ("users", i)
         if not isinstance(u, dict):
             raise lines.error(where, "must be a table: [[users]]")
-        lines.only(u, where, {"username", "permission-set", "keep", "drop", "add-ip-ranges", "api-only-profile"})
+        lines.only(u, where, {"username", "permission-set", "keep", "drop", "add-ip-ranges", "api-only-profile",
+                              "keep-access"})
         name = u.get("username")
         if not isinstance(name, str) or "@" not in name:
             raise lines.error((*where, "username"), "is required: the Salesforce username, e.g. \"etl@acme.com\"")
@@ -184,6 +199,8 @@ def parse(text: str, path: Path | None = None) -> Config:
                 raise lines.error((*where, "add-ip-ranges"), "add-ip-ranges goes on a profile sf-intuser makes; with "
                                   "api-only-profile the user takes that profile's login ranges: remove one of them")
             uc.api_only_profile = prof.strip()
+        if "keep-access" in u:
+            uc.keep_access = lines.strings(u["keep-access"], (*where, "keep-access"))
         cfg.users.append(uc)
     return cfg
 

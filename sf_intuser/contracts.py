@@ -197,6 +197,7 @@ class GeneratedItemBase(TypedDict):
 
 class GeneratedItem(GeneratedItemBase, total=False):
     description: str               # API-only profiles: the marker a later plan finds them by
+    from_: str                     # tightened sets: the generated set they narrow
 
 
 class Step(TypedDict):
@@ -524,6 +525,56 @@ class DemoResult(TypedDict):
     apply: ApplyResult
 
 
+class AccessCounts(TypedDict):
+    objectsRead: int
+    objectsWrite: int
+    systemPermissions: int
+
+
+class TightenCounts(TypedDict):
+    before: AccessCounts           # the profile and copied sets as they are
+    moved: AccessCounts            # the plan's generated sets
+    tightened: AccessCounts        # after tightening
+
+
+class EvidenceSource(TypedDict):
+    name: Literal["ApiTotalUsageEventLog", "EventLogFile"]
+    status: Literal["used", "absent", "unreadable", "skipped"]
+    reason: str
+    rows: int
+    files: int
+    from_: Optional[str]
+    to: Optional[str]
+
+
+class EvidenceWindow(TypedDict):
+    days: int
+    asked: Dict[str, str]
+    covers: Dict[str, Any]          # first and last day, and the days between them
+    sources: List[EvidenceSource]
+    sfCalls: int
+
+
+class TightenedUser(TypedDict):
+    username: str
+    narrowed: bool
+    counts: TightenCounts
+    sets: List[Dict[str, str]]     # {"from": generated set, "into": its narrowed copy}
+    warnings: List[str]
+
+
+class TightenResult(TypedDict):
+    runDir: str                    # the new run folder, inside the one tightened
+    from_: str
+    planMd: str
+    window: Dict[str, Any]         # days asked, and the first and last day the evidence covers
+    evidence: EvidenceWindow
+    users: List[TightenedUser]
+    warnings: List[str]
+    sfCalls: int
+    evidenceSfCalls: int
+
+
 class ServeResult(TypedDict):
     instanceUrl: str
     username: str
@@ -556,7 +607,7 @@ RESULTS: dict[str, Any] = {
     "apply": Union[ApplyResult, ApplyDryRunResult],
     "verify": VerifyResult, "rollback": RollbackResult, "report": ReportResult, "lint": LintResult,
     "gate": GateResult, "convert": ConvertResult, "doctor": DoctorResult, "rehearse": RehearseResult,
-    "demo": DemoResult, "emulator serve": ServeResult,
+    "demo": DemoResult, "emulator serve": ServeResult, "tighten": TightenResult,
 }
 
 #: the run folder's files -> their type

@@ -291,3 +291,78 @@ def doctor(sf_path: str | None, target_org: str | None) -> Checkup:
         checks.append({"check": step, "ok": False, "detail": exc.message})
         actions = exc.actions or actions
     return Checkup(checks, actions, warnings)
+
+
+# --- tighten ------------------------------------------------------------------------------------
+
+
+def tighten(runner_factory: Callable[[], SfRunner], folder: Path, target_org: str | None, cfg: config_mod.Config,
+            days: int | None, progress: Progress, now: datetime) -> dict:
+    """Narrow a run's generated permission sets to each user's recorded use, into a new run folder
+    inside ``folder`` (``tightened-<time>``): its own plan, checksums and copy of the snapshot, so apply
+    and rollback take it like any run. Never the default; never over anything."""
+    from sf_intuser.migrate import apply as apply_mod
+    from sf_intuser.migrate import tighten as tighten_mod
+    from sf_intuser.org import evidence as evidence_mod
+    from sf_intuser.sf import commands
+
+    run = apply_mod.open_run(folder)
+    plan = run.plan
+    if plan.get("tightened"):
+        raise Failure("AlreadyTightened", f"{folder} holds a tightened plan (from {plan['tightened']['from']}): "
+                      "nothing was written", actions=[f"Tighten the plan it came from: sf-intuser tighten "
+                                                      f"{plan['tightened']['from']} -o {run.label()}"])
+    if run.journal.of("apply") or run.journal.of("rollback"):
+        raise Failure("RunAlreadyApplied", f"{folder} was applied (its journal says so): a plan is tightened before "
+                      "it is applied; nothing was written",
+                      actions=[f"Roll it back first: sf-intuser rollback {folder} -o {run.label()}",
+                               "Then plan again and tighten the new run folder"])
+    window = days or cfg.tighten_days or 30
+    runner = runner_factory()
+    try:
+        org = commands.org_display(runner, target_org)
+        if org.org_id[:15] != plan["org"]["id"][:15]:
+            raise Failure("WrongOrg", f"{folder} was planned for the org {run.label()} ({plan['org']['id']}), but "
+                          f"{target_org or 'the default org'} is {org.org_id}: nothing was written",
+                          actions=[f"Name the plan's org: sf-intuser tighten {folder} -o {run.label()}"])
+        ev = evidence_mod.read(runner, target_org, plan["org"]["apiVersion"], [u["id"] for u in run.users], window,
+                               now, progress)
+    except SfError as exc:
+        raise from_error(exc) from None
+    if not ev.any_source:
+        raise Failure("NoEvidence", "Nothing was written: the org gave no evidence of use ("
+                      + "; ".join(f"{s.name}: {s.status}, {s.reason}" for s in ev.sources) + ")",
+                      actions=["Give the user sf runs as View Event Log Object Data (ApiTotalUsageEventLog) or View "
+                               "Event Log Files (EventLogFile), or apply the plan as it is: sf-intuser apply "
+                               f"{folder} -o {run.label()}"], data={"evidence": ev.to_dict()})
+    snap = snapshot_mod.load(folder)
+    files = {p.relative_to(folder / runs.METADATA).as_posix(): p.read_bytes()
+             for p in sorted((folder / runs.METADATA).rglob("*")) if p.is_file()}
+    sources: dict[str, bytes] = {}
+    for u in run.users:
+        api = u["from"].get("profileApiName") or u["from"]["profile"]
+        body = snap.metadata.get("Profile", {}).get(api)
+        if body is not None:
+            sources[f"profile {u['from']['profile']}"] = body
+    for name, body in snap.metadata.get("PermissionSet", {}).items():
+        sources[f"permission set {name}"] = body
+    logins = {u["id"][:15]: sum(int(x.get("count") or 0) for x in (u.get("evidence") or {}).get("apiLogins", []))
+              for u in run.users}
+    out = folder / f"tightened-{now.strftime('%Y%m%d-%H%M%S')}"
+    req = tighten_mod.Request(stamp(now), out.name, str(folder),
+                              keep={u.username.lower(): u.keep_access for u in cfg.users},
+                              keep_all=cfg.tighten_keep, login_days=snap.inventory.days, logins=logins)
+    try:
+        t = tighten_mod.tighten(plan, files, sources, ev, req)
+    except (KeyError, ValueError) as exc:
+        raise Failure("PlanUnreadable", f"{folder}: the plan could not be tightened ({type(exc).__name__}: {exc}); "
+                      "nothing was written", actions=["Plan again into a new run folder, then tighten it"]) from None
+    _write(out, snap=snap, plan=t.data, plan_md=plan_md.render(t.data), files=t.files)
+    start, end = ev.window()
+    return {"runDir": str(out), "from": str(folder), "planMd": str(out / runs.PLAN_MD),
+            "window": {"days": window, "from": start, "to": end}, "evidence": ev.to_dict(),
+            "users": [{"username": u["username"], "narrowed": u["narrowed"], "counts": u["counts"],
+                       "sets": [{"from": s["from"], "into": s["into"]} for s in u["sets"]], "warnings": u["warnings"]}
+                      for u in t.data["tightened"]["users"]],
+            "warnings": [f"{u['username']}: {w}" for u in t.data["tightened"]["users"] for w in u["warnings"]],
+            "sfCalls": len(runner.calls), "evidenceSfCalls": ev.calls}

@@ -29,10 +29,12 @@ MAY_IMPORT: dict[str, set[str]] = {
     # the org as data, and what is computed from it alone
     "sf_intuser.org.model": {"sf_intuser.metadata"},
     "sf_intuser.org.discover": {"sf_intuser.org.model", "sf_intuser.metadata"},
+    "sf_intuser.org.usage": set(),
     "sf_intuser.report": {"sf_intuser.metadata"},
     "sf_intuser.migrate.plan": {"sf_intuser.metadata", "sf_intuser.org.model", "sf_intuser.org.discover",
                                 "sf_intuser.config"},
     "sf_intuser.migrate.convert": {"sf_intuser.metadata"},
+    "sf_intuser.migrate.tighten": {"sf_intuser.metadata", "sf_intuser.org.usage"},
     "sf_intuser.migrate.journal": set(),
     # files of the project and of the run folder
     "sf_intuser.workspace": {"sf_intuser.metadata"},
@@ -60,7 +62,8 @@ MAY_IMPORT: dict[str, set[str]] = {
 
 #: modules whose answer depends on their arguments alone: no process, file system, network, clock or terminal
 PURE = ("sf_intuser.metadata", "sf_intuser.contracts", "sf_intuser.run_files", "sf_intuser.org.model", "sf_intuser.org.discover",
-        "sf_intuser.migrate.plan", "sf_intuser.migrate.convert", "sf_intuser.report")
+        "sf_intuser.migrate.plan", "sf_intuser.migrate.convert", "sf_intuser.report", "sf_intuser.org.usage",
+        "sf_intuser.migrate.tighten")
 IMPURE_STDLIB = {"sh", "subprocess", "os", "socket", "shutil", "tempfile", "time", "datetime", "click", "threading",
                  "pathlib", "urllib.request", "http", "sys"}
 

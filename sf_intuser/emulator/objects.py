@@ -86,6 +86,15 @@ OBJECTS: dict[str, tuple[str, tuple[str, ...]]] = {
                                "Country", "Language", "Namespace", "Release", "Snapshot", "SourceOrg",
                                "Template", "Instance", "SignupCountry", "SignupLanguage", "SignupTrialDays",
                                "Package2AncestorIds", "OrgPreferences", "ShapeId", "CreatedById")),
+    # event logs (Object Reference: ApiTotalUsageEventLog, API 61.0+, query and describe only; EventLogFile, its
+    # key prefix 0AT). The log object's key prefix is not documented: 0Ug here [U]. Made from the seed
+    # users' apiUsage (:mod:`.eventlogs`)
+    "ApiTotalUsageEventLog": ("0Ug", ("Id", "ApiFamily", "ApiResource", "ClientIp", "ClientName",
+                                      "ConnectedAppIdentifier", "HttpMethod", "IsApiLimitCounted", "ObjectName",
+                                      "RequestIdentifier", "StatusCode", "Timestamp", "UserIdentifier")),
+    "EventLogFile": ("0AT", ("Id", "EventType", "LogDate", "Interval", "LogFile", "LogFileLength",
+                             "LogFileContentType", "LogFileFieldNames", "LogFileFieldTypes", "Sequence",
+                             "CreatedDate")),
     # job ids of the Metadata API (no fields queried)
     "AsyncRetrieve": ("09S", ("Id",)),
     "AsyncDeploy": ("0Af", ("Id",)),

@@ -99,10 +99,19 @@ class Options:
     #: [U] a change of license to one that can't hold the user's feature licenses either clears them
     #: ("clear") or is refused until they are cleared ("refuse")
     feature_licenses_on_license_change: str = "clear"
+    #: [U] which event logs the org has and how long they keep rows (:mod:`.eventlogs`): the
+    #: ApiTotalUsageEventLog object ("on"; "refused": a query of it is refused; "none": absent), its
+    #: retention in days, the EventLogFile event types with files (a comma list, or "none") and
+    #: their retention (REST API Developer Guide: 30 days with Event Monitoring, 1 in Developer Edition)
+    event_log_object: str = "on"
+    event_log_object_days: int = 30
+    event_log_files: str = "ApiTotalUsage"
+    event_log_file_days: int = 1
 
     #: the values a text option may take
     CHOICES = {"profile_change_across_licenses": ("strip", "refuse"), "language": profiles.LANGUAGES,
-               "feature_licenses_on_license_change": ("clear", "refuse")}
+               "feature_licenses_on_license_change": ("clear", "refuse"),
+               "event_log_object": ("on", "refused", "none")}
 
     def set(self, name: str, value: str) -> None:
         """Set an option from text (``--option NAME=VALUE``); raises ValueError naming the valid values."""
@@ -121,6 +130,10 @@ class Options:
             allowed = self.CHOICES.get(name, ())
             if allowed and value not in allowed:
                 raise ValueError(f"{name} takes {' or '.join(allowed)}, not {value!r}")
+            if name == "event_log_files":
+                from sf_intuser.emulator.eventlogs import file_types
+
+                file_types(value)
             setattr(self, name, value)
 
 
@@ -315,6 +328,13 @@ class OrgState:
         if (obj in ("ScratchOrgInfo", "ActiveScratchOrg") and not self.options.dev_hub) or (obj == "SourceMember"
                                                                      and not self.options.source_tracking):
             return None
+        if obj in ("ApiTotalUsageEventLog", "EventLogFile"):
+            from sf_intuser.emulator import eventlogs
+
+            if (obj == "ApiTotalUsageEventLog" and self.options.event_log_object == "none") or \
+                    (obj == "EventLogFile" and not eventlogs.file_types(self.options.event_log_files)):
+                return None
+            eventlogs.ensure(self)
         return obj
 
     def query(self, text: str) -> tuple[soql.Query, list[dict[str, Any]], int]:
@@ -326,6 +346,10 @@ class OrgState:
                                   "to use a custom object, be sure to append the '__c' after the entity name. "
                                   "Please reference your WSDL or the describe call for the appropriate names.",
                                   q.obj_pos)
+        if obj == "ApiTotalUsageEventLog" and self.options.event_log_object == "refused":
+            # [U] the wording: a user without View Event Log Object Data (Object Reference)
+            raise soql.QueryError("INSUFFICIENT_ACCESS", "You don't have permission to view this data: "
+                                  "View Event Log Object Data is required")
         rows = self._select(obj, q)
         if q.aggregate:
             return q, *self._aggregate(obj, q, rows)

@@ -291,6 +291,10 @@ def _add_user(state: OrgState, u: dict[str, Any], uid: str, now: Any) -> None:
         state.put("OauthToken", {"AppName": tok["app"], "UserId": uid, "UseCount": int(tok.get("useCount", 1)),
                                  "LastUsedDate": org_mod.relative_time(tok.get("lastUsed", "-1d"), now),
                                  "CreatedDate": org_mod.relative_time(tok.get("created", "-300d"), now)})
+    if u.get("apiUsage"):
+        from sf_intuser.emulator import eventlogs
+
+        eventlogs.add_usage(state, uid, u["apiUsage"], now, u["username"])
     for spec in u.get("logins", []):
         # spread `count` logins evenly over the last `days` days
         count, days = int(spec.get("count", 10)), int(spec.get("days", 30))

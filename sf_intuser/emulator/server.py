@@ -11,6 +11,8 @@ one at a time under the state's lock, so tests can read ``state`` between CLI ca
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import json
 import re
 import socket
@@ -65,6 +67,14 @@ def column_metadata(obj: str, fields: list[str], aggregate: bool) -> dict[str, A
             "keyPrefix": objects.OBJECTS.get(obj, ("",))[0] or None}
 
 
+
+@dataclass(frozen=True)
+class RawBody:
+    """A response body sent as it is (a log file's CSV), not as JSON."""
+    data: bytes
+    content_type: str
+
+
 class Handler(BaseHTTPRequestHandler):
     server_version = "sf-intuser-emulator"
     protocol_version = "HTTP/1.1"
@@ -90,6 +100,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _send(self, status: int, body: Any = None) -> None:
+        if isinstance(body, RawBody):
+            return self._send_bytes(status, body.data, body.content_type)
         if status == 204:
             self.send_response(204)
             self.send_header("Content-Length", "0")
@@ -364,6 +376,14 @@ class Handler(BaseHTTPRequestHandler):
             return self._next_page(pm.group(1), int(pm.group(2)))
         if rest == "/composite/sobjects":
             return self._collection(method, raw, qs)
+        lf = re.fullmatch(r"/sobjects/EventLogFile/(\w+)/LogFile", rest)
+        if lf and method == "GET" and self.state.sobject("EventLogFile"):
+            from sf_intuser.emulator import eventlogs
+
+            body = eventlogs.body_of(self.state, lf.group(1))
+            if body is None:
+                return 404, error_body("NOT_FOUND", NOT_FOUND)
+            return 200, RawBody(body, "text/csv")
         sm = re.fullmatch(r"/sobjects/(\w+)(?:/(\w+))?", rest)
         if sm:
             return self._sobject(method, sm.group(1), sm.group(2), raw)

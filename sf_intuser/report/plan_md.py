@@ -127,6 +127,8 @@ def render(plan: dict) -> str:
     out += [f"- {m['note']}", ""]
     planned = [u for u in plan["users"] if u["status"] == "planned"]
     blocked = [u for u in plan["users"] if u["status"] == "blocked"]
+    if plan.get("tightened"):
+        out += tightened(plan["tightened"])
     if planned:
         out += ["## Users to move", ""]
         for u in planned:
@@ -155,3 +157,79 @@ def render(plan: dict) -> str:
     if plan["warnings"]:
         out += ["## Warnings", ""] + [f"- {md(w)}" for w in plan["warnings"]] + [""]
     return "\n".join(out)
+
+
+STAGES = (("before", "before the move"), ("moved", "after the move"), ("tightened", "after tightening"))
+
+
+def window_line(t: dict) -> str:
+    """The window the evidence covers, and each source's state, in one line."""
+    ev = t["evidence"]
+    cov = ev["covers"]
+    srcs = "; ".join(f"{md(x['name'])}: {md(x['status'])}" + (f" ({x['rows']} row(s)" + (f", {x['files']} file(s)"
+                                                                                   if x["files"] else "") + ")"
+                                                             if x["status"] == "used" else "")
+                     + (f", {md(x['reason'])}" if x["reason"] else "") for x in ev["sources"])
+    covers = f"{cov['from']} to {cov['to']}" if cov.get("from") else "no day with a log"
+    return (f"Evidence asked for the last {ev['days']} day(s) ({ev['asked']['from']} to {ev['asked']['to']}); "
+            f"it covers {covers}. Sources: {srcs}.")
+
+
+def tightened(t: dict) -> list[str]:
+    """The tightening as a reviewable diff: per user, what each narrowed set keeps and loses, with the
+    evidence for each line, and the counts before the move, after it and after tightening."""
+    out = ["## Tightened to recorded use", "",
+           f"This plan narrows {md(t['from'])}'s generated permission sets to what each user was seen doing. "
+           + window_line(t) + " Nothing is granted that the plan did not grant; sets assigned as they are, "
+           "groups and connected-app access are unchanged.", ""]
+    for u in t["users"]:
+        out += [f"### {md(u['username'])}", ""]
+        c = u.get("counts") or {}
+        if c:
+            out += ["| | objects read | objects written | user permissions |", "|---|---:|---:|---:|"]
+            for key, label in STAGES:
+                x = c.get(key) or {}
+                out.append(f"| {label} | {x.get('objectsRead', 0)} | {x.get('objectsWrite', 0)} | "
+                           f"{x.get('systemPermissions', 0)} |")
+            out.append("")
+        for w in u["warnings"]:
+            out.append(f"- **Warning:** {md(w)}")
+        for st in u["sets"]:
+            out += ["", f"{_code(st['from'])} becomes {_code(st['into'])}:", ""]
+            for o in st["objects"]:
+                before, after = set(o["before"]), set(o["after"])
+                word = "keeps" if after == before else "loses" if not after else "narrows to"
+                shown = ", ".join(_flag(f) for f in sorted(after)) if after else ", ".join(
+                    _flag(f) for f in sorted(before))
+                out.append(f"- object {_code(o['object'])} {word} {shown or 'nothing'}"
+                           + (f" (was {', '.join(_flag(f) for f in sorted(before))})"
+                              if after and after != before else "") + f": {md(o['evidence'])}")
+            kept = [p for p in st["permissions"] if p["kept"]]
+            lost = [p for p in st["permissions"] if not p["kept"]]
+            for p in kept:
+                out.append(f"- keeps user permission {_code(p['name'])}: {md(p['why'])}"
+                           + (f" ({md(p['source'])})" if p.get("source") else ""))
+            if lost:
+                groups: dict[str, list[str]] = {}
+                for p in lost:
+                    groups.setdefault(p["why"], []).append(p["name"])
+                for why, names in sorted(groups.items()):
+                    out.append(f"- loses {len(names)} user permission(s), {md(why)}: "
+                               + ", ".join(_code(n) for n in sorted(names)))
+            if st.get("fieldsDropped"):
+                out.append(f"- loses {st['fieldsDropped']} field permission(s) of the objects it loses")
+            if st.get("keptAsTheyWere"):
+                out.append("- keeps as they were (the event logs do not show their use): " + ", ".join(
+                    f"{n} {SECTION_WORDS.get(k, k)}" for k, n in sorted(st["keptAsTheyWere"].items())))
+        if not u["sets"]:
+            out.append("- nothing narrowed")
+        out.append("")
+    return out
+
+
+_FLAG_WORDS = {"allowRead": "read", "allowCreate": "create", "allowEdit": "edit", "allowDelete": "delete",
+               "viewAllRecords": "view all", "modifyAllRecords": "modify all"}
+
+
+def _flag(f: str) -> str:
+    return _FLAG_WORDS.get(f, f)

@@ -363,11 +363,13 @@ def collection(runner: SfRunner, method: str, records: list[dict[str, Any]], tar
     return out
 
 
-def rest(runner: SfRunner, path: str, target_org: str | None, method: str = "GET", body: Any = None) -> Any:
+def rest(runner: SfRunner, path: str, target_org: str | None, method: str = "GET", body: Any = None,
+         text: bool = False) -> Any:
     """One REST API call through ``sf api request rest`` (beta, no ``--json``: stdout is the response
     body; exit 0 on any 2xx, 1 on an HTTP error with the error body on stdout; docs/sf-wire.md section 8).
     A JSON ``body`` travels in a private temporary file. Returns the parsed body of a 2xx answer;
-    an HTTP error, a lost connection, an unknown org or an expired session raise typed errors."""
+    an HTTP error, a lost connection, an unknown org or an expired session raise typed errors. With
+    ``text``, a 2xx answer's body is returned as it came (a CSV file, a blob)."""
     body_file = runner.temp_json(body) if body is not None else None
     args = ["api", "request", "rest", path, "--method", method, *(["--body", f"@{body_file}"] if body_file else []),
             *_org(target_org)]
@@ -376,6 +378,8 @@ def rest(runner: SfRunner, path: str, target_org: str | None, method: str = "GET
     finally:
         if body_file:
             Path(body_file).unlink(missing_ok=True)
+    if code == 0 and text:
+        return stdout
     data = _json_body(stdout)
     if code == 0 and data is not None:
         return data
