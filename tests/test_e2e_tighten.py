@@ -6,6 +6,8 @@ rollback gives the old access back. Then the cases where the evidence is thin or
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -119,6 +121,18 @@ def test_tighten_narrows_to_recorded_use_apply_keeps_every_call_and_rollback_res
         assert not eventlogs.allowed(st, ids[SYNC], "Lead", "read")
         assert not eventlogs.allowed(st, ids[READER], "Case", "edit")
         assert not eventlogs.allowed(st, ids[READER], "Account", "read")
+        # the migration report shows, per user, access before, after the move and after tightening
+        md_rep = intuser(home, "report", str(tight))
+        assert md_rep.returncode == 0, md_rep.stderr
+        assert "## Access before, after the move and after tightening" in md_rep.stdout
+        assert "1 / 0 / " in md_rep.stdout and "3 / 2 / " in md_rep.stdout
+        rows = list(csv.DictReader(io.StringIO(intuser(home, "report", str(tight), "--format", "csv").stdout)))
+        sync = next(x for x in rows if x["username"] == SYNC)
+        assert (sync["tightened_objects_read"], sync["tightened_objects_write"]) == ("3", "2")
+        assert int(sync["before_system_permissions"]) > int(sync["tightened_system_permissions"])
+        assert intuser(home, "report", str(tight), "--format", "html").returncode == 0
+        page = (tight / "report.html").read_text()
+        assert "After tightening" in page and "3 / 2 / " in page
 
         back = intuser(home, "rollback", str(tight), "-o", ORG, "--yes")
         assert back.returncode == 0, back.stdout + back.stderr

@@ -37,6 +37,7 @@ def build(plan: dict, journal: list[dict]) -> dict:
     prices = {f["license"]: f["monthlyPrice"] for f in plan["savings"]["freedSeats"]}
     seat_price = plan["savings"].get("integrationSeatPrice") or 0
     free = (plan.get("seats") or {}).get("integrationLicense", {}).get("free", 0)
+    tight = {t["username"]: t for t in (plan.get("tightened") or {}).get("users", [])}
     rows = []
     for u in plan["users"]:
         before_price = prices.get(u.get("from", {}).get("license"))
@@ -64,6 +65,9 @@ def build(plan: dict, journal: list[dict]) -> dict:
             # what the move takes away (by the plan; an auditor must see access was removed)
             "removed": [{"kind": d.get("kind", ""), "name": d["name"], "from": d.get("from") or "",
                          "reason": d.get("reason", "")} for d in u.get("dropped") or []] if state != "blocked" else [],
+            # objects read and written, and user permissions, in the sets sf-intuser makes for the user: before
+            # the move, after it, after tightening (tightened plans only)
+            "access": (tight[u["username"]].get("counts") if u["username"] in tight else None),
         })
     moved = sum(1 for r in rows if r["outcome"] == "moved")
     buy = max(moved - free, 0)
@@ -80,6 +84,8 @@ def build(plan: dict, journal: list[dict]) -> dict:
                      "counts": f"the licenses of the {len(counted)} planned user(s); the "
                                f"{len(rows) - len(counted)} blocked one(s) keep theirs and are not counted"},
             "moved": moved, "dropped": dropped, "state": _state(journal),
+            "tightened": ({"from": plan["tightened"]["from"], "window": plan["tightened"]["evidence"]["covers"],
+                           "days": plan["tightened"]["evidence"]["days"]} if plan.get("tightened") else None),
             "note": plan["savings"]["note"], "prices": plan["savings"]["freedSeats"]}
 
 
@@ -123,6 +129,19 @@ def markdown(rep: dict) -> str:
             out += [f"- {md(d['kind'])} {md_code(d['name'])}" + (f" (from {md(d['from'])})" if d["from"] else "")
                     + f": {md(d['reason'])}" for d in r["removed"]]
             out.append("")
+    if rep.get("tightened"):
+        t = rep["tightened"]
+        w = t["window"]
+        out += ["", "## Access before, after the move and after tightening", "",
+                f"Tightened to the use recorded in the last {t['days']} day(s) (covering "
+                + (f"{w['from']} to {w['to']}" if w.get("from") else "no day with a log")
+                + f"), from {md(t['from'])}. Counts are of the sets sf-intuser makes for each user: objects it may "
+                "read / objects it may write / user permissions.", "",
+                "| User | Before the move | After the move | After tightening |", "|---|---|---|---|"]
+        for r in rep["users"]:
+            if r.get("access"):
+                out.append(f"| {md(r['username'])} | " + " | ".join(_counts(r["access"][k])
+                                                                  for k in ("before", "moved", "tightened")) + " |")
     if rep["dropped"]:
         out += ["", "## Permissions dropped during apply", ""]
         out += [f"- {md_code(d['permission'])} from {md_code(d['permissionSet'])}: {md(d['reason'])}"
@@ -130,17 +149,29 @@ def markdown(rep: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def _counts(c: dict) -> str:
+    return f"{c['objectsRead']} / {c['objectsWrite']} / {c['systemPermissions']}"
+
+
+ACCESS_COLUMNS = [f"{stage}_{what}" for stage in ("before", "moved", "tightened")
+                  for what in ("objects_read", "objects_write", "system_permissions")]
+
+
 def csv_text(rep: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["username", "outcome", "reason", "license_before", "profile_before", "license_after",
-                "profile_after", "permission_sets_after", "monthly_saving", "removed_count", "removed"])
+                "profile_after", "permission_sets_after", "monthly_saving", "removed_count", "removed",
+                *ACCESS_COLUMNS])
     for r in rep["users"]:
         a = r["after"] or {}
         removed = r.get("removed") or []
         w.writerow(csv_row([r["username"], r["outcome"], r["reason"], r["before"]["license"], r["before"]["profile"],
                             a.get("license", ""), a.get("profile", ""), " ".join(a.get("permissionSets", [])),
-                            r["monthlySaving"], len(removed), " | ".join(f"{d['kind']} {d['name']}" for d in removed)]))
+                            r["monthlySaving"], len(removed), " | ".join(f"{d['kind']} {d['name']}" for d in removed),
+                            *([r["access"][st][k] for st in ("before", "moved", "tightened")
+                               for k in ("objectsRead", "objectsWrite", "systemPermissions")]
+                              if r.get("access") else [""] * len(ACCESS_COLUMNS))]))
     return buf.getvalue()
 
 
@@ -215,6 +246,20 @@ def html_page(rep: dict) -> str:
                     f"{e(str(r['before']['profile']))}</div></td>"
                     f"<td data-label=After>{after}</td><td class=num data-label='Saving / month'>"
                     f"{e(money(r['monthlySaving']))}</td></tr>")
+    access_rows = "".join(
+        f"<tr><td data-label=User>{e(r['username'])}</td>" + "".join(
+            f"<td class=num data-label='{label}'>{e(_counts(r['access'][k]))}</td>"
+            for k, label in (("before", "Before the move"), ("moved", "After the move"),
+                             ("tightened", "After tightening"))) + "</tr>"
+        for r in rep["users"] if r.get("access"))
+    t = rep.get("tightened")
+    access = (f"<h2>Access before, after the move and after tightening</h2><p class=sub>Objects it may read / "
+              f"objects it may write / user permissions, in the sets sf-intuser makes for the user. Tightened to "
+              f"the use recorded in the last {t['days']} day(s)"
+              + (f", covering {e(t['window']['from'])} to {e(t['window']['to'])}" if t["window"].get("from") else "")
+              + f".</p><div class=scroll><table><thead><tr><th>User</th><th style='text-align:right'>Before the move"
+              f"</th><th style='text-align:right'>After the move</th><th style='text-align:right'>After tightening"
+              f"</th></tr></thead><tbody>{access_rows}</tbody></table></div>") if t and access_rows else ""
     dropped = "".join(f"<li><code>{e(d['permission'])}</code> from <code>{e(d['permissionSet'])}</code>: "
                       f"{e(d['reason'])}</li>" for d in rep["dropped"])
     org = rep["org"].get("alias") or rep["org"].get("username") or rep["org"]["id"]
@@ -239,6 +284,7 @@ def html_page(rep: dict) -> str:
 <p class=note>{sum(len(r.get("removed") or []) for r in rep["users"])} permission(s) and assignment(s) the move
 removes are listed under each user (the license refuses them, or sf-intuser.toml left them out); rollback gives
 them back.</p>
+{access}
 {f'<h2>Permissions dropped during apply</h2><ul>{dropped}</ul>' if dropped else ''}
 <p class=note>{e(rep['note'])} {c['integrationSeatsBought']} Salesforce Integration seat(s) bought at
 {e(money(c['integrationSeatPrice']))} a month. Prices: {e('; '.join(f"{p['license']} {money(p['monthlyPrice'])}/month ({p['source']})" for p in rep['prices']))}.</p>
