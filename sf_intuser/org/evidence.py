@@ -131,12 +131,15 @@ def read(runner: SfRunner, target_org: str | None, api_version: str, user_ids: l
             if bad is not None:
                 obj_src.status, obj_src.reason = "unreadable", _error(
                     bad.body, "the org refused the query") + " (it needs the View Event Log Object Data permission)"
+            elif any(not (a.body or {}).get("done", True) for k, a in answers.items() if k.startswith("object-")):
+                # an aggregate query answers in one page (SOQL: up to 2,000 groups); a cut-off answer would
+                # show a user part of its use, and narrowing on part of it takes away what it needs
+                obj_src.status, obj_src.reason = "unreadable", (
+                    "more groups of calls than one answer holds: tighten fewer users at a time, or fewer days")
             else:
                 obj_src.status = "used"
                 rows = [*((answers["object-rest"].body or {}).get("records") or []),
                         *((answers["object-soap"].body or {}).get("records") or [])]
-                if any(not (a.body or {}).get("done", True) for k, a in answers.items() if k.startswith("object-")):
-                    obj_src.reason = "the org sent more rows than one answer holds: later ones were not read"
                 uses += _object_uses(rows, wanted)
                 obj_src.rows = sum(int(r.get("n") or 0) for r in rows)
                 obj_src.window_from, obj_src.window_to = ev.asked_from, ev.asked_to
