@@ -152,6 +152,7 @@ def read(runner: SfRunner, target_org: str | None, api_version: str, user_ids: l
                 file_src.status = "used"
                 records = (a.body or {}).get("records") or []
                 file_src.files = len(records)
+                got_files: list[Use] = []        # used only when every file was read: part of them is part of a use
                 for i, rec in enumerate(records, 1):
                     progress(f"Downloading event log file {i} of {len(records)} ({rec.get('EventType')}, "
                              f"{_day(rec.get('LogDate'))})")
@@ -163,7 +164,9 @@ def read(runner: SfRunner, target_org: str | None, api_version: str, user_ids: l
                         break
                     got = file_uses(str(rec.get("EventType")), body, wanted)
                     file_src.rows += len(got)
-                    uses += got
+                    got_files += got
+                else:
+                    uses += got_files
                 if records:
                     days_seen = sorted(_day(r.get("LogDate")) or "" for r in records)
                     file_src.window_from, file_src.window_to = days_seen[0], days_seen[-1]
