@@ -329,18 +329,19 @@ def test_the_html_report_is_self_contained_and_renders_in_chromium(bench, tmp_pa
 
 
 def report_overflow(page: Path, width: int, tmp_path: Path) -> dict:
-    """Laid out by Chromium at ``width`` px: the page's scroll width, and by how many px the table and the
-    chart are wider than their boxes. The report runs no script (its CSP), so a page beside it frames
+    """Laid out by Chromium at ``width`` px: the page's scroll width, and by how many px the widest table
+    and the chart are wider than their boxes. The report runs no script (its CSP), so a page beside it frames
     it and measures (file pages share an origin with --allow-file-access-from-files)."""
     probe = tmp_path / f"probe-{width}.html"
     probe.write_text(f"""<!doctype html><html><body style="margin:0">
 <iframe id=f src="{page.as_uri()}" style="width:{width}px;height:1400px;border:0"></iframe>
 <pre id=out>pending</pre><script>
 document.getElementById('f').onload = function () {{
-  var d = this.contentDocument, t = d.querySelector('table'), s = d.querySelector('.scroll'), c = d.querySelector('svg');
+  var d = this.contentDocument, c = d.querySelector('svg'), over = 0;
+  d.querySelectorAll('.scroll').forEach(function (s) {{ over = Math.max(over, s.scrollWidth - s.clientWidth); }});
   document.getElementById('out').textContent = JSON.stringify({{
     page: d.documentElement.scrollWidth,
-    table: Math.max(0, (s ? s.scrollWidth - s.clientWidth : 0)),
+    table: Math.max(0, over),
     chart: Math.max(0, Math.round(c.getBoundingClientRect().right - d.documentElement.clientWidth))}});
 }};
 </script></body></html>""")

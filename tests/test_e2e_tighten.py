@@ -19,6 +19,7 @@ from sf_intuser.metadata.xml import parse
 from sf_intuser.migrate.tighten import enabled_permissions, object_grants
 from sf_intuser.sf.runner import SfRunner
 from tests.contracts import check_run_folder
+from tests.test_e2e_apply import CHROMIUM, report_overflow
 from tests.e2e import ORG, SHIM, holds, intuser, needs_cli, sf_env
 
 pytestmark = needs_cli
@@ -133,6 +134,10 @@ def test_tighten_narrows_to_recorded_use_apply_keeps_every_call_and_rollback_res
         assert intuser(home, "report", str(tight), "--format", "html").returncode == 0
         page = (tight / "report.html").read_text()
         assert "After tightening" in page and "3 / 2 / " in page
+        if CHROMIUM:     # the new table fits a phone's width and a desktop's, as the rest of the report
+            for width in (420, 1280):
+                assert report_overflow(tight / "report.html", width, tmp_path) == {
+                    "page": width, "table": 0, "chart": 0}, width
 
         back = intuser(home, "rollback", str(tight), "-o", ORG, "--yes")
         assert back.returncode == 0, back.stdout + back.stderr

@@ -30,7 +30,7 @@ show what it needs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from lxml import etree
 
@@ -304,26 +304,35 @@ def _insert_sorted(root: etree._Element, el: etree._Element, key: tuple[str, str
     root.append(el)
 
 
-def _closed(new: set[str], available: set[str]) -> set[str]:
-    """``new`` with the object flags its flags require (ObjectPermissions dependencies), where
-    ``available`` (what the source grants on the object) has them; a flag whose requirement is not
-    available goes."""
-    deps = rules.object_dependencies()
-    out = set(new)
+def _closure(wanted: Iterable[str], available: set[str],
+             requires: Callable[[str], Iterable[str]]) -> tuple[set[str], dict[str, str]]:
+    """``wanted`` with what each of them requires, where ``available`` has it; one whose requirement
+    is not available goes (and what it missed is said). Salesforce refuses a set that breaks a
+    dependency, and nothing is added that the source did not grant."""
+    out = set(wanted)
+    missed: dict[str, str] = {}
     changed = True
     while changed:
         changed = False
         for f in sorted(out):
-            for r in deps.get(f, ()):
+            for r in requires(f):
                 if r in out:
                     continue
                 if r in available:
                     out.add(r)
                 else:
                     out.discard(f)
+                    missed[f] = r
                 changed = True
                 break
-    return out
+    return out, missed
+
+
+def _closed(new: set[str], available: set[str]) -> set[str]:
+    """Object flags with the flags they require (ObjectPermissions dependencies) where ``available``
+    (what the source grants on the object) has them."""
+    deps = rules.object_dependencies()
+    return _closure(new, available, lambda f: deps.get(f, ()))[0]
 
 
 def _rule_hits(uses: list[Use], kept_objects: Mapping[str, set[str]]) -> dict[str, str]:
@@ -348,26 +357,14 @@ def _rule_hits(uses: list[Use], kept_objects: Mapping[str, set[str]]) -> dict[st
 
 
 def _with_dependencies(wanted: set[str], enabled: set[str]) -> tuple[set[str], dict[str, str]]:
-    """``wanted`` with what each requires (license_rules.PERMISSION_DEPENDENCIES) where the set grants it;
-    one whose requirement the set lacks goes, with why."""
-    kept = set(wanted)
-    dropped: dict[str, str] = {}
-    changed = True
-    while changed:
-        changed = False
-        for p in sorted(kept):
-            dep = rules.PERMISSION_DEPENDENCIES.get(p)
-            for r in (dep.requires if dep else ()):
-                if r in kept:
-                    continue
-                if r in enabled:
-                    kept.add(r)
-                else:
-                    kept.discard(p)
-                    dropped[p] = f"requires {r}, which the set does not grant"
-                changed = True
-                break
-    return kept, dropped
+    """User permissions with what each requires (license_rules.PERMISSION_DEPENDENCIES) where the set
+    grants it; one whose requirement the set lacks goes, with why."""
+    def requires(p: str) -> Iterable[str]:
+        dep = rules.PERMISSION_DEPENDENCIES.get(p)
+        return dep.requires if dep else ()
+
+    kept, missed = _closure(wanted, enabled, requires)
+    return kept, {p: f"requires {r}, which the set does not grant" for p, r in missed.items()}
 
 
 def _header(root: etree._Element, name: str, label: str | None, description: str | None) -> None:
