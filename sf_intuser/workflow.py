@@ -296,6 +296,12 @@ def doctor(sf_path: str | None, target_org: str | None) -> Checkup:
 # --- tighten ------------------------------------------------------------------------------------
 
 
+def ps_marker() -> str:
+    from sf_intuser.metadata.permission_set import MARKER
+
+    return MARKER
+
+
 def tighten(runner_factory: Callable[[], SfRunner], folder: Path, target_org: str | None, cfg: config_mod.Config,
             days: int | None, progress: Progress, now: datetime) -> dict:
     """Narrow a run's generated permission sets to each user's recorded use, into a new run folder
@@ -354,6 +360,24 @@ def tighten(runner_factory: Callable[[], SfRunner], folder: Path, target_org: st
                               keep_all=cfg.tighten_keep, login_days=snap.inventory.days, logins=logins)
     try:
         t = tighten_mod.tighten(plan, files, sources, ev, req)
+        # the new sets' names, against the org's: one sf-intuser made is redeployed (and said to exist);
+        # another's is never taken (the names are made again around it)
+        for _ in range(3):
+            names = [g["name"] for g in t.data["generated"] if g["kind"] == "tightened"
+                     and g["name"].lower() not in req.ours]
+            if not names:
+                break
+            found = commands.query(runner, "SELECT Name, Description FROM PermissionSet WHERE Name IN ("
+                                   + ", ".join(f"'{n}'" for n in names) + ")", target_org)    # API names: no quotes
+            ours = frozenset(r["Name"].lower() for r in found
+                             if (r.get("Description") or "").startswith(ps_marker()))
+            foreign = frozenset(r["Name"].lower() for r in found) - ours
+            if not ours and not foreign:
+                break
+            req.ours, req.foreign = req.ours | ours, req.foreign | foreign
+            t = tighten_mod.tighten(plan, files, sources, ev, req)
+    except SfError as exc:
+        raise from_error(exc) from None
     except (KeyError, ValueError) as exc:
         raise Failure("PlanUnreadable", f"{folder}: the plan could not be tightened ({type(exc).__name__}: {exc}); "
                       "nothing was written", actions=["Plan again into a new run folder, then tighten it"]) from None

@@ -192,3 +192,28 @@ def test_no_evidence_writes_nothing_and_says_why(tmp_path):
         assert again.returncode == 1 and "RunAlreadyApplied" in again.stderr, again.stderr
     finally:
         emu.stop()
+
+
+def test_a_name_another_set_holds_is_never_taken(tmp_path):
+    """The org already has a set, not sf-intuser's, under the name tighten would give a narrowed set:
+    another name is chosen, and apply leaves that set as it was."""
+    from sf_intuser.migrate.tighten import _new_name
+
+    home = tmp_path / "home"
+    emu = start(home)
+    try:
+        run, plan = planned(home)
+        mine = next(u for u in plan["users"] if u["username"] == READER)["to"]["permissionSet"]
+        wanted = _new_name(mine, READER, set())
+        emu.state.put("PermissionSet", {"Name": wanted, "Label": "Someone else's", "Description": "not ours",
+                                        "IsOwnedByProfile": False, "IsCustom": True, "Type": "Regular"})
+        out = intuser(home, "tighten", str(run), "-o", ORG, "--json")
+        assert out.returncode == 0, out.stdout + out.stderr
+        got = next(u for u in json.loads(out.stdout)["result"]["users"] if u["username"] == READER)
+        assert got["sets"] and got["sets"][0]["into"] != wanted
+        tight = home / json.loads(out.stdout)["result"]["runDir"]
+        assert intuser(home, "apply", str(tight), "-o", ORG, "--yes").returncode == 0
+        other = emu.state.one("PermissionSet", Name=wanted, IsOwnedByProfile=False)
+        assert other["Description"] == "not ours" and other["Label"] == "Someone else's"
+    finally:
+        emu.stop()

@@ -392,6 +392,8 @@ class Request:
     keep_all: tuple[str, ...] = ()             # [tighten] keep-access
     login_days: int = 0                        # the window login history covers
     logins: Mapping[str, int] = field(default_factory=dict)             # user id (15) -> API logins in it
+    ours: frozenset[str] = frozenset()         # lower-case names of sets the org holds that sf-intuser made
+    foreign: frozenset[str] = frozenset()      # lower-case names the org's other sets hold: never taken
 
 
 @dataclass
@@ -429,7 +431,7 @@ def tighten(plan: dict[str, Any], files: Mapping[str, bytes], sources: Mapping[s
     covered = ev.covered_days
     narrowed = 0
     renames: dict[tuple[str, str], str] = {}        # (user id, old set) -> new set
-    taken = {g["name"].lower() for g in plan["generated"]}
+    taken = {g["name"].lower() for g in plan["generated"]} | set(req.foreign)
     for e in new["users"]:
         if e.get("status") != "planned":
             continue
@@ -468,7 +470,8 @@ def tighten(plan: dict[str, Any], files: Mapping[str, bytes], sources: Mapping[s
             out_files[path] = n.data
             after[old] = n.data
             generated.append({"type": "PermissionSet", "name": new_name, "source": f"{g['source']} for {e['username']}",
-                              "kind": "tightened", "file": f"metadata/{path}", "exists": False, "from": old})
+                              "kind": "tightened", "file": f"metadata/{path}",
+                              "exists": new_name.lower() in req.ours, "from": old})
             entry["sets"].append({"from": old, "into": new_name, "objects": n.objects, "permissions": n.permissions,
                                   "keptAsTheyWere": n.other, "fieldsDropped": n.fields_dropped})
         entry["narrowed"] = bool(mine)
