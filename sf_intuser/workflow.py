@@ -296,21 +296,17 @@ def doctor(sf_path: str | None, target_org: str | None) -> Checkup:
 # --- tighten ------------------------------------------------------------------------------------
 
 
-def ps_marker() -> str:
-    from sf_intuser.metadata.permission_set import MARKER
-
-    return MARKER
-
-
 def tighten(runner_factory: Callable[[], SfRunner], folder: Path, target_org: str | None, cfg: config_mod.Config,
             days: int | None, progress: Progress, now: datetime) -> dict:
     """Narrow a run's generated permission sets to each user's recorded use, into a new run folder
     inside ``folder`` (``tightened-<time>``): its own plan, checksums and copy of the snapshot, so apply
     and rollback take it like any run. Never the default; never over anything."""
+    from sf_intuser.metadata.permission_set import MARKER
     from sf_intuser.migrate import apply as apply_mod
     from sf_intuser.migrate import tighten as tighten_mod
     from sf_intuser.org import evidence as evidence_mod
     from sf_intuser.sf import commands
+    from sf_intuser.sf.soql import in_list
 
     run = apply_mod.open_run(folder)
     plan = run.plan
@@ -367,10 +363,9 @@ def tighten(runner_factory: Callable[[], SfRunner], folder: Path, target_org: st
                      and g["name"].lower() not in req.ours]
             if not names:
                 break
-            found = commands.query(runner, "SELECT Name, Description FROM PermissionSet WHERE Name IN ("
-                                   + ", ".join(f"'{n}'" for n in names) + ")", target_org)    # API names: no quotes
-            ours = frozenset(r["Name"].lower() for r in found
-                             if (r.get("Description") or "").startswith(ps_marker()))
+            found = commands.query(runner, f"SELECT Name, Description FROM PermissionSet WHERE Name IN "
+                                   f"{in_list(names)}", target_org)
+            ours = frozenset(r["Name"].lower() for r in found if (r.get("Description") or "").startswith(MARKER))
             foreign = frozenset(r["Name"].lower() for r in found) - ours
             if not ours and not foreign:
                 break

@@ -150,3 +150,15 @@ def test_the_first_source_with_rows_decides_a_user():
         sources=[SourceReport("ApiTotalUsageEventLog", "used"), SourceReport("EventLogFile", "used")])
     assert [u.object for u in ev.of("005000000000001AAA")] == ["Account"]
     assert [u.object for u in ev.of("005000000000002")] == ["Case"]
+
+
+def test_record_types_and_tabs_follow_their_object_out():
+    data = permission_set({"Account": {"allowRead"}, "Case": {"allowRead"}}, {"ApiEnabled"}).replace(
+        b"</PermissionSet>",
+        b"    <recordTypeVisibilities><recordType>Case.Support</recordType><visible>true</visible>"
+        b"</recordTypeVisibilities>\n"
+        b"    <tabSettings><tab>standard-Account</tab><visibility>DefaultOn</visibility></tabSettings>\n"
+        b"    <tabSettings><tab>standard-Case</tab><visibility>DefaultOn</visibility></tabSettings>\n</PermissionSet>")
+    out = parse(tighten.narrow(data, "S", "S_T", [Use("005000000000001", "Account", "read", "REST")]).data).root
+    assert [e.text for e in out.iter("{*}recordType")] == []
+    assert [e.text for e in out.iter("{*}tab")] == ["standard-Account"]

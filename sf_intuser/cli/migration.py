@@ -32,7 +32,7 @@ from sf_intuser.cli.common import (
     verbose_option,
     yes_option,
 )
-from sf_intuser.cli.views import _discovery_human, _outcome_human, _plan_human
+from sf_intuser.cli.views import _discovery_human, _outcome_human, _plan_human, _tighten_human
 from sf_intuser.errors import Failure
 from sf_intuser.report.output import (
     EXIT_USAGE,
@@ -253,24 +253,6 @@ def tighten(run_dir: Path, target_org: str | None, days: int | None, config_path
         raise _failure(exc) from None
     extra = "\n" + _calls_line(runners[0], t0) if verbose and runners else ""
     emit(as_json, out, lambda: _tighten_human(out) + extra, warnings=out["warnings"])
-
-
-def _tighten_human(r: dict) -> str:
-    from sf_intuser.report.plan_md import STAGES
-
-    rows = []
-    for u in r["users"]:
-        c = u["counts"]
-        cells = [f"{c[k]['objectsRead']}/{c[k]['objectsWrite']}/{c[k]['systemPermissions']}" for k, _ in STAGES]
-        rows.append((u["username"], "narrowed" if u["narrowed"] else "as planned", *cells))
-    text = table(rows, ["user", "sets", *[f"{label} (read/write/perms)" for _, label in STAGES]])
-    w = r["window"]
-    text += (f"\n\nEvidence: the last {w['days']} day(s), covering " + (f"{w['from']} to {w['to']}" if w["from"]
-                                                                        else "no day with a log") + "; "
-             + "; ".join(f"{s['name']} {s['status']}" for s in r["evidence"]["sources"])
-             + f" ({r['evidenceSfCalls']} sf call(s)).")
-    text += f"\nReview {r['planMd']}, then apply it: {me()} apply {r['runDir']}"
-    return text
 
 
 @main.command()

@@ -51,3 +51,21 @@ def _outcome_human(title: str, out: Any) -> str:
     lines.append(f"Journal: {r['journal']}")
     return "\n".join(lines)
 
+
+def _tighten_human(r: dict) -> str:
+    from sf_intuser.cli.common import me
+    from sf_intuser.report.plan_md import STAGES
+
+    rows = []
+    for u in r["users"]:
+        c = u["counts"]
+        cells = [f"{c[k]['objectsRead']}/{c[k]['objectsWrite']}/{c[k]['systemPermissions']}" for k, _ in STAGES]
+        rows.append((u["username"], "narrowed" if u["narrowed"] else "as planned", *cells))
+    text = table(rows, ["user", "sets", *[f"{label} (read/write/perms)" for _, label in STAGES]])
+    w = r["window"]
+    text += (f"\n\nEvidence: the last {w['days']} day(s), covering " + (f"{w['from']} to {w['to']}" if w["from"]
+                                                                        else "no day with a log") + "; "
+             + "; ".join(f"{s['name']} {s['status']}" for s in r["evidence"]["sources"])
+             + f" ({r['evidenceSfCalls']} sf call(s)).")
+    text += f"\nReview {r['planMd']}, then apply it: {me()} apply {r['runDir']}"
+    return text

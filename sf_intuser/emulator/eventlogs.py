@@ -56,7 +56,7 @@ VERSION = "62.0"
 
 def add_usage(state: Any, uid: str, spec: list[dict[str, Any]], now: dt.datetime, username: str) -> None:
     """The calls a seed user made (its ``apiUsage``), kept as events the logs are made from."""
-    events = state.__dict__.setdefault("api_events", [])
+    events = state.api_events
     for i, use in enumerate(spec):
         obj, ops, api = use.get("object"), use.get("ops", ["read"]), str(use.get("api", "REST"))
         bad = [o for o in ops if o not in _FLAGS]
@@ -71,22 +71,22 @@ def add_usage(state: Any, uid: str, spec: list[dict[str, Any]], now: dt.datetime
             for op in ops:
                 events.append({"user": uid, "object": obj, "op": op, "api": api, "app": use.get("app"),
                                "time": when, "n": len(events)})
-    state.__dict__["event_logs_built"] = None
+    state.event_logs_built = None
 
 
 def events(state: Any) -> list[dict[str, Any]]:
-    return list(state.__dict__.get("api_events", []))
+    return list(state.api_events)
 
 
 def ensure(state: Any) -> None:
     """Build the two sources' records for the options as they are now (again when they changed)."""
     key = (state.options.event_log_object, state.options.event_log_object_days, state.options.event_log_files,
            state.options.event_log_file_days, len(events(state)))
-    if state.__dict__.get("event_logs_built") == key:
+    if state.event_logs_built == key:
         return
     state.records["ApiTotalUsageEventLog"] = {}
     state.records["EventLogFile"] = {}
-    state.__dict__["event_log_bodies"] = {}
+    state.event_log_bodies = {}
     now = state.now()
     apps = {a["Name"]: a["Id"] for a in state.table("ConnectedApplication").values()}
     if state.options.event_log_object != "none":
@@ -121,8 +121,8 @@ def ensure(state: Any) -> None:
                 "CreatedDate": soql.format_datetime(dt.datetime(day.year, day.month, day.day, 3,
                                                                 tzinfo=dt.timezone.utc) + dt.timedelta(days=1))})
             rec["LogFile"] = f"/services/data/v{VERSION}/sobjects/EventLogFile/{rec['Id']}/LogFile"
-            state.__dict__["event_log_bodies"][rec["Id"][:15]] = body
-    state.__dict__["event_logs_built"] = key
+            state.event_log_bodies[rec["Id"][:15]] = body
+    state.event_logs_built = key
 
 
 def file_types(option: str) -> list[str]:
@@ -138,7 +138,7 @@ def file_types(option: str) -> list[str]:
 
 def body_of(state: Any, record_id: str) -> bytes | None:
     ensure(state)
-    return state.__dict__.get("event_log_bodies", {}).get(record_id[:15])
+    return state.event_log_bodies.get(record_id[:15])
 
 
 def _in_type(t: str, e: dict[str, Any]) -> bool:

@@ -210,6 +210,11 @@ class OrgState:
     requests: list[tuple[str, str]] = field(default_factory=list)
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: the calls the seed's users made (their ``apiUsage``), what the event logs are made from (:mod:`.eventlogs`)
+    api_events: list[dict[str, Any]] = field(default_factory=list)
+    #: the event log files' CSV by record id (15), and the options they were last built for
+    event_log_bodies: dict[str, bytes] = field(default_factory=dict)
+    event_logs_built: tuple[Any, ...] | None = None
 
     def __post_init__(self) -> None:
         self.token_prefix = self.org_id[:15] + "!"

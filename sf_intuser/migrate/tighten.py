@@ -37,7 +37,8 @@ from lxml import etree
 from sf_intuser.metadata import license_rules as rules
 from sf_intuser.metadata import naming, package_xml
 from sf_intuser.metadata import permission_set as ps_md
-from sf_intuser.metadata.xml import DEFAULT_STYLE, add, child, children, parse, serialize, text
+from sf_intuser.metadata import profile as profile_md
+from sf_intuser.metadata.xml import DEFAULT_STYLE, add, child, children, flag, parse, serialize, text
 from sf_intuser.metadata.xml import local as local_name
 from sf_intuser.org.usage import CREATE, DELETE, EDIT, METADATA, READ, UNKNOWN, WRITE, Evidence, Use
 
@@ -96,16 +97,12 @@ WIDE = {"ViewAllData": "viewAllRecords", "ModifyAllData": "modifyAllRecords"}
 
 def object_grants(root: etree._Element) -> dict[str, set[str]]:
     """object -> the flags a set's objectPermissions grant."""
-    out: dict[str, set[str]] = {}
-    for op in children(root, "objectPermissions"):
-        obj = text(op, "object") or ""
-        out[obj] = {f for f in OBJECT_FLAGS if (text(op, f) or "").strip().lower() == "true"}
-    return out
+    return {text(op, "object") or "": {f for f in OBJECT_FLAGS if flag(op, f)}
+            for op in children(root, "objectPermissions")}
 
 
-def enabled_permissions(root: etree._Element) -> set[str]:
-    return {text(p, "name") or "" for p in children(root, "userPermissions")
-            if (text(p, "enabled") or "").strip().lower() == "true"}
+#: the user permissions a set (or profile) enables
+enabled_permissions = profile_md.enabled_user_permissions
 
 
 def grants(root: etree._Element, objects: Iterable[str] = ()) -> set[tuple[str, str]]:
@@ -124,9 +121,9 @@ def grants(root: etree._Element, objects: Iterable[str] = ()) -> set[tuple[str, 
             out |= {("object", f"{obj}.{f}") for f in OBJECT_FLAGS}
     for fp in children(root, "fieldPermissions"):
         name = text(fp, "field") or ""
-        if (text(fp, "readable") or "").lower() == "true":
+        if flag(fp, "readable"):
             out.add(("field", f"{name}.read"))
-        if (text(fp, "editable") or "").lower() == "true":
+        if flag(fp, "editable"):
             out.add(("field", f"{name}.edit"))
     return out
 
@@ -242,16 +239,16 @@ def narrow(data: bytes, name: str, new_name: str, uses: list[Use], keep: Iterabl
             continue
         if not flags & {"allowCreate", "allowEdit"}:
             el = child(fp, "editable")
-            if el is not None and (el.text or "").lower() == "true":
+            if el is not None and flag(fp, "editable"):
                 el.text = "false"
     for section, key in (("recordTypeVisibilities", "recordType"), ("tabSettings", "tab")):
         for el in list(children(root, section)):
             value = text(el, key) or ""
             obj = value.split(".")[0] if section == "recordTypeVisibilities" else value.removeprefix("standard-")
-            if obj.lower() in named and obj.lower() not in low_kept and obj.lower() not in keep_low:
+            if obj.lower() in named and not low_kept.get(obj.lower()) and obj.lower() not in keep_low:
                 root.remove(el)
     # 4. user permissions
-    hits = _rule_hits(uses, kept_objects)
+    hits = _rule_hits(uses)
     keep_perms = {p for p in perms if p.lower() in keep_low} | {p for p in hits if p in perms}
     if hits.get("ModifyMetadata") and "ModifyMetadata" not in perms and "ModifyAllData" in perms:
         keep_perms.add("ModifyAllData")
@@ -335,7 +332,7 @@ def _closed(new: set[str], available: set[str]) -> set[str]:
     return _closure(new, available, lambda f: deps.get(f, ()))[0]
 
 
-def _rule_hits(uses: list[Use], kept_objects: Mapping[str, set[str]]) -> dict[str, str]:
+def _rule_hits(uses: list[Use]) -> dict[str, str]:
     """User permission -> why evidence needs it."""
     hits = {"ApiEnabled": RULE_SOURCE["ApiEnabled"].why}
     calls = {(u.call or "").lower() for u in uses}
@@ -403,18 +400,6 @@ class Tightened:
     narrowed: int
 
 
-def counts(root: etree._Element | None, objects: Iterable[str] = ()) -> dict[str, int]:
-    """Objects with read, objects with write, user permissions: what the reports compare."""
-    if root is None:
-        return {"objectsRead": 0, "objectsWrite": 0, "systemPermissions": 0}
-    perms = enabled_permissions(root)
-    objs = object_grants(root)
-    names = set(objs) | set(objects)
-    read = {o for o in names if "allowRead" in objs.get(o, set()) or perms & set(WIDE)}
-    write = {o for o in names if objs.get(o, set()) & set(WRITES) or "ModifyAllData" in perms}
-    return {"objectsRead": len(read), "objectsWrite": len(write), "systemPermissions": len(perms)}
-
-
 def tighten(plan: dict[str, Any], files: Mapping[str, bytes], sources: Mapping[str, bytes], ev: Evidence,
             req: Request) -> Tightened:
     """The plan with each planned user's generated sets narrowed to its evidence. ``files`` are the run's
@@ -453,12 +438,11 @@ def tighten(plan: dict[str, Any], files: Mapping[str, bytes], sources: Mapping[s
                                      "run can't show what it needs)")
             entry["counts"] = _user_counts(e, by_name, files, sources, None)
             continue
-        mine = [a["permissionSet"] for a in e["to"]["assign"] if a["permissionSet"] in by_name
-                and by_name[a["permissionSet"]]["kind"] in ("from-profile", "copy")]
+        mine = _narrowable(e, by_name)
         after: dict[str, bytes] = {}
         for old in mine:
             g = by_name[old]
-            rel = g["file"].removeprefix("metadata/")
+            rel = _rel(g)
             new_name = _new_name(old, e["username"], taken)
             taken.add(new_name.lower())
             label = f"{old} (tightened for {e['username']})"[:80]
@@ -493,7 +477,7 @@ def tighten(plan: dict[str, Any], files: Mapping[str, bytes], sources: Mapping[s
     for gname in list(live):
         live |= set(group_members.get(gname, ()))
     new["generated"] = [g for g in generated if g["name"] in live]
-    keep_paths = {g["file"].removeprefix("metadata/") for g in new["generated"]}
+    keep_paths = {_rel(g) for g in new["generated"]}
     out_files = {k: v for k, v in out_files.items() if k in keep_paths}
     members: dict[str, list[str]] = {}
     for g in new["generated"]:
@@ -523,9 +507,21 @@ def _group_members(plan: dict[str, Any], files: Mapping[str, bytes]) -> dict[str
     out = {}
     for g in plan["generated"]:
         if g["type"] == "PermissionSetGroup":
-            root = parse(files[g["file"].removeprefix("metadata/")], g["name"]).root
+            root = parse(files[_rel(g)], g["name"]).root
             out[g["name"]] = [c.text or "" for c in children(root, "permissionSets")]
     return out
+
+
+def _narrowable(e: dict[str, Any], by_name: Mapping[str, Any]) -> list[str]:
+    """The sets the plan generates for one user from its own sources (its profile, copies of its sets):
+    the ones tighten narrows. Sets assigned as they are, and groups, are shared and stay."""
+    return [a["permissionSet"] for a in e["to"]["assign"] if a["permissionSet"] in by_name
+            and by_name[a["permissionSet"]]["kind"] in ("from-profile", "copy")]
+
+
+def _rel(g: Mapping[str, Any]) -> str:
+    """A generated component's file below metadata/ (plan.json names it from the run folder)."""
+    return str(g["file"]).removeprefix("metadata/")
 
 
 def _user_counts(e: dict[str, Any], by_name: Mapping[str, Any], files: Mapping[str, bytes],
@@ -546,11 +542,10 @@ def _user_counts(e: dict[str, Any], by_name: Mapping[str, Any], files: Mapping[s
             write |= {o for o in names if objs.get(o, set()) & set(WRITES) or "ModifyAllData" in p}
         return {"objectsRead": len(read), "objectsWrite": len(write), "systemPermissions": len(perms)}
 
-    mine = [a["permissionSet"] for a in e["to"]["assign"] if a["permissionSet"] in by_name
-            and by_name[a["permissionSet"]]["kind"] in ("from-profile", "copy")]
-    moved = [files[by_name[n]["file"].removeprefix("metadata/")] for n in mine]
+    mine = _narrowable(e, by_name)
+    moved = [files[_rel(by_name[n])] for n in mine]
     before = [sources[by_name[n]["source"]] for n in mine if by_name[n]["source"] in sources]
-    tight = [after.get(n, files[by_name[n]["file"].removeprefix("metadata/")]) for n in mine] if after else moved
+    tight = [after.get(n, files[_rel(by_name[n])]) for n in mine] if after else moved
     return {"before": total(before), "moved": total(moved), "tightened": total(tight)}
 
 

@@ -31,6 +31,7 @@ from sf_intuser.org.usage import (METADATA, Evidence, SourceReport, Use, call_op
                                   short_id)
 from sf_intuser.sf import commands
 from sf_intuser.sf.runner import SfError, SfRunner
+from sf_intuser.sf.soql import in_list
 
 OBJECT = "ApiTotalUsageEventLog"
 FILES = "EventLogFile"
@@ -40,10 +41,6 @@ FILE_TYPES = ("ApiTotalUsage", "API", "RestApi", "BulkApi", "BulkApi2")
 #: ApiTotalUsageEventLog needs API 61.0 (Object Reference)
 OBJECT_SINCE = 61.0
 _OBJECT_FIELDS = ("UserIdentifier", "ObjectName", "ApiFamily", "HttpMethod", "ApiResource", "ConnectedAppIdentifier")
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _ids(user_ids: Iterable[str]) -> list[str]:
@@ -95,8 +92,7 @@ def read(runner: SfRunner, target_org: str | None, api_version: str, user_ids: l
         if missing:
             obj_src.status, obj_src.reason = "unreadable", "its describe lacks " + ", ".join(missing)
         else:
-            ids = ", ".join(_quote(i) for i in _ids(user_ids))
-            where = f"UserIdentifier IN ({ids}) AND {time_field} = LAST_N_DAYS:{days}"
+            where = f"UserIdentifier IN {in_list(_ids(user_ids))} AND {time_field} = LAST_N_DAYS:{days}"
             agg = f"COUNT(Id) n, MIN({time_field}) firstSeen, MAX({time_field}) lastSeen"
             queries.append(("object-rest", f"SELECT UserIdentifier, ObjectName, ApiFamily, HttpMethod, "
                                            f"ConnectedAppIdentifier, {agg} FROM {OBJECT} WHERE {where} AND "
@@ -116,9 +112,8 @@ def read(runner: SfRunner, target_org: str | None, api_version: str, user_ids: l
             file_src.reason = "the org has none of the event types " + ", ".join(FILE_TYPES)
         else:
             daily = " AND Interval = 'Daily'" if "Interval" in fields_of else ""
-            queries.append(("files", "SELECT Id, EventType, LogDate FROM EventLogFile WHERE EventType IN ("
-                            + ", ".join(_quote(t) for t in types) + f") AND LogDate = LAST_N_DAYS:{days}{daily} "
-                            "ORDER BY LogDate, EventType"))
+            queries.append(("files", f"SELECT Id, EventType, LogDate FROM EventLogFile WHERE EventType IN "
+                            f"{in_list(types)} AND LogDate = LAST_N_DAYS:{days}{daily} ORDER BY LogDate, EventType"))
     uses: list[Use] = []
     if queries:
         progress(f"Reading {len(queries)} event log quer{'y' if len(queries) == 1 else 'ies'}")
