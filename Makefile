@@ -42,7 +42,7 @@ $(SFCLI)/data/package.json: plugin-manifest/package.json $(VENV)/bin/sf
 # failure instead of skipped tests.
 PYTEST  := $(PY) -m pytest -q -p no:cacheprovider
 WORKERS ?= 2
-XDIST   := -n $(WORKERS) --dist load
+XDIST   := -n $(WORKERS) --dist loadgroup
 
 test: setup lint-code
 	SF_INTUSER_STRICT=1 $(PYTEST) $(XDIST)

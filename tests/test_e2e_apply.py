@@ -4,12 +4,13 @@ org (same ids) and a copy of that run folder."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,8 @@ class Bench:
     emu: object
     template: Path
     plan: dict
+    #: starting points made once through the real CLI and served again (:func:`from_point`)
+    points: dict = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +52,34 @@ def fresh(bench: Bench, tmp_path: Path, **options: str) -> Path:
     run = tmp_path / "run"
     shutil.copytree(bench.template, run)
     return run
+
+
+def from_point(bench: Bench, tmp_path: Path, key, make, start=None):
+    """A run folder and the org as ``make(bench, run)`` left them (a full apply, a kill at one request...),
+    with what ``make`` returned. The first test of a module (and xdist worker) to start from ``key`` makes
+    it through the real sf CLI; the org's state and the run folder are then kept and every later test
+    starting from the same point gets its own copy of both. What a test asserts after that point is
+    unchanged; the sf calls that bring every test to the same point are not repeated. ``start``, another
+    point's ``(key, make)``, is where ``make`` starts from (else a fresh org and plan)."""
+    if key not in bench.points:
+        made = from_point(bench, tmp_path / "point", *start)[0] if start else fresh(bench, tmp_path / "point")
+        result = make(bench, made)
+        bench.emu.faults.clear()
+        bench.points[key] = (copy.deepcopy(bench.emu.state), made, result)
+    state, made, result = bench.points[key]
+    bench.emu.reset(copy.deepcopy(state))
+    run = tmp_path / "run"
+    shutil.copytree(made, run)
+    return run, result
+
+
+def _full_apply(bench: Bench, run: Path) -> None:
+    out = intuser(bench.home, "apply", str(run), "-o", ORG, "--yes")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+#: the point "every planned user moved by a whole apply" (:func:`from_point`)
+APPLIED = ("applied", _full_apply)
 
 
 def writes(emu) -> int:

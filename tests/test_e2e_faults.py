@@ -17,7 +17,7 @@ import time
 import pytest
 
 from tests.e2e import EXE, ORG, SHIM, holds, intuser, needs_cli, sf_env
-from tests.test_e2e_apply import bench, fresh  # noqa: F401  (the module's plan and fresh org)
+from tests.test_e2e_apply import APPLIED, bench, fresh, from_point  # noqa: F401  (the module's plan, fresh org)
 
 pytestmark = [*needs_cli, pytest.mark.faults]
 
@@ -50,7 +50,7 @@ def _run_faulted(home, emu, fault, kind: str, *args: str) -> int:
     assert fault.fired == 1, "the step's request never came"
     os.killpg(proc.pid, signal.SIGKILL)   # the tool and the sf it started, mid-call
     proc.wait()
-    time.sleep(DELAY + 1.0)               # the org finishes the call nobody waits for any more
+    assert fault.done.wait(60), "the org never finished the call"   # nobody waits for it any more
     return -9
 
 
@@ -59,20 +59,30 @@ def _journal(run) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
-@pytest.mark.parametrize("phase,step,kind,then", SCENARIOS,
-                         ids=[f"{p}-{s[0]}-{k}-then-{t}" for p, s, k, t in SCENARIOS])
+def _group(phase: str, step: tuple, kind: str) -> str:
+    """Scenarios that start from the same point run on one xdist worker (``--dist loadgroup``), which
+    makes that point once (:func:`from_point`): an apply's fault is shared by its two continuations, and
+    every rollback fault starts from the same whole apply."""
+    return "faults-applied" if phase == "rollback" else f"faults-{phase}-{step[0]}-{kind}"
+
+
+@pytest.mark.parametrize("phase,step,kind,then", [
+    pytest.param(p, s, k, t, id=f"{p}-{s[0]}-{k}-then-{t}", marks=pytest.mark.xdist_group(_group(p, s, k)))
+    for p, s, k, t in SCENARIOS])
 def test_fault_matrix(bench, tmp_path, phase, step, kind, then):  # noqa: F811
-    run = fresh(bench, tmp_path)
     emu = bench.emu
     name, pattern, nth = step
-    if phase == "rollback":
-        assert intuser(bench.home, "apply", str(run), "-o", ORG, "--yes").returncode == 0
+
+    def faulted(bench, run):
+        # the faulted apply (or rollback after a whole apply) is the same for "then resume" and "then
+        # rollback": made once through the real CLI, each continuation starts from a copy (from_point)
         fault = _fault(emu, pattern, nth, kind)
-        code = _run_faulted(bench.home, emu, fault, kind, "rollback", str(run), "-o", ORG, "--yes")
-    else:
-        fault = _fault(emu, pattern, nth, kind)
-        code = _run_faulted(bench.home, emu, fault, kind, "apply", str(run), "-o", ORG, "--yes")
-    assert fault.fired == 1
+        code = _run_faulted(bench.home, emu, fault, kind, phase, str(run), "-o", ORG, "--yes")
+        return code, fault.fired
+
+    run, (code, fired) = from_point(bench, tmp_path, (phase, name, kind), faulted,
+                                    start=APPLIED if phase == "rollback" else None)
+    assert fired == 1
     assert code != 0
     # the journal says where the run stopped: a stop record naming the step, or (killed) the step's
     # intent with no outcome after it
@@ -113,9 +123,9 @@ def test_the_matrix_has_at_least_thirty_scenarios():
     assert len(SCENARIOS) >= 30
 
 
-def _ctrl_c_during_the_deploy(bench, argv: list[str]) -> tuple[subprocess.Popen, dict, str]:
+def _ctrl_c_during_the_deploy(bench, argv: list[str]) -> tuple[subprocess.Popen, dict, str, object]:
     """Run ``argv`` (an apply), and send SIGINT to its process group, as Ctrl-C in a terminal does,
-    while the deploy is in flight; returns the process, its --json envelope and stderr."""
+    while the deploy is in flight; returns the process, its --json envelope, stderr and the fault."""
     fault = _fault(bench.emu, r" deploy$", 2, "kill")          # the real deploy takes DELAY seconds
     env = {**sf_env(bench.home), "SF_INTUSER_SF": str(SHIM)}
     proc = subprocess.Popen(argv, env=env, cwd=str(bench.home), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -127,18 +137,18 @@ def _ctrl_c_during_the_deploy(bench, argv: list[str]) -> tuple[subprocess.Popen,
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert out.strip(), err
-    return proc, json.loads(out), err
+    return proc, json.loads(out), err, fault
 
 
 def test_ctrl_c_during_apply_names_the_step_and_exits_130_then_resume_finishes(bench, tmp_path):  # noqa: F811
     """SIGINT to the terminal's process group (the tool and the sf it runs) while the deploy is in
     flight: ApplyStopped naming the step, exit 130, the fixes; then --resume moves every user."""
     run = fresh(bench, tmp_path)
-    proc, body, err = _ctrl_c_during_the_deploy(bench, [str(EXE), "apply", str(run), "-o", ORG, "--yes", "--json"])
+    proc, body, err, fault = _ctrl_c_during_the_deploy(bench, [str(EXE), "apply", str(run), "-o", ORG, "--yes", "--json"])
     assert proc.returncode == 130, (body, err)
     assert body["name"] == "ApplyStopped" and body["data"]["step"] == "deploy", body
     assert any("--resume" in a for a in body["actions"]) and any("rollback" in a for a in body["actions"])
-    time.sleep(DELAY + 1.0)
+    assert fault.done.wait(60)                       # the org finishes the deploy no one waits for
     bench.emu.faults.clear()
     done = intuser(bench.home, "apply", str(run), "-o", ORG, "--resume", "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -149,9 +159,9 @@ def test_ctrl_c_through_sf_intuser_says_the_same(bench, tmp_path):  # noqa: F811
     """The same Ctrl-C through the plugin (`sf intuser apply`): the plugin passes the signal on and
     the tool's answer and exit code come through."""
     run = fresh(bench, tmp_path)
-    proc, body, err = _ctrl_c_during_the_deploy(
+    proc, body, err, fault = _ctrl_c_during_the_deploy(
         bench, [str(SHIM), "intuser", "apply", str(run), "-o", ORG, "--yes", "--json"])
     assert proc.returncode == 130, (body, err)
     assert body["name"] == "ApplyStopped" and body["data"]["step"] == "deploy", body
-    time.sleep(DELAY + 1.0)
+    assert fault.done.wait(60)                       # the org finishes the deploy no one waits for
     bench.emu.faults.clear()

@@ -26,9 +26,17 @@ from sf_intuser.emulator import seed
 from sf_intuser.emulator.faults import Fault
 from sf_intuser.emulator.server import EmulatedOrg
 from tests.e2e import EXE, ORG, SHIM, holds, intuser, needs_cli, sf_env
-from tests.test_e2e_apply import bench, fresh  # noqa: F401  (the module's plan and a fresh org per test)
+from tests.test_e2e_apply import APPLIED, bench, fresh, from_point  # noqa: F401  (the module's plan, a fresh org)
 
 pytestmark = [*needs_cli, pytest.mark.hostile]
+
+
+#: tests starting from the same point run on the same xdist worker (``--dist loadgroup``), which makes it once
+AFTER_APPLY = pytest.mark.xdist_group("hostile-applied")
+
+
+def after_kill(pattern: str, nth: int):
+    return pytest.mark.xdist_group(f"hostile-killed-{pattern}-{nth}")
 
 
 # --- what the org holds ---------------------------------------------------------------------------
@@ -193,10 +201,10 @@ def test_a_change_made_before_apply_stops_it_before_anything_is_written(bench, t
                 or (r[0] == "POST" and "/composite/batch" not in r[1])]
 
 
+@AFTER_APPLY
 @pytest.mark.parametrize("change", ["set assigned", "queue joined"])
 def test_rollback_after_a_change_puts_users_back_and_says_what_it_removed(bench, tmp_path, change):  # noqa: F811
-    run = fresh(bench, tmp_path)
-    assert apply(bench, run).returncode == 0
+    run, _ = from_point(bench, tmp_path, *APPLIED)
     who, _ = CHANGES[change]
     fn = assign(who, "Sync_Reader") if change == "set assigned" else join_queue(who, "Order Exceptions")
     fn(bench.emu.state)
@@ -215,13 +223,13 @@ def test_rollback_after_a_change_puts_users_back_and_says_what_it_removed(bench,
     no_duplicates(st)
 
 
+@AFTER_APPLY
 def test_a_change_made_while_rollback_runs_is_reported_and_the_next_rollback_finishes(bench, tmp_path):  # noqa: F811
     """A set assigned after rollback switched the user back (before its second call) stays and is named.
     (One assigned in the very call that switches back is taken by the license change itself: the same
     one-call window as apply's switch, in the README.)"""
     step = 2
-    run = fresh(bench, tmp_path)
-    assert apply(bench, run).returncode == 0
+    run, _ = from_point(bench, tmp_path, *APPLIED)
     who = "backup@acme.emulated"
     bench.emu.inject(Fault(r"/composite$", step, action="call", before=assign(who, "Sync_Reader")))
     out = rollback(bench, run)
@@ -254,8 +262,14 @@ def _kill_at(bench, run: Path, pattern: str, nth: int, *args: str) -> None:  # n
     assert fault.fired == 1, "the request never came"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    time.sleep(3.5)           # the org finishes the call no one waits for any more
+    assert fault.done.wait(60), "the org never finished the call"   # no one waits for it any more
     bench.emu.faults.clear()
+
+
+def killed(pattern: str, nth: int):
+    """The point "apply killed while the org works on the ``nth`` request matching ``pattern``", for
+    :func:`from_point`: made once through the real CLI, then copied for each test starting there."""
+    return ("killed", pattern, nth), lambda bench, run: _kill_at(bench, run, pattern, nth)
 
 
 def _records(run: Path) -> list[dict]:
@@ -271,13 +285,13 @@ JOURNAL_DAMAGE = ["deleted", "switch lines removed", "outcomes removed", "grant 
 
 
 @pytest.mark.parametrize("damage", JOURNAL_DAMAGE)
-@pytest.mark.parametrize("when", ["after a full apply", "after a kill after the switch"])
+@pytest.mark.parametrize("when", [pytest.param("after a full apply", marks=AFTER_APPLY),
+                                  pytest.param("after a kill after the switch", marks=after_kill(r"/composite$", 3))])
 def test_rollback_works_from_the_snapshot_whatever_the_journal_holds(bench, tmp_path, damage, when):  # noqa: F811
-    run = fresh(bench, tmp_path)
     if when == "after a full apply":
-        assert apply(bench, run).returncode == 0
+        run, _ = from_point(bench, tmp_path, *APPLIED)
     else:
-        _kill_at(bench, run, r"/composite$", 3)      # killed while granting: every user has moved
+        run, _ = from_point(bench, tmp_path, *killed(r"/composite$", 3))   # killed while granting: all moved
     recs = _records(run)
     if damage == "deleted":
         (run / "journal.jsonl").unlink()
@@ -301,10 +315,10 @@ def test_rollback_works_from_the_snapshot_whatever_the_journal_holds(bench, tmp_
     no_duplicates(bench.emu.state)
 
 
+@after_kill(r"/composite$", 2)
 @pytest.mark.parametrize("damage", ["deleted", "torn last line"])
 def test_resume_after_a_kill_works_without_a_whole_journal(bench, tmp_path, damage):  # noqa: F811
-    run = fresh(bench, tmp_path)
-    _kill_at(bench, run, r"/composite$", 2)          # killed while switching
+    run, _ = from_point(bench, tmp_path, *killed(r"/composite$", 2))          # killed while switching
     if damage == "deleted":
         (run / "journal.jsonl").unlink()
     else:
@@ -315,10 +329,10 @@ def test_resume_after_a_kill_works_without_a_whole_journal(bench, tmp_path, dama
     no_duplicates(bench.emu.state)
 
 
+@after_kill(r"/composite$", 3)
 @pytest.mark.parametrize("command", ["rollback", "apply --resume"])
 def test_a_forged_journal_is_refused_by_name_and_nothing_changes(bench, tmp_path, command):  # noqa: F811
-    run = fresh(bench, tmp_path)
-    _kill_at(bench, run, r"/composite$", 3)
+    run, _ = from_point(bench, tmp_path, *killed(r"/composite$", 3))
     recs = _records(run)
     recs.append({"seq": len(recs) + 1, "run": "apply", "phase": "intent", "step": "grant",
                  "records": [{"kind": "set", "userId": "005000000000999AAA", "name": "X"}]})
@@ -342,10 +356,10 @@ APPLY_POINTS = [(r"/composite/batch", 1), (r"/composite$", 1), (r" deploy$", 1),
 
 
 @pytest.mark.parametrize("then", ["resume", "rollback"])
-@pytest.mark.parametrize("point", APPLY_POINTS, ids=[f"{p.strip('/ $')}-{n}" for p, n in APPLY_POINTS])
+@pytest.mark.parametrize("point", [pytest.param(p, marks=after_kill(*p), id=f"{p[0].strip('/ $')}-{p[1]}")
+                                   for p in APPLY_POINTS])
 def test_killed_anywhere_the_run_resumes_or_rolls_back_whole(bench, tmp_path, point, then):  # noqa: F811
-    run = fresh(bench, tmp_path)
-    _kill_at(bench, run, *point)
+    run, _ = from_point(bench, tmp_path, *killed(*point))
     out = apply(bench, run, "--resume") if then == "resume" else rollback(bench, run)
     if then == "rollback" and out.returncode == 1:   # killed before it wrote anything: nothing to undo, said so
         assert body(out)["name"] == "NothingToRollBack" and point == APPLY_POINTS[0], out.stdout
@@ -357,10 +371,10 @@ def test_killed_anywhere_the_run_resumes_or_rolls_back_whole(bench, tmp_path, po
     no_duplicates(bench.emu.state)
 
 
+@after_kill(r"/composite$", 2)
 @pytest.mark.parametrize("second", [(r"/composite/batch", 1), (r"/composite$", 1), (r"/composite/batch", 2)])
 def test_killed_twice_then_rolled_back(bench, tmp_path, second):  # noqa: F811
-    run = fresh(bench, tmp_path)
-    _kill_at(bench, run, r"/composite$", 2)                                   # apply killed while switching
+    run, _ = from_point(bench, tmp_path, *killed(r"/composite$", 2))         # apply killed while switching
     _kill_at(bench, run, *second, "apply", str(run), "-o", ORG, "--resume", "--yes")   # then its resume
     out = rollback(bench, run)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -369,10 +383,10 @@ def test_killed_twice_then_rolled_back(bench, tmp_path, second):  # noqa: F811
     no_duplicates(bench.emu.state)
 
 
+@AFTER_APPLY
 @pytest.mark.parametrize("point", [(r"/composite$", 1), (r"/composite$", 2), (r"/composite/batch", 2)])
 def test_a_rollback_killed_anywhere_is_finished_by_the_next(bench, tmp_path, point):  # noqa: F811
-    run = fresh(bench, tmp_path)
-    assert apply(bench, run).returncode == 0
+    run, _ = from_point(bench, tmp_path, *APPLIED)
     _kill_at(bench, run, *point, "rollback", str(run), "-o", ORG, "--yes")
     out = rollback(bench, run)
     assert out.returncode == 0, out.stdout + out.stderr

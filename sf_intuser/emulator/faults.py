@@ -17,7 +17,8 @@ matching request is answered, to make a change behind the tool's back at an exac
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 #: A gack: the CLI gives it exit code 20 (docs/sf-wire.md section 9)
@@ -39,6 +40,9 @@ class Fault:
     #: ``call`` (tests, in process): run on the org's state just before the request is answered as usual:
     #: a change someone else makes in the org at that moment (an admin assigning a permission set)
     before: Callable[[Any], None] | None = None
+    #: set once the org has finished a request this fault applied to (a delayed one included, answered or
+    #: not): a test that killed the client waits on it rather than for a fixed time
+    done: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     def hit(self, request: str) -> bool:
         """Count ``request`` if it matches; True when this fault applies to it."""

@@ -221,6 +221,19 @@ class OrgState:
         #: while seeding, ids are counted per key prefix so a seed always gives the same ids
         self.seeding: dict[str, int] | None = None
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> "OrgState":
+        """The org as it stands, to serve again later (:meth:`EmulatedOrg.reset`): records, components,
+        options and the request log copied; a new lock; the clock and the server's hooks shared."""
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        shared = {"now", "scratch_factory", "scratch_stopper"}
+        for key, value in self.__dict__.items():
+            if key == "lock":
+                new.lock = threading.RLock()
+            else:
+                setattr(new, key, value if key in shared else copy.deepcopy(value, memo))
+        return new
+
     def new_record_id(self, prefix: str) -> str:
         if self.seeding is None:
             return new_id(prefix)

@@ -166,6 +166,14 @@ class Handler(BaseHTTPRequestHandler):
             if fault is not None and fault.action == "call" and fault.before is not None:
                 fault.before(self.state)   # someone else's change, made just before this request
                 fault = None
+        try:
+            self._faulted(fault, method, url, raw, soap)
+        finally:
+            if fault is not None:
+                fault.done.set()
+
+    def _faulted(self, fault: faults_mod.Fault | None, method: str, url: Any, raw: bytes, soap: bool) -> None:
+        """The request as the org answers it, after ``fault`` (if any) applied: dropped, delayed, refused."""
         if fault is not None:
             if fault.action == "drop":
                 self.close_connection = True
