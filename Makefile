@@ -37,15 +37,16 @@ $(SFCLI)/data/package.json: plugin-manifest/package.json $(VENV)/bin/sf
 	@test -f $@
 
 # The tests, in lanes by marker (pyproject.toml). `make test` runs them all, on two workers
-# (pytest-xdist; a test file stays on one worker, so its emulated org is started once) after ruff and
-# mypy. SF_INTUSER_STRICT=1 (.ci/run) turns a missing sf CLI or a broken ../shared corpus into a
+# (pytest-xdist, tests handed out one by one; tests that start from one shared point carry one
+# xdist_group and run on one worker, which makes that point once) after ruff and mypy, and prints the
+# 20 slowest. SF_INTUSER_STRICT=1 (.ci/run) turns a missing sf CLI or a broken ../shared corpus into a
 # failure instead of skipped tests.
 PYTEST  := $(PY) -m pytest -q -p no:cacheprovider
 WORKERS ?= 2
 XDIST   := -n $(WORKERS) --dist loadgroup
 
 test: setup lint-code
-	SF_INTUSER_STRICT=1 $(PYTEST) $(XDIST)
+	SF_INTUSER_STRICT=1 $(PYTEST) $(XDIST) --durations=20
 
 test-fast: $(VENV)/.installed
 	$(PYTEST) -m "not e2e"

@@ -3,9 +3,11 @@ here (docs/architecture.md, "The run folder"; their formats are TypedDicts in co
 Schemas in docs/schemas/). Pure constants: any layer may import it.
 
     intuser-runs/<org>-<timestamp>/
-      snapshot/manifest.json, snapshot/...   what the users had (org/snapshot.py writes it)
-      plan.json, plan.md, metadata/          the plan (runs.py writes them, with checksums.json)
-      journal.jsonl, .lock                   apply's and rollback's steps (migrate/journal.py), the lock
+      snapshot/manifest.json, snapshot/...   what the users had (runs/snapshot.py)
+      plan.json, plan.md, metadata/          the plan, with checksums.json (runs/__init__.py)
+      journal.jsonl, .lock                   apply's and rollback's steps (runs/journal.py), the lock
+
+Every file in a run folder is written and read by the ``sf_intuser.runs`` package alone.
       report.html                            the migration report
 """
 

@@ -17,6 +17,7 @@ from sf_intuser.metadata import license_rules
 from sf_intuser.migrate import plan as plan_mod
 from sf_intuser.org import discover as discover_mod
 from sf_intuser.org import read, snapshot as snapshot_mod
+from sf_intuser.runs import snapshot as snapshot_files
 from sf_intuser.report import plan_md
 from sf_intuser.sf.runner import SfError, SfRunner
 
@@ -103,9 +104,9 @@ def snapshot(runner: SfRunner, target_org: str | None, users: Sequence[str], cfg
                       actions=["Check the usernames: sf data query -q \"SELECT Username, IsActive FROM User\""])
     folder = run_folder(run_dir, org.alias or org.username, now)
     _write(folder, snap=snap)
-    result = {"runDir": str(folder), "snapshot": str(folder / snapshot_mod.FOLDER),
+    result = {"runDir": str(folder), "snapshot": str(folder / snapshot_files.FOLDER),
               "users": [u.username for u in inv.users if u.active], "notFound": inv.not_found,
-              "inactive": [u.username for u in inv.users if not u.active], "files": len(snapshot_mod.files_of(snap)),
+              "inactive": [u.username for u in inv.users if not u.active], "files": len(snapshot_files.files_of(snap)),
               "sfCalls": len(runner.calls)}
     warnings = [f"no user {n!r} in the org: left out" for n in inv.not_found] + \
         [f"{u} is inactive: kept in the snapshot, but it holds no seat" for u in result["inactive"]]
@@ -149,7 +150,7 @@ def plan(runner_factory: Callable[[], SfRunner], target_org: str | None, users: 
     try:
         if st == "snapshot":
             assert run_dir is not None
-            snap = snapshot_mod.load(run_dir)
+            snap = snapshot_files.load(run_dir)
             progress(f"Planning from the snapshot in {run_dir} (taken {snap.meta.get('takenAt')}); the org is not read")
             if wanted:
                 outside = [w for w in wanted if w.lower() not in {u.lower() for u in snap.users}]
@@ -337,7 +338,7 @@ def tighten(runner_factory: Callable[[], SfRunner], folder: Path, target_org: st
                       actions=["Give the user sf runs as View Event Log Object Data (ApiTotalUsageEventLog) or View "
                                "Event Log Files (EventLogFile), or apply the plan as it is: sf-intuser apply "
                                f"{folder} -o {run.label()}"], data={"evidence": ev.to_dict()})
-    snap = snapshot_mod.load(folder)
+    snap = snapshot_files.load(folder)
     files = {p.relative_to(folder / runs.METADATA).as_posix(): p.read_bytes()
              for p in sorted((folder / runs.METADATA).rglob("*")) if p.is_file()}
     sources: dict[str, bytes] = {}

@@ -80,6 +80,8 @@ def _full_apply(bench: Bench, run: Path) -> None:
 
 #: the point "every planned user moved by a whole apply" (:func:`from_point`)
 APPLIED = ("applied", _full_apply)
+#: tests starting from it run on one xdist worker (``--dist loadgroup``), which makes it once
+AFTER_APPLY = pytest.mark.xdist_group("apply-applied")
 
 
 def writes(emu) -> int:
@@ -130,9 +132,9 @@ def test_apply_moves_every_planned_user_in_few_calls_and_verify_agrees(bench, tm
     assert "permission set ETL_Loader_Intuser missing" in v.stdout
 
 
+@AFTER_APPLY
 def test_apply_twice_is_refused_and_rollback_twice_is_harmless(bench, tmp_path):
-    run = fresh(bench, tmp_path)
-    assert intuser(bench.home, "apply", str(run), "-o", ORG, "--yes").returncode == 0
+    run, _ = from_point(bench, tmp_path, *APPLIED)
     n = writes(bench.emu)
     again = intuser(bench.home, "apply", str(run), "-o", ORG, "--yes")
     assert again.returncode == 1 and "AlreadyApplied" in again.stderr
@@ -160,9 +162,9 @@ def test_apply_twice_is_refused_and_rollback_twice_is_harmless(bench, tmp_path):
     assert re_apply.returncode == 1 and "RolledBack" in re_apply.stderr
 
 
+@AFTER_APPLY
 def test_rollback_can_delete_what_the_apply_created(bench, tmp_path):
-    run = fresh(bench, tmp_path)
-    assert intuser(bench.home, "apply", str(run), "-o", ORG, "--yes").returncode == 0
+    run, _ = from_point(bench, tmp_path, *APPLIED)
     out = intuser(bench.home, "rollback", str(run), "-o", ORG, "--yes", "--delete-generated")
     assert out.returncode == 0, out.stdout + out.stderr
     assert set(holds(bench.emu, bench.plan).values()) == {"snapshot"}
@@ -319,10 +321,10 @@ def test_no_access_token_in_the_run_folder_the_output_or_the_errors(bench, tmp_p
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@AFTER_APPLY
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_the_html_report_is_self_contained_and_renders_in_chromium(bench, tmp_path):
-    run = fresh(bench, tmp_path)
-    assert intuser(bench.home, "apply", str(run), "-o", ORG, "--yes").returncode == 0
+    run, _ = from_point(bench, tmp_path, *APPLIED)
     out = intuser(bench.home, "report", str(run), "--format", "html", "--json")
     assert out.returncode == 0, out.stderr
     page = run / "report.html"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sf_intuser import cli
-from sf_intuser.org import snapshot as snap_mod
+from sf_intuser.runs import snapshot as snap_files
 from sf_intuser.sf import commands
 from tests.conftest import ROOT
 from tests.e2e import ORG, SHIM, needs_cli, start_org
@@ -131,7 +131,7 @@ def test_plan_writes_the_run_folder_and_changes_nothing_in_the_org(org, sfi, tmp
     r = env["result"]
     run = tmp_path / r["runDir"]
     assert run.parent.name == "intuser-runs" and run.name.startswith(f"{ORG}-")
-    snap = snap_mod.load(run)           # every checksum holds
+    snap = snap_files.load(run)           # every checksum holds
     assert sorted(snap.users) == ["etl@acme.emulated", "middleware@acme.emulated"]
     assert set(snap.metadata["Profile"]) == {"ETL Loader", "Integration Middleware"}
     assert set(snap.metadata["PermissionSet"]) == {"Order_Sync_Access", "Sync_Reader"}

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sf_intuser.errors import Failure
-from sf_intuser.migrate.journal import Journal
+from sf_intuser.runs.journal import Journal
 from sf_intuser.report import migration
 
 

@@ -35,11 +35,12 @@ MAY_IMPORT: dict[str, set[str]] = {
                                 "sf_intuser.config"},
     "sf_intuser.migrate.convert": {"sf_intuser.metadata"},
     "sf_intuser.migrate.tighten": {"sf_intuser.metadata", "sf_intuser.org.usage"},
-    "sf_intuser.migrate.journal": set(),
     # files of the project and of the run folder
     "sf_intuser.workspace": {"sf_intuser.metadata"},
     "sf_intuser.config": {"sf_intuser.workspace"},
+    # the run folder's files, one owner: the plan, checksums and lock (runs), the snapshot's files, the journal
     "sf_intuser.runs": {"sf_intuser.org", "sf_intuser.workspace"},
+    "sf_intuser.runs.journal": set(),
     # reading the org through sf
     "sf_intuser.org": {"sf_intuser.metadata", "sf_intuser.sf", "sf_intuser.workspace", "sf_intuser.tempfiles"},
     # changing it

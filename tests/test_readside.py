@@ -16,6 +16,7 @@ from sf_intuser.metadata.xml import parse
 from sf_intuser.migrate import plan as plan_mod
 from sf_intuser.org import discover as disc
 from sf_intuser.org import snapshot as snap_mod
+from sf_intuser.runs import snapshot as snap_files
 from tests.readside import LIC_INT, LIC_SF, PSL_CPQ, Builder, group_xml, profile_xml, set_xml
 
 UI = ("Application", None, 3)
@@ -347,15 +348,15 @@ def small_snapshot() -> snap_mod.Snapshot:
 
 
 def test_a_snapshot_round_trips_and_every_file_has_its_checksum(tmp_path):
-    folder = snap_mod.write(tmp_path / "run", small_snapshot())
+    folder = snap_files.write(tmp_path / "run", small_snapshot())
     manifest = json.loads((folder / "manifest.json").read_text())
     on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {"manifest.json"}
     assert set(manifest["files"]) == on_disk and "metadata/profiles/Middleware.profile" in on_disk
-    back = snap_mod.load(tmp_path / "run")
+    back = snap_files.load(tmp_path / "run")
     assert back.inventory == small_snapshot().inventory
     assert back.metadata["PermissionSetGroup"]["Bundle"] == small_snapshot().metadata["PermissionSetGroup"]["Bundle"]
     with pytest.raises(snap_mod.SnapshotError, match="never overwritten"):
-        snap_mod.write(tmp_path / "run", small_snapshot())
+        snap_files.write(tmp_path / "run", small_snapshot())
 
 
 @pytest.mark.parametrize("tamper,expect", [
@@ -366,10 +367,10 @@ def test_a_snapshot_round_trips_and_every_file_has_its_checksum(tmp_path):
     (lambda f: (f / "manifest.json").write_text("{}"), "not an sf-intuser snapshot manifest"),
 ])
 def test_a_snapshot_edited_by_hand_is_refused_naming_the_file(tmp_path, tamper, expect):
-    folder = snap_mod.write(tmp_path / "run", small_snapshot())
+    folder = snap_files.write(tmp_path / "run", small_snapshot())
     tamper(folder)
     with pytest.raises(snap_mod.SnapshotError) as err:
-        snap_mod.load(tmp_path / "run")
+        snap_files.load(tmp_path / "run")
     assert expect in err.value.message and err.value.name == "SnapshotTampered"
 
 
@@ -396,7 +397,7 @@ def test_a_run_folder_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
 
 
 def test_a_plan_joins_a_snapshot_only_folder_and_never_a_planned_one(tmp_path):
-    snap_mod.write(tmp_path / "r", small_snapshot())
+    snap_files.write(tmp_path / "r", small_snapshot())
     assert runs.state(tmp_path / "r") == "snapshot"
     runs.write(tmp_path / "r", snap=None, plan={"x": 1}, plan_md="# p", files={"package.xml": b"<Package/>"})
     assert json.loads((tmp_path / "r" / "plan.json").read_text()) == {"x": 1}

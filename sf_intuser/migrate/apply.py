@@ -34,8 +34,9 @@ from sf_intuser.metadata import license_rules as rules
 from sf_intuser.metadata import package_xml
 from sf_intuser.report.output import exit_code
 from sf_intuser.metadata.xml import children, local, parse, serialize, text
-from sf_intuser.migrate.journal import Journal
+from sf_intuser.runs.journal import Journal
 from sf_intuser.org import snapshot as snapshot_mod
+from sf_intuser.runs import snapshot as snapshot_files
 from sf_intuser.sf import commands
 from sf_intuser.sf.runner import SfError, SfRunner
 from sf_intuser.sf.soql import chunks, in_list, quote
@@ -102,7 +103,7 @@ def open_run(folder: Path) -> Run:
     journal whole. Raises :class:`Failure` naming the file and the fix."""
     try:
         plan = runs.check(folder)
-        snapshot_mod.load(folder)
+        snapshot_files.load(folder)
         journal = Journal.load(folder)
     except runs.RunError as exc:
         raise Failure(exc.name, exc.message + "; nothing was changed", actions=exc.actions) from None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sf_intuser.org import snapshot as snapshot_mod
+from sf_intuser.runs import snapshot as snapshot_files
 from sf_intuser.workspace import write_synced as _put
 
 from sf_intuser.run_files import CHECKSUMS, JOURNAL, LOCK, METADATA, PLAN, PLAN_MD  # noqa: F401 - named here too
@@ -51,7 +52,7 @@ def state(folder: Path) -> str:
         return "empty"
     if PLAN in names:
         return "planned"
-    if names == {snapshot_mod.FOLDER}:
+    if names == {snapshot_files.FOLDER}:
         return "snapshot"
     return "other"
 
@@ -60,7 +61,7 @@ def _json(value: Any) -> bytes:
     return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def write(folder: Path, *, snap: snapshot_mod.Snapshot | None, plan: dict | None = None,
+def write(folder: Path, *, snap: snapshot_mod.Snapshot | None, plan: dict[str, Any] | None = None,
           plan_md: str = "", files: dict[str, bytes] | None = None) -> Path:
     """Write a run folder. ``snap`` None: ``folder`` already holds the snapshot (state ``snapshot``)
     and receives the plan. Raises :class:`RunError` rather than write over anything."""
@@ -75,7 +76,7 @@ def write(folder: Path, *, snap: snapshot_mod.Snapshot | None, plan: dict | None
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
         try:
-            snapshot_mod.write(tmp, snap)
+            snapshot_files.write(tmp, snap)
             _plan_files(tmp, plan, plan_md, files)
             if st == "empty":
                 folder.rmdir()
@@ -106,23 +107,23 @@ def write(folder: Path, *, snap: snapshot_mod.Snapshot | None, plan: dict | None
     return folder
 
 
-def _plan_files(root: Path, plan: dict | None, plan_md: str, files: dict[str, bytes] | None) -> None:
+def _plan_files(root: Path, plan: dict[str, Any] | None, plan_md: str, files: dict[str, bytes] | None) -> None:
     if plan is None:
         return
     sums = {}
     for rel, data in (files or {}).items():
         _put(root / METADATA / rel, data)
-        sums[f"{METADATA}/{rel}"] = snapshot_mod.sha256(data)
+        sums[f"{METADATA}/{rel}"] = snapshot_files.sha256(data)
     md = plan_md.encode("utf-8")
     body = _json(plan)
     _put(root / PLAN_MD, md)
-    sums[PLAN_MD] = snapshot_mod.sha256(md)
-    sums[PLAN] = snapshot_mod.sha256(body)
+    sums[PLAN_MD] = snapshot_files.sha256(md)
+    sums[PLAN] = snapshot_files.sha256(body)
     _put(root / CHECKSUMS, _json({"schema": "sf-intuser/checksums", "files": dict(sorted(sums.items()))}))
     _put(root / PLAN, body)
 
 
-def check(folder: Path) -> dict:
+def check(folder: Path) -> dict[str, Any]:
     """The plan of ``folder`` after checking plan.json, plan.md and metadata/ against checksums.json
     (the snapshot has its own manifest). Raises :class:`RunError` naming the file that differs."""
     fix = ["Plan again into a new run folder (sf-intuser plan); a run folder is never edited by hand"]
@@ -141,7 +142,7 @@ def check(folder: Path) -> dict:
             body = (folder / rel).read_bytes()
         except OSError:
             raise RunError("RunFolderTampered", f"{folder / rel} is missing from the run folder", fix) from None
-        if snapshot_mod.sha256(body) != digest:
+        if snapshot_files.sha256(body) != digest:
             raise RunError("RunFolderTampered", f"{folder / rel} does not match its checksum in {CHECKSUMS}: it was "
                            "changed after the plan was written", fix)
     try:
@@ -154,7 +155,7 @@ def check(folder: Path) -> dict:
     return plan
 
 
-def into_project(project: Path, plan: dict, files: dict[str, bytes], force: bool = False) -> list[dict]:
+def into_project(project: Path, plan: dict[str, Any], files: dict[str, bytes], force: bool = False) -> list[dict[str, Any]]:
     """Write the plan's generated components into the project's default package directory in source
     format. Nothing is written over an existing file that differs, unless ``force``; all or nothing."""
     from sf_intuser import workspace
