@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import json
 import re
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -634,8 +635,6 @@ class _Server(ThreadingHTTPServer):
         """A client that went away before its answer (killed on purpose in the fault and hostile tests,
         or a Ctrl-C) is no error of the org's: the answer is dropped quietly, as a real server would.
         Anything else is printed as the standard library does."""
-        import sys
-
         if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
             return
         super().handle_error(request, client_address)

@@ -33,9 +33,6 @@ from sf_intuser.sf.soql import in_list
 SCHEMA = "sf-intuser/snapshot"
 #: 2: profiles under their Metadata API names (files and keys), ``inventory.profile_api``
 VERSION = 2
-FOLDERS = {"Profile": ("profiles", "profile"), "PermissionSet": ("permissionsets", "permissionset"),
-           "PermissionSetGroup": ("permissionsetgroups", "permissionsetgroup"),
-           "ConnectedApp": ("connectedApps", "connectedApp")}
 
 
 class SnapshotError(Exception):

@@ -14,11 +14,15 @@ from typing import Any, Callable
 
 from sf_intuser import run_files
 from sf_intuser.org.model import Inventory
-from sf_intuser.org.snapshot import FOLDERS, SCHEMA, VERSION, Snapshot, SnapshotError
+from sf_intuser.org.snapshot import SCHEMA, VERSION, Snapshot, SnapshotError
 from sf_intuser.workspace import write_synced
 
 FOLDER = run_files.SNAPSHOT
 MANIFEST = run_files.SNAPSHOT_MANIFEST
+#: each retrieved type's folder and file extension below ``snapshot/metadata/``
+FOLDERS = {"Profile": ("profiles", "profile"), "PermissionSet": ("permissionsets", "permissionset"),
+           "PermissionSetGroup": ("permissionsetgroups", "permissionsetgroup"),
+           "ConnectedApp": ("connectedApps", "connectedApp")}
 
 
 def sha256(data: bytes) -> str:
