@@ -8,7 +8,9 @@ records, five to a Composite call (:func:`sf_intuser.sf.commands.writes`).
 
 apply: read (1 call) → create API-only profiles (1, when any) → validate the deploy (1) → deploy
 (1) → switch profiles, and so licenses (1 per 1,000 users) → permission set license, sets,
-groups, connected-app access, package licenses (1 per five collections) → read and verify (1).
+groups, connected-app access, package licenses (1 per five collections) → read and verify (1). The
+users are read again right before the switch when apply created or deployed anything since its first
+read; a resume that finds the deploy in the org goes from its first read to the switch.
 
 A user the org refuses to move (a license change refused, no seat left) is reported with the way
 forward and the others go on; a user that moved but whose access can't be given back is put back
@@ -24,6 +26,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -44,6 +47,9 @@ from sf_intuser.sf.soql import field_path as _rel
 
 APPLY, ROLLBACK = "apply", "rollback"
 MAX_AMEND_ROUNDS = 3
+#: seconds after which apply reads the users again before switching them, though it wrote nothing since
+#: its first read (a confirmation prompt, say, stood in between)
+REREAD_AFTER = 2.0
 IDS_PER_QUERY = 300
 #: the org's answer when an assignment needs a permission the user's licenses don't allow
 #: (Veeva KB 115003888654; docs/salesforce-facts.md A2)
@@ -500,6 +506,7 @@ def _apply_locked(runner: SfRunner, folder: Path, target_org: str | None, *, res
     users = run.users
     progress(f"Reading {len(users)} user(s) in the org")
     now = _read(runner, run, target_org, [u["id"] for u in users])
+    read_at = time.monotonic()
     # a user the journal does not show moving (or cut off while moving) must still be as the snapshot says;
     # one already on its planned profile was moved by this plan (its journal lost or cut): it is resumed
     touched = j.moving_users() | _on_target(run, now)
@@ -523,7 +530,7 @@ def _apply_locked(runner: SfRunner, folder: Path, target_org: str | None, *, res
         raise Failure("Cancelled", "Nothing was changed", actions=["Run again and answer y, or pass --yes"])
     j.append(APPLY, "start", resume=started, users=[u["id"] for u in users])
     try:
-        return _apply(runner, run, target_org, api, now, progress, lines)
+        return _apply(runner, run, target_org, api, now, progress, lines, read_at)
     except _Stop as stop:
         raise _stopped(run, APPLY, stop, len(runner.calls)) from None
     except KeyboardInterrupt:
@@ -531,8 +538,9 @@ def _apply_locked(runner: SfRunner, folder: Path, target_org: str | None, *, res
 
 
 def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: OrgNow, progress: Progress,
-           lines: list[str]) -> Outcome:
+           lines: list[str], read_at: float) -> Outcome:
     j = run.journal
+    wrote = False      # did this apply write anything (profiles, a deploy) since ``now`` was read?
     users = run.users
     by_id = {u["id"]: u for u in users}
 
@@ -556,16 +564,20 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
             raise _Stop("create-profiles", SfError(bad[0][1].code or "ProfileNotCreated",
                                                    f"profile {bad[0][0]['Name']}: {bad[0][1].message}"))
         now.profiles.update({r["Name"].lower(): x.id for r, x in zip(missing, res) if x.id})
+        wrote = True
 
     # 2. validate, then deploy (rollback on error: all or nothing)
     done_deploy = _deploy_done(run, now)
     if not done_deploy:
         _deploy(runner, run, target_org, now, progress, validate=True)
+        wrote = True
 
     # every moving user read again right before the switch (one call for all): a change made while the
     # apply ran (a permission set assigned during the deploy, say) would be stripped by the license change
-    # and lost, so such a user is held back unmoved and reported; the others go on
-    fresh = _read(runner, run, target_org, [u["id"] for u in users])
+    # and lost, so such a user is held back unmoved and reported; the others go on. A resume that had
+    # nothing to create or deploy read the org a moment ago (no prompt in between): that read serves
+    fresh = now if not wrote and time.monotonic() - read_at < REREAD_AFTER else \
+        _read(runner, run, target_org, [u["id"] for u in users])
     now.sets.update(fresh.sets)
     now.groups.update(fresh.groups)
     now.access.update(fresh.access)
