@@ -540,7 +540,6 @@ def _apply_locked(runner: SfRunner, folder: Path, target_org: str | None, *, res
 def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: OrgNow, progress: Progress,
            lines: list[str], read_at: float) -> Outcome:
     j = run.journal
-    wrote = False      # did this apply write anything (profiles, a deploy) since ``now`` was read?
     users = run.users
     by_id = {u["id"]: u for u in users}
 
@@ -564,13 +563,12 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
             raise _Stop("create-profiles", SfError(bad[0][1].code or "ProfileNotCreated",
                                                    f"profile {bad[0][0]['Name']}: {bad[0][1].message}"))
         now.profiles.update({r["Name"].lower(): x.id for r, x in zip(missing, res) if x.id})
-        wrote = True
 
     # 2. validate, then deploy (rollback on error: all or nothing)
     done_deploy = _deploy_done(run, now)
     if not done_deploy:
         _deploy(runner, run, target_org, now, progress, validate=True)
-        wrote = True
+    wrote = bool(missing) or not done_deploy    # anything written since ``now`` was read
 
     # every moving user read again right before the switch (one call for all): a change made while the
     # apply ran (a permission set assigned during the deploy, say) would be stripped by the license change
