@@ -6,9 +6,9 @@ Schemas in docs/schemas/). Pure constants: any layer may import it.
       snapshot/manifest.json, snapshot/...   what the users had (runs/snapshot.py)
       plan.json, plan.md, metadata/          the plan, with checksums.json (runs/__init__.py)
       journal.jsonl, .lock                   apply's and rollback's steps (runs/journal.py), the lock
+      report.html                            the migration report (written by the command that asks for it)
 
-Every file in a run folder is written and read by the ``sf_intuser.runs`` package alone.
-      report.html                            the migration report
+The snapshot, the plan and the journal are written and read by the ``sf_intuser.runs`` package alone.
 """
 
 BASE = "intuser-runs"
