@@ -60,7 +60,7 @@ test-faults: setup
 test-hostile: setup
 	$(PYTEST) $(XDIST) -m hostile
 
-# static checks: ruff on everything, mypy strict on the metadata core, the sf adapter and the planner
+# static checks: ruff on everything, mypy strict on the whole package
 lint-code: $(VENV)/.installed
 	$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/mypy

@@ -28,14 +28,15 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-try:  # Python 3.11+
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+else:  # pragma: no cover - Python 3.10 (the tomli wheel, pyproject.toml)
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 FILE_NAME = "sf-intuser.toml"
 #: the highest price a [prices] entry may name (USD a user a month): above any list price
@@ -205,7 +206,7 @@ def parse(text: str, path: Path | None = None) -> Config:
     return cfg
 
 
-def _ip_range(value: Any, lines: "_Lines", where: tuple) -> IpRange:
+def _ip_range(value: Any, lines: "_Lines", where: tuple[Any, ...]) -> IpRange:
     desc = ""
     if isinstance(value, dict):
         lines.only(value, where, {"start", "end", "description"})
@@ -219,7 +220,7 @@ def _ip_range(value: Any, lines: "_Lines", where: tuple) -> IpRange:
         a, b = ipaddress.ip_address(str(start).strip()), ipaddress.ip_address(str(end).strip())
     except ValueError:
         raise lines.error(where, f"{value!r} is not an IP address range such as \"203.0.113.0-203.0.113.255\"") from None
-    if a.version != b.version or a > b:
+    if a.version != b.version or int(a) > int(b):
         raise lines.error(where, f"{value!r}: the start must not come after the end (and both of one IP version)")
     size = int(b) - int(a) + 1
     if size > MAX_RANGE_ADDRESSES[a.version]:
@@ -236,7 +237,7 @@ class _Lines:
         self.lines = text.splitlines()
         self.shown = shown
 
-    def line_of(self, path: tuple) -> int | None:
+    def line_of(self, path: tuple[Any, ...]) -> int | None:
         start, end = 0, len(self.lines)
         table = [p for p in path if isinstance(p, str)]
         index = next((p for p in path if isinstance(p, int)), None)
@@ -262,7 +263,7 @@ class _Lines:
                     return i + 1
         return start + 1 if header else None
 
-    def error(self, path: tuple, problem: str) -> ConfigError:
+    def error(self, path: tuple[Any, ...], problem: str) -> ConfigError:
         line = self.line_of(path)
         name = ""
         for p in path:
@@ -270,12 +271,12 @@ class _Lines:
         where = f"{self.shown} line {line}" if line else self.shown
         return ConfigError(f"{where}: {name}: {problem}")
 
-    def only(self, table: dict, where: tuple, allowed: set[str]) -> None:
+    def only(self, table: dict[str, Any], where: tuple[Any, ...], allowed: set[str]) -> None:
         for k in table:
             if k not in allowed:
                 raise self.error((*where, k), f"unknown key; expected one of {', '.join(sorted(allowed))}")
 
-    def strings(self, value: Any, where: tuple) -> tuple[str, ...]:
+    def strings(self, value: Any, where: tuple[Any, ...]) -> tuple[str, ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise self.error(where, "must be a list of names, e.g. [\"A\", \"B\"]")
         return tuple(value)

@@ -63,12 +63,12 @@ def log_in(org: Any, alias: str, sf_path: str | None) -> tuple[str, str]:
                        timeout=90)
         try:
             web.run(["org", "login", "web", "--instance-url", org.url, "--alias", alias])
-            return "refresh token", web.sf
+            return "refresh token", web.executable
         except SfError:
             pass          # port 1717 taken, no xdg-open, ...: an access token instead
     runner = SfRunner(sf=sf_path, env={**os.environ, "SF_ACCESS_TOKEN": org.access_token()}, timeout=120)
     runner.run(["org", "login", "access-token", "--instance-url", org.url, "--no-prompt", "--alias", alias])
-    return "access token", runner.sf
+    return "access token", runner.executable
 
 
 def log_out(alias: str, sf_path: str | None) -> None:
@@ -81,13 +81,13 @@ def log_out(alias: str, sf_path: str | None) -> None:
 
 @dataclass
 class Demo:
-    discover: dict
+    discover: dict[str, Any]
     plan: Any            # workflow.PlanOutcome
     apply: Any           # migrate.apply's outcome
-    report: dict         # report.migration.build's report
+    report: dict[str, Any]         # report.migration.build's report
     run_dir: Path
     page: Path
-    blocked: list[dict] = field(default_factory=list)
+    blocked: list[dict[str, Any]] = field(default_factory=list)
 
 
 def demo(output_dir: Path | None, sf_path: str | None, progress: Progress, now: Any,

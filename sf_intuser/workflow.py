@@ -17,6 +17,7 @@ from sf_intuser.metadata import license_rules
 from sf_intuser.migrate import plan as plan_mod
 from sf_intuser.org import discover as discover_mod
 from sf_intuser.org import read, snapshot as snapshot_mod
+from sf_intuser.org.model import Org
 from sf_intuser.runs import snapshot as snapshot_files
 from sf_intuser.report import plan_md
 from sf_intuser.sf.runner import SfError, SfRunner
@@ -46,7 +47,7 @@ def stamp(now: datetime) -> str:
     return now.isoformat().replace("+00:00", "Z")
 
 
-def org_dict(org: Any, from_flag: bool) -> dict:
+def org_dict(org: Any, from_flag: bool) -> dict[str, Any]:
     return {"id": org.id, "name": org.name, "edition": org.edition, "username": org.username, "alias": org.alias,
             "instanceUrl": org.instance_url, "targetOrgFrom": "flag" if from_flag else "sf config target-org"}
 
@@ -55,7 +56,7 @@ def org_dict(org: Any, from_flag: bool) -> dict:
 
 
 def discover(runner: SfRunner, target_org: str | None, cfg: config_mod.Config, days: int | None,
-             progress: Progress) -> tuple[dict, discover_mod.Discovery]:
+             progress: Progress) -> tuple[dict[str, Any], discover_mod.Discovery]:
     opts = options(cfg, days)
     try:
         org = read.connect(runner, target_org)
@@ -73,7 +74,7 @@ def discover(runner: SfRunner, target_org: str | None, cfg: config_mod.Config, d
 
 
 def _take(runner: SfRunner, target_org: str | None, usernames: list[str] | None, cfg: config_mod.Config,
-          days: int | None, progress: Progress, now: datetime):
+          days: int | None, progress: Progress, now: datetime) -> tuple[Org, snapshot_mod.Snapshot]:
     opts = options(cfg, days)
     org = read.connect(runner, target_org)
     progress(f"Org {org.alias or org.username} ({org.instance_url})"
@@ -89,7 +90,7 @@ def run_folder(run_dir: Path | None, org_label: str, now: datetime, base: Path |
 
 
 def snapshot(runner: SfRunner, target_org: str | None, users: Sequence[str], cfg: config_mod.Config,
-             run_dir: Path | None, days: int | None, progress: Progress, now: datetime) -> tuple[dict, list[str]]:
+             run_dir: Path | None, days: int | None, progress: Progress, now: datetime) -> tuple[dict[str, Any], list[str]]:
     if run_dir is not None and runs.state(run_dir) not in ("absent", "empty"):
         raise Failure("RunFolderExists", f"{run_dir} exists and is not empty: a run folder is never written over",
                       actions=["Leave out --run-dir for a new folder, or name a new one"])
@@ -104,7 +105,7 @@ def snapshot(runner: SfRunner, target_org: str | None, users: Sequence[str], cfg
                       actions=["Check the usernames: sf data query -q \"SELECT Username, IsActive FROM User\""])
     folder = run_folder(run_dir, org.alias or org.username, now)
     _write(folder, snap=snap)
-    result = {"runDir": str(folder), "snapshot": str(folder / snapshot_files.FOLDER),
+    result: dict[str, Any] = {"runDir": str(folder), "snapshot": str(folder / snapshot_files.FOLDER),
               "users": [u.username for u in inv.users if u.active], "notFound": inv.not_found,
               "inactive": [u.username for u in inv.users if not u.active], "files": len(snapshot_files.files_of(snap)),
               "sfCalls": len(runner.calls)}
@@ -128,8 +129,8 @@ def _write(folder: Path, **kwargs: Any) -> None:
 
 @dataclass
 class PlanOutcome:
-    result: dict
-    plan: dict
+    result: dict[str, Any]
+    plan: dict[str, Any]
     blocked: bool
 
 
@@ -185,7 +186,7 @@ def plan(runner_factory: Callable[[], SfRunner], target_org: str | None, users: 
             data={"users": [{"username": u["username"], "blockers": u["blockers"]} for u in the_plan.blocked]})
     _write(folder, snap=None if st == "snapshot" else snap, plan=data, plan_md=plan_md.render(data),
            files=the_plan.files)
-    written_project: list[dict] = []
+    written_project: list[dict[str, Any]] = []
     if project is not None:
         try:
             written_project = runs.into_project(project, data, the_plan.files, force=force)
@@ -208,7 +209,7 @@ def plan(runner_factory: Callable[[], SfRunner], target_org: str | None, users: 
 class Checkup:
     """What ``doctor`` found: each check (``check``, ``ok``, ``detail``, ``skipped``), the fixes to try, and
     warnings that do not fail it."""
-    checks: list[dict]
+    checks: list[dict[str, Any]]
     actions: list[str]
     warnings: list[str]
 
@@ -226,13 +227,13 @@ def doctor(sf_path: str | None, target_org: str | None) -> Checkup:
     from sf_intuser.sf import commands
     from sf_intuser.sf.runner import TESTED_VERSION
 
-    checks: list[dict] = []
+    checks: list[dict[str, Any]] = []
     warnings: list[str] = []
     actions: list[str] = []
     step = "sf found"
     try:
         runner = SfRunner(sf=sf_path)
-        if not shutil.which(runner.sf):   # a --sf-path that is not an executable
+        if not shutil.which(runner.executable):   # a --sf-path that is not an executable
             raise SfError("SfNotFound", f"{runner.sf} is not an executable", 127,
                           actions=["Pass --sf-path the sf executable, or run `make setup`"])
         checks.append({"check": "sf found", "ok": True, "detail": runner.sf})
@@ -298,7 +299,7 @@ def doctor(sf_path: str | None, target_org: str | None) -> Checkup:
 
 
 def tighten(runner_factory: Callable[[], SfRunner], folder: Path, target_org: str | None, cfg: config_mod.Config,
-            days: int | None, progress: Progress, now: datetime) -> dict:
+            days: int | None, progress: Progress, now: datetime) -> dict[str, Any]:
     """Narrow a run's generated permission sets to each user's recorded use, into a new run folder
     inside ``folder`` (``tightened-<time>``): its own plan, checksums and copy of the snapshot, so apply
     and rollback take it like any run. Never the default; never over anything."""

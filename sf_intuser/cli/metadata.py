@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pathlib import Path
 
 import click
@@ -215,7 +217,7 @@ def lint(paths: tuple[Path, ...], integration_permsets: tuple[str, ...], as_json
     emit(as_json, result, human, status=status)
 
 
-def _integration_sets(project: Path | None) -> tuple[set[str], list[str], list]:
+def _integration_sets(project: Path | None) -> tuple[set[str], list[str], list[Any]]:
     """The permission sets integration users get in ``project`` (its newest plan, its sf-intuser.toml),
     where that came from, and an error finding when its sf-intuser.toml can't be read (the check then
     can't tell, so it fails rather than pass those sets unchecked)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -38,6 +38,9 @@ from sf_intuser.report.output import (
     EXIT_USAGE,
     table,
 )
+
+if TYPE_CHECKING:
+    from sf_intuser.sf.runner import SfRunner
 
 
 @main.command()
@@ -74,7 +77,7 @@ def discover(target_org: str | None, days: int | None, csv_path: Path | None, co
     runner = _sf_runner(sf_path)
     try:
         result, _ = workflow.discover(runner, target_org, cfg, days, _Progress(json_wanted(as_json)))
-    except workflow.Failure as exc:
+    except Failure as exc:
         raise _failure(exc) from None
     if csv_path is not None:
         from sf_intuser.workspace import write_atomic
@@ -124,7 +127,7 @@ def snapshot(target_org: str | None, users: tuple[str, ...], run_dir: Path | Non
     try:
         result, warnings = workflow.snapshot(runner, target_org, users, cfg, run_dir, days,
                                              _Progress(json_wanted(as_json)), _now())
-    except workflow.Failure as exc:
+    except Failure as exc:
         raise _failure(exc) from None
     emit(as_json, result,
          lambda: f"Snapshot of {len(result['users'])} user(s) written to {result['snapshot']} ({result['files']} files, "
@@ -190,16 +193,16 @@ def plan(target_org: str | None, users: tuple[str, ...], all_candidates: bool, c
                            "at or above the working folder)", EXIT_USAGE,
                            actions=["cd into the project, or leave out --into-project"])
     t0 = time.perf_counter()
-    runners: list = []
+    runners: list[SfRunner] = []
 
-    def factory():
+    def factory() -> SfRunner:
         runners.append(_sf_runner(sf_path))
         return runners[-1]
 
     try:
         out = workflow.plan(factory, target_org, users, all_candidates, cfg, run_dir, project=project, force=force,
                             psl=psl, days=days, progress=_Progress(json_wanted(as_json)), now=_now())
-    except workflow.Failure as exc:
+    except Failure as exc:
         raise _failure(exc) from None
     extra = "\n" + _calls_line(runners[0], t0) if verbose and runners else ""
     emit(as_json, out.result, lambda: _plan_human(out.result) + extra,
@@ -240,16 +243,16 @@ def tighten(run_dir: Path, target_org: str | None, days: int | None, config_path
 
     t0 = time.perf_counter()
     cfg = _load_config(config_path)
-    runners: list[Any] = []
+    runners: list[SfRunner] = []
 
-    def factory():
+    def factory() -> SfRunner:
         runners.append(_sf_runner(sf_path))
         return runners[-1]
 
     try:
         out = workflow.tighten(factory, run_dir, _org_of_run(run_dir, target_org), cfg, days,
                                _Progress(json_wanted(as_json)), _now())
-    except workflow.Failure as exc:
+    except Failure as exc:
         raise _failure(exc) from None
     extra = "\n" + _calls_line(runners[0], t0) if verbose and runners else ""
     emit(as_json, out, lambda: _tighten_human(out) + extra, warnings=out["warnings"])

@@ -8,7 +8,7 @@ from typing import Any
 from sf_intuser.report.output import table
 
 
-def _discovery_human(result: dict, csv_path: Path | None, extra: str = "") -> str:
+def _discovery_human(result: dict[str, Any], csv_path: Path | None, extra: str = "") -> str:
     from sf_intuser.report.discovery import discovery_text
 
     text = discovery_text(result["org"], result)
@@ -17,7 +17,7 @@ def _discovery_human(result: dict, csv_path: Path | None, extra: str = "") -> st
     return text + extra
 
 
-def _plan_human(result: dict) -> str:
+def _plan_human(result: dict[str, Any]) -> str:
     from sf_intuser.report.discovery import money
 
     rows = [(u["username"], u["status"], u.get("to", ""),
@@ -52,7 +52,7 @@ def _outcome_human(title: str, out: Any) -> str:
     return "\n".join(lines)
 
 
-def _tighten_human(r: dict) -> str:
+def _tighten_human(r: dict[str, Any]) -> str:
     from sf_intuser.cli.common import me
     from sf_intuser.report.plan_md import STAGES
 

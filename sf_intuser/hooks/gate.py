@@ -74,7 +74,7 @@ def integration_sets(project: Path | None) -> tuple[set[str], list[str]]:
     sources: list[str] = []
     if project is None:
         return names, sources
-    newest: tuple[str, Path, dict] | None = None
+    newest: tuple[str, Path, dict[str, Any]] | None = None
     base = project / RUNS_FOLDER
     for plan_file in sorted(base.glob("*/plan.json")) if base.is_dir() else ():
         rel = str(plan_file.relative_to(project))

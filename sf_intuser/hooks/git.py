@@ -4,8 +4,12 @@ deploy changes."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from sf_intuser.sf.runner import run_process
+
+if TYPE_CHECKING:     # for the annotations only; committed_state imports it when it runs
+    from sf_intuser.hooks.lint import Committed
 
 
 def committed_many(paths: "list[str | Path]") -> dict[str, bytes | None]:
@@ -48,7 +52,7 @@ def committed_many(paths: "list[str | Path]") -> dict[str, bytes | None]:
     return out
 
 
-def committed_state(paths: "list[str]", license_of: "list[str]" = ()) -> "dict[str, Committed | None]":  # noqa: F821
+def committed_state(paths: list[str], license_of: Sequence[str] = ()) -> dict[str, Committed | None]:
     """For the pre-deploy gate, in three git calls per repository whatever the number of files and with no
     file content sent through a pipe: which files differ from ``HEAD`` (``git diff --name-only``, which
     trusts the index's stat data for files it knows unchanged), which ``HEAD`` lacks (``git ls-tree``),
@@ -56,7 +60,7 @@ def committed_state(paths: "list[str]", license_of: "list[str]" = ()) -> "dict[s
     not committed (a new file, or outside a repository)."""
     from sf_intuser.hooks.lint import Committed, committed_license
 
-    out: "dict[str, Committed | None]" = {p: None for p in paths}
+    out: dict[str, Committed | None] = {p: None for p in paths}
     wanted = set(license_of)
     groups: dict[str, list[tuple[str, str]]] = {}
     for raw in paths:

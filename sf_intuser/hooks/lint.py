@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
+
+from lxml import etree
 
 from sf_intuser.metadata import license_rules as rules
 from sf_intuser.metadata import schema
@@ -48,7 +50,7 @@ class Finding:
     fix: str
     rule: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -80,7 +82,7 @@ def committed_license(data: bytes) -> str | None:
     return m.group(1).decode("utf-8", "replace") if m else None
 
 
-def _given_to_integrations(name: str, root, explicit: set[str]) -> bool:
+def _given_to_integrations(name: str, root: etree._Element, explicit: set[str]) -> bool:
     """The project gives the set to integration users, or sf-intuser generated it."""
     return name in explicit or is_generated(root)
 

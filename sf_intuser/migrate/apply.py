@@ -85,23 +85,23 @@ def _assignment(user_id: str, field: str, target_id: str, expires: str | None) -
 @dataclass
 class Run:
     folder: Path
-    plan: dict
+    plan: dict[str, Any]
     journal: Journal
 
     @property
-    def users(self) -> list[dict]:
+    def users(self) -> list[dict[str, Any]]:
         return [u for u in self.plan["users"] if u["status"] == "planned"]
 
     @property
-    def before(self) -> dict[str, dict]:
+    def before(self) -> dict[str, dict[str, Any]]:
         return {u["userId"]: u for u in self.plan["rollback"]["users"]}
 
-    def step(self, action: str) -> dict | None:
+    def step(self, action: str) -> dict[str, Any] | None:
         return next((s for s in self.plan["steps"] if s["action"] == action), None)
 
     def label(self) -> str:
         org = self.plan["org"]
-        return org.get("alias") or org.get("username") or org["id"]
+        return str(org.get("alias") or org.get("username") or org["id"])
 
 
 def open_run(folder: Path) -> Run:
@@ -129,9 +129,9 @@ class UserNow:
     profile_id: str
     profile: str
     license: str
-    sets: dict[str, dict] = field(default_factory=dict)      # name -> {id, psId, expires}
-    groups: dict[str, dict] = field(default_factory=dict)    # developer name -> {id, groupId, expires}
-    psls: dict[str, dict] = field(default_factory=dict)      # PSL id[:15] -> {id, name}
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)      # name -> {id, psId, expires}
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)    # developer name -> {id, groupId, expires}
+    psls: dict[str, dict[str, Any]] = field(default_factory=dict)      # PSL id[:15] -> {id, name}
     packages: dict[str, str] = field(default_factory=dict)   # PackageLicense id[:15] -> UPL id
     role_id: str | None = None
     features: set[str] = field(default_factory=set)          # UserPermissions<X> fields set
@@ -143,7 +143,7 @@ class OrgNow:
     org_id: str
     users: dict[str, UserNow]
     profiles: dict[str, str]          # name lower -> id
-    sets: dict[str, dict]             # name -> {Id, LicenseId}
+    sets: dict[str, dict[str, Any]]             # name -> {Id, LicenseId}
     groups: dict[str, str]            # developer name -> id
     psl_id: str | None
     access: dict[tuple[str, str], str]   # (parent id[:15], entity id[:15]) -> SetupEntityAccess id
@@ -183,7 +183,7 @@ def read_now(runner: SfRunner, target_org: str | None, api_version: str, user_id
     q["psl"] = f"SELECT Id FROM PermissionSetLicense WHERE DeveloperName = {quote(rules.INTEGRATION_PSL)}"
     r = commands.query_all(runner, q, target_org, api_version)
 
-    def rows(prefix: str) -> list[dict]:
+    def rows(prefix: str) -> list[dict[str, Any]]:
         return [x for k in sorted(r) if k.startswith(prefix) and k[len(prefix):].isdigit() for x in r[k]]
 
     users = {x["Id"]: UserNow(x["Id"], str(x.get("Username")), bool(x.get("IsActive")), str(x.get("ProfileId")),
@@ -194,14 +194,14 @@ def read_now(runner: SfRunner, target_org: str | None, api_version: str, user_id
         if x.get("UserOrGroupId") in users:
             users[x["UserOrGroupId"]].memberships[_id15(x.get("GroupId"))] = x["Id"]
     for x in rows("psa"):
-        u = users.get(x.get("AssigneeId"))
-        if u is None or _rel(x, "PermissionSet.IsOwnedByProfile"):
+        who = users.get(x.get("AssigneeId"))
+        if who is None or _rel(x, "PermissionSet.IsOwnedByProfile"):
             continue   # a profile's own set is never an assignment of ours (KB 000394118)
         if x.get("PermissionSetGroupId"):
-            u.groups[str(_rel(x, "PermissionSetGroup.DeveloperName"))] = {
+            who.groups[str(_rel(x, "PermissionSetGroup.DeveloperName"))] = {
                 "id": x["Id"], "groupId": x["PermissionSetGroupId"], "expires": x.get("ExpirationDate")}
         else:
-            u.sets[str(_rel(x, "PermissionSet.Name"))] = {"id": x["Id"], "psId": x.get("PermissionSetId"),
+            who.sets[str(_rel(x, "PermissionSet.Name"))] = {"id": x["Id"], "psId": x.get("PermissionSetId"),
                                                           "expires": x.get("ExpirationDate")}
     for x in rows("psla"):
         if x.get("AssigneeId") in users:
@@ -260,7 +260,7 @@ def _read(runner: SfRunner, run: Run, target_org: str | None, user_ids: Iterable
 # --- comparisons -------------------------------------------------------------------------------
 
 
-def differences_from_snapshot(now: UserNow | None, before: dict) -> list[str]:
+def differences_from_snapshot(now: UserNow | None, before: dict[str, Any]) -> list[str]:
     """What differs between a user in the org and the same user in the snapshot."""
     if now is None:
         return ["the user no longer exists"]
@@ -282,7 +282,7 @@ def differences_from_snapshot(now: UserNow | None, before: dict) -> list[str]:
     return out + _record_differences(now, before, exact=True)
 
 
-def _record_differences(now: UserNow, before: dict, exact: bool) -> list[str]:
+def _record_differences(now: UserNow, before: dict[str, Any], exact: bool) -> list[str]:
     """Role, public group and queue memberships, and (``exact``) feature licenses against the snapshot.
     A snapshot taken before these were read has none of the keys, and nothing is compared."""
     out = []
@@ -299,8 +299,8 @@ def _record_differences(now: UserNow, before: dict, exact: bool) -> list[str]:
     return out
 
 
-def differences_from_target(now: UserNow | None, user: dict, org: OrgNow, empty: set[str],
-                            before: dict | None = None) -> list[str]:
+def differences_from_target(now: UserNow | None, user: dict[str, Any], org: OrgNow, empty: set[str],
+                            before: dict[str, Any] | None = None) -> list[str]:
     """What differs between a user in the org and the plan's target for it (``empty``: generated sets
     left unassigned because nothing remained in them)."""
     if now is None:
@@ -386,7 +386,7 @@ def _empty_sets(run: Run) -> set[str]:
 
 @dataclass
 class Outcome:
-    result: dict
+    result: dict[str, Any]
     exit_code: int
     lines: list[str] = field(default_factory=list)
 
@@ -597,7 +597,7 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
             raise _Stop("switch-profiles", SfError("ProfileNotFound", f"profile {u['to']['profile']} is not in the "
                                                    "org after the deploy"))
         targets[u["id"]] = pid
-    failures: dict[str, dict] = {uid: {
+    failures: dict[str, dict[str, Any]] = {uid: {
         "username": by_id[uid]["username"], "outcome": "changed during the run",
         "reason": "its access changed while apply ran (" + "; ".join(d) + "); moving it now would lose that",
         "fix": f"Plan again for this user so the plan includes the change: sf-intuser plan -u {by_id[uid]['username']}"
@@ -634,7 +634,7 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
 
     # 4. access again: PSL, sets, groups, connected apps, package licenses
     empty = _empty_sets(run)
-    not_kept: dict[str, dict] = {}    # user id -> {feature: why}: feature licenses the new license refused
+    not_kept: dict[str, dict[str, Any]] = {}    # user id -> {feature: why}: feature licenses the new license refused
     for round_ in range(MAX_AMEND_ROUNDS + 1):
         ids = _component_ids(run, now)
         ops, meta = _grant_ops(run, now, moved, switched, ids, empty, not_kept)
@@ -642,8 +642,8 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
             break
         progress(f"Giving access back to {len({m['userId'] for m in meta if m.get('userId')})} user(s)")
         j.append(APPLY, "intent", "grant", records=meta)
-        res = _writes(runner, "grant", ops, target_org, api)
-        flat = [x for o in ops for x in res[o.key]]
+        granted = _writes(runner, "grant", ops, target_org, api)
+        flat = [x for o in ops for x in granted[o.key]]
         j.append(APPLY, "outcome", "grant", results=[
             {**{k: m[k] for k in ("kind", "userId", "name") if k in m}, "ok": _ok(x), "id": x.id, "code": x.code,
              "message": x.message} for m, x in zip(meta, flat)])
@@ -715,9 +715,9 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
     successes = [r for r in report if r["outcome"] == "moved"]
     failed = [r for r in report if r["outcome"] != "moved"]
     differs = [r for r in report if r["outcome"] == "differs" or (r["outcome"] != "moved" and r["differences"])]
-    changed = [r for r in report if r.get("changedDuringRun")]
+    changed_rows = [r for r in report if r.get("changedDuringRun")]
     # sf's exit codes: 68 is a partial success; when no user could move, the run failed
-    code = exit_code(failed=bool(differs) or not successes, partial=bool(failed or changed))
+    code = exit_code(failed=bool(differs) or not successes, partial=bool(failed or changed_rows))
     result = {"runDir": str(run.folder), "org": now.org_id,
               "successes": [{"username": r["username"], "profile": by_id[r["userId"]]["to"]["profile"],
                              "permissionSets": [a["permissionSet"] for a in by_id[r["userId"]]["to"]["assign"]
@@ -729,7 +729,7 @@ def _apply(runner: SfRunner, run: Run, target_org: str | None, api: str, now: Or
               "dropped": [{"permissionSet": k, "permissions": sorted(v)} for k, v in sorted(j.amendments().items())],
               "notKept": [{"username": by_id[uid]["username"], "featureLicense": f[len("UserPermissions"):],
                            "reason": why} for uid, fs in sorted(not_kept.items()) for f, why in sorted(fs.items())],
-              "changedDuringRun": [{"username": r["username"], "changes": r["changedDuringRun"]} for r in changed],
+              "changedDuringRun": [{"username": r["username"], "changes": r["changedDuringRun"]} for r in changed_rows],
               "notAssigned": sorted(empty), "journal": str(run.folder / runs.JOURNAL),
               "sfCalls": len(runner.calls)}
     return Outcome(result, code, lines)
@@ -754,7 +754,7 @@ def _retryable(j: Journal) -> set[str]:
     return {r["userId"] for r in (last or {}).get("users", []) if r.get("outcome") in ("no seat", "not moved")}
 
 
-def _switch_failure(u: dict, x: commands.RecordResult) -> dict:
+def _switch_failure(u: dict[str, Any], x: commands.RecordResult) -> dict[str, Any]:
     if REFUSED_LICENSE_CHANGE in x.message:
         sets = ", ".join(a["permissionSet"] for a in u["to"]["assign"])
         return {"username": u["username"], "outcome": "refused",
@@ -869,8 +869,9 @@ def _component_ids(run: Run, now: OrgNow) -> dict[str, str]:
     return ids
 
 
-def _grant_ops(run: Run, now: OrgNow, moved: list[dict], switched: set[str], ids: dict[str, str],
-               empty: set[str], not_kept: dict[str, dict] | None = None) -> tuple[list[commands.Write], list[dict]]:
+def _grant_ops(run: Run, now: OrgNow, moved: list[dict[str, Any]], switched: set[str], ids: dict[str, str],
+               empty: set[str], not_kept: dict[str, dict[str, Any]] | None = None
+               ) -> tuple[list[commands.Write], list[dict[str, Any]]]:
     """The records still missing for the moved users, as at most five collections (one Composite call):
     the PSL, permission set and group assignments (one collection: both are PermissionSetAssignment
     records), connected-app access, package licenses, the user records (role and feature licenses,
@@ -937,7 +938,7 @@ def _grant_ops(run: Run, now: OrgNow, moved: list[dict], switched: set[str], ids
     return ops, meta_psl + meta_psa + meta_access + meta_pkg + meta_rec + meta_members
 
 
-def _record_grants(now: OrgNow, meta: list[dict], results: list[commands.RecordResult], ids: dict[str, str]) -> None:
+def _record_grants(now: OrgNow, meta: list[dict[str, Any]], results: list[commands.RecordResult], ids: dict[str, str]) -> None:
     """Keep ``now`` in step with what the grant call did, so a retry asks only for what is missing."""
     for m, x in zip(meta, results):
         if not _ok(x):
@@ -971,7 +972,7 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
     j = run.journal
     problems: dict[str, list[str]] = {}
     del_psa, del_psla, del_upl, del_gm, patch = [], [], [], [], []
-    meta1: list[dict] = []
+    meta1: list[dict[str, Any]] = []
     for uid in user_ids:
         cur, b = now.users.get(uid), run.before[uid]
         if cur is None:
@@ -1040,7 +1041,7 @@ def _restore(runner: SfRunner, run: Run, target_org: str | None, api: str, now: 
                 now.users[m["userId"]].memberships.pop(m["name"], None)
     # then what the snapshot holds and is missing; after a switch across licenses nothing is held
     add_psla, add_sets, add_groups, add_upl, add_rec, add_members = [], [], [], [], [], []
-    meta2: list[dict] = []
+    meta2: list[dict[str, Any]] = []
     for uid in user_ids:
         cur, b = now.users.get(uid), run.before[uid]
         if cur is None or any(p.startswith("profile") for p in problems.get(uid, [])):

@@ -20,13 +20,16 @@ many large profiles holds one of them at a time; the final names come with the r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
+
+from lxml import etree
 
 from sf_intuser.metadata import connected_app, fastpath, naming, profile as profile_md
+from sf_intuser.metadata import license_rules as rules
 from sf_intuser.metadata import permission_set as ps_md
 from sf_intuser.metadata.access import Change
 from sf_intuser.metadata.permission_set import Classification
-from sf_intuser.metadata.xml import MetadataXmlError, parse, text
+from sf_intuser.metadata.xml import MD_NS, Document, MetadataXmlError, parse, text
 
 SUFFIX = "_Intuser"
 API_PROFILE_PREFIX = "API Only - "
@@ -79,10 +82,10 @@ class Output:
 class ConvertResult:
     outputs: list[Output] = field(default_factory=list)
     classifications: list[Classification] = field(default_factory=list)
-    profile_targets: dict[str, dict] = field(default_factory=dict)
-    connected_apps: list[dict] = field(default_factory=list)
+    profile_targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    connected_apps: list[dict[str, Any]] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     errors: list[MetadataXmlError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -127,7 +130,7 @@ def convert(
     on the :class:`Output`."""
     check_duplicates(inputs)
     res = ConvertResult()
-    license = ps_md.rules.INTEGRATION_PSL if psl else None
+    license = rules.INTEGRATION_PSL if psl else None
 
     def emit(type_name: str, data: bytes, sources: list[str], request: naming.Request) -> None:
         key = f"{len(res.outputs):05d}"
@@ -140,7 +143,7 @@ def convert(
     for item in sorted(inputs, key=lambda i: (i.type, i.name, i.key)):
         by_type.setdefault(item.type, []).append(item)
 
-    def parsed(item: Input, keep: list | None = None):
+    def parsed(item: Input, keep: list[Any] | None = None) -> Document | None:
         try:
             data = item.read()
             if keep is not None:   # a profile: what grants nothing goes before the parse
@@ -180,12 +183,12 @@ def convert(
     policies: dict[str, tuple[profile_md.LoginPolicy, set[str]]] = {}
     origins: dict[str, str] = {}
     for item in by_type.get("Profile", []):
-        raw: list = []
+        raw: list[Any] = []
         doc = parsed(item, raw)
         if doc is None:
             continue
         lic = text(doc.root, "userLicense")
-        if lic == ps_md.rules.INTEGRATION_USER_LICENSE:
+        if lic == rules.INTEGRATION_USER_LICENSE:
             res.skipped.append({"type": "Profile", "name": item.name, "file": item.key,
                                 "reason": "already on the Salesforce Integration license: nothing to convert"})
             continue
@@ -220,7 +223,7 @@ def convert(
         by_source = {(o.type, o.request.source): o.name for o in res.outputs if o.request}
         for name, origin in origins.items():
             target = plan.targets[name]
-            if target != profile_md.rules.STANDARD_API_PROFILE:
+            if target != rules.STANDARD_API_PROFILE:
                 first = sorted(n for n, t in plan.targets.items() if t == target)[0]
                 target = by_source[("Profile", f"profile {first}")]
             res.profile_targets[name] = {"file": origin, "apiOnlyProfile": target,
@@ -240,9 +243,9 @@ def _renamed(change: Change, renamed: Mapping[str, str]) -> Change:
     return Change(**{**change.__dict__, "reason": reason, "file": file})
 
 
-def _has_object_access(root) -> bool:
-    return root.find(f"{{{ps_md.MD_NS}}}objectPermissions") is not None or \
-        root.find(f"{{{ps_md.MD_NS}}}fieldPermissions") is not None
+def _has_object_access(root: etree._Element) -> bool:
+    return root.find(f"{{{MD_NS}}}objectPermissions") is not None or \
+        root.find(f"{{{MD_NS}}}fieldPermissions") is not None
 
 
 def no_object_access_reason(name: str) -> str:

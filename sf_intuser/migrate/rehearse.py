@@ -41,6 +41,7 @@ from sf_intuser.errors import Failure
 from sf_intuser.metadata import package_xml
 from sf_intuser.migrate import apply as apply_mod
 from sf_intuser.org import read
+from sf_intuser.org.model import Org
 from sf_intuser.sf import commands
 from sf_intuser.sf.runner import SfError, SfRunner
 from sf_intuser.sf.soql import in_list
@@ -54,7 +55,7 @@ Progress = Callable[[str], None]
 
 @dataclass
 class Rehearsal:
-    result: dict
+    result: dict[str, Any]
     exit_code: int
 
 
@@ -87,9 +88,9 @@ def _ids(runner: SfRunner, on: str, soql: str, key: str) -> dict[str, str]:
     return {r[key]: r["Id"] for r in commands.query(runner, soql, on)}
 
 
-def _compare(prod: dict, rehearsal: dict, mapping: dict[str, str]) -> list[str]:
+def _compare(prod: dict[str, Any], rehearsal: dict[str, Any], mapping: dict[str, str]) -> list[str]:
     """What the rehearsal plan does differently from production's, user by user."""
-    def shape(u: dict) -> dict:
+    def shape(u: dict[str, Any]) -> dict[str, Any]:
         to = u.get("to") or {}
         return {"status": u["status"], "profile": to.get("profile"), "permissionSet": to.get("permissionSet"),
                 "assign": sorted(a["permissionSet"] for a in to.get("assign", [])),
@@ -188,7 +189,7 @@ def rehearse(runner: SfRunner, run_dir: Path, on: str, *, cfg: config_mod.Config
     progress(f"Creating {len(users)} stand-in user(s) in {on}")
     created = commands.writes(runner, [commands.Write("users", "POST", "User", users)], on, api)["users"]
     failed = [f"{r['Username']}: {c.code} {c.message}" for r, c in zip(users, created) if not c.success]
-    standins = {u["username"]: c.id for u, c in zip(planned, created) if c.success}
+    standins = {u["username"]: c.id for u, c in zip(planned, created) if c.success and c.id}
     if failed:
         _deactivate(runner, on, api, list(standins.values()))
         raise Failure("StandInRefused", f"{on} refused {len(failed)} stand-in user(s): " + "; ".join(failed),
@@ -320,7 +321,7 @@ def clean_up(runner: SfRunner, run_dir: Path, on: str, progress: Progress = lamb
     return Rehearsal({"org": {"alias": on, "id": org.id}, "deactivated": sorted(r["Username"] for r in rows)}, 0)
 
 
-def _rehearsal_org(runner: SfRunner, prod: dict, on: str, run_dir: Path):
+def _rehearsal_org(runner: SfRunner, prod: dict[str, Any], on: str, run_dir: Path) -> Org:
     try:
         org = read.connect(runner, on)
     except SfError as exc:
@@ -342,7 +343,7 @@ def _rehearsal_org(runner: SfRunner, prod: dict, on: str, run_dir: Path):
     return org
 
 
-def _expiry(assignment: dict) -> dict:
+def _expiry(assignment: dict[str, Any]) -> dict[str, Any]:
     return {"ExpirationDate": assignment["expires"]} if assignment.get("expires") else {}
 
 

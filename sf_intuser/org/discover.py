@@ -77,11 +77,11 @@ class Options:
 
 @dataclass
 class Evidence:
-    api_logins: list[dict] = field(default_factory=list)     # {type, application, count, latest}
-    person_logins: list[dict] = field(default_factory=list)
+    api_logins: list[dict[str, Any]] = field(default_factory=list)     # {type, application, count, latest}
+    person_logins: list[dict[str, Any]] = field(default_factory=list)
     api_only: str | None = None                              # "profile X" | "permission set Y"
     run_as: list[str] = field(default_factory=list)          # connected apps running as the user
-    tokens: list[dict] = field(default_factory=list)
+    tokens: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def last_api_login(self) -> str | None:
@@ -94,7 +94,7 @@ class Evidence:
         apps |= set(self.run_as)
         return sorted(apps)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"apiLogins": self.api_logins, "personLogins": self.person_logins, "apiOnlyUser": self.api_only,
                 "runAsOf": self.run_as, "oauthTokens": self.tokens, "lastApiLogin": self.last_api_login}
 
@@ -109,7 +109,7 @@ class Grant:
     reason: str
     license: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
@@ -117,13 +117,13 @@ class Grant:
 class Candidate:
     user: User
     evidence: Evidence
-    login_policy: dict | None            # the profile's login IP ranges and hours; None: not read
+    login_policy: dict[str, Any] | None            # the profile's login IP ranges and hours; None: not read
     grants: list[Grant] = field(default_factory=list)
     shared: list[str] = field(default_factory=list)    # applications, when more than one
     price: float | None = None
     blockers: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"username": self.user.username, "id": self.user.id, "name": self.user.name,
                 "license": self.user.license, "profile": self.user.profile, "evidence": self.evidence.to_dict(),
                 "loginPolicy": self.login_policy, "access": [g.to_dict() for g in self.grants],
@@ -133,13 +133,13 @@ class Candidate:
 @dataclass
 class Discovery:
     candidates: list[Candidate]
-    dormant: list[dict]
-    excluded: list[dict]
-    seats: dict
-    money: dict
+    dormant: list[dict[str, Any]]
+    excluded: list[dict[str, Any]]
+    seats: dict[str, Any]
+    money: dict[str, Any]
     notes: list[str]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"candidates": [c.to_dict() for c in self.candidates], "dormant": self.dormant,
                 "excluded": self.excluded, "seats": self.seats, "savings": self.money, "notes": self.notes}
 
@@ -234,7 +234,7 @@ def grants_of(inv: Inventory, user: User) -> list[Grant]:
 
 
 def discover(inv: Inventory, opts: Options, *, run_as: Mapping[str, list[str]] | None = None,
-             login_policies: Mapping[str, dict] | None = None) -> Discovery:
+             login_policies: Mapping[str, dict[str, Any]] | None = None) -> Discovery:
     """Classify every user the inventory holds. ``run_as`` maps a lower-case username to the
     client-credentials connected apps that run as it; ``login_policies`` maps a profile name to its
     login IP ranges and hours (:meth:`LoginPolicy.to_dict`)."""
@@ -243,8 +243,8 @@ def discover(inv: Inventory, opts: Options, *, run_as: Mapping[str, list[str]] |
     people = {a.lower() for a in opts.people_apps}
     edition = inv.org.edition
     candidates: list[Candidate] = []
-    dormant: list[dict] = []
-    excluded: list[dict] = []
+    dormant: list[dict[str, Any]] = []
+    excluded: list[dict[str, Any]] = []
     for user in sorted(inv.users, key=lambda u: u.username.lower()):
         if not user.active:
             excluded.append({"username": user.username, "reason": "inactive: holds no seat"})
@@ -286,10 +286,10 @@ def discover(inv: Inventory, opts: Options, *, run_as: Mapping[str, list[str]] |
                      money_of(inv, candidates, opts), [RENEWAL_NOTE])
 
 
-def seats_of(inv: Inventory, wanted: int) -> dict:
+def seats_of(inv: Inventory, wanted: int) -> dict[str, Any]:
     lic = inv.user_license(rules.INTEGRATION_USER_LICENSE)
     psl = inv.psl(rules.INTEGRATION_PSL)
-    out: dict = {"candidates": wanted}
+    out: dict[str, Any] = {"candidates": wanted}
     for key, s in (("integrationLicense", lic), ("integrationPsl", psl)):
         if s is None:
             out[key] = None

@@ -28,15 +28,15 @@ are read; a missing list means "not known", never "allowed").
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from sf_intuser.metadata.license_rules import INTEGRATION_USER_LICENSE
 from sf_intuser.sf import commands
 from sf_intuser.sf.runner import SfRunner
 from sf_intuser.sf.soql import chunks, field_path, in_list, quote
 
-# the records live in org/model.py; they are named here too for the readers that came before it
-from sf_intuser.org.model import (  # noqa: F401
+# the records it builds (org/model.py)
+from sf_intuser.org.model import (
     ENTITY_TYPES,
     Org,
     UserLicense,
@@ -223,19 +223,19 @@ def read_users(runner: SfRunner, inv: Inventory, user_ids: Iterable[str], *, dee
         owned = f"SELECT Id FROM PermissionSet WHERE ProfileId IN {in_list(g)}"
         q[f"profileSets{i}"] = f"SELECT Id, Name, Label, ProfileId FROM PermissionSet WHERE ProfileId IN {in_list(g)}"
         _access_queries(q, "profile", i, owned, ENTITY_TYPES, deep)
-    rows: dict[str, str] = {}
+    records: dict[str, str] = {}      # key -> sObject path, each read as one record
     if deep:
         psl = inv.psl()
         if inv.maximum_fields and inv.psl_maximum is None and psl is not None:
             # a real org has some 1,800 MaximumPermissions fields: named in SOQL they take six queries
             # (each URI under the 16,384 bytes of KB 000386264); the record itself is one subrequest
-            rows["max"] = f"PermissionSetLicense/{psl.id}"
+            records["max"] = f"PermissionSetLicense/{psl.id}"
         # the sets inside groups, whichever groups: one level of semi-join is all SOQL allows, and the
         # groups are not known yet (few sets sit in groups; this spares a round). Only their connected
         # apps matter: their Apex and page access travels in their metadata.
         _access_queries(q, "groupSet", 0, "SELECT PermissionSetId FROM PermissionSetGroupComponent",
                         ("ConnectedApplication",), deep)
-    r = commands.query_all(runner, q, inv.org.alias or inv.org.username, inv.org.api_version, rows=rows)
+    r = commands.query_all(runner, q, inv.org.alias or inv.org.username, inv.org.api_version, rows=records)
 
     def rows(prefix: str) -> list[dict[str, Any]]:
         return [x for k in sorted(r) if k.startswith(prefix) and k[len(prefix):].isdigit() for x in r[k]]
@@ -303,7 +303,7 @@ def _component(x: Mapping[str, Any]) -> Component:
                      _rel(x, "PermissionSet.NamespacePrefix"))
 
 
-def _add_access(inv: Inventory, rows: list[Mapping[str, Any]]) -> None:
+def _add_access(inv: Inventory, rows: Sequence[Mapping[str, Any]]) -> None:
     seen = {a.id for a in inv.access}
     for x in rows:
         if x["Id"] not in seen:

@@ -15,7 +15,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from sf_intuser.metadata import connected_app, package_xml
 from sf_intuser.metadata import license_rules as rules
@@ -24,14 +24,15 @@ from sf_intuser.metadata.profile import login_policy
 from sf_intuser.metadata.xml import MetadataXmlError, parse
 from sf_intuser.org import discover as discover_mod
 from sf_intuser.org import inventory
+from sf_intuser.org.model import Inventory, Org
 from sf_intuser.sf import commands
-from sf_intuser.sf.runner import SfConnectionError, SfRunner
+from sf_intuser.sf.runner import SfConnectionError, SfError, SfRunner
 from sf_intuser.sf.soql import quote
 
 Progress = Callable[[str], None]
 
 
-def connect(runner: SfRunner, target_org: str | None, api_version: str = inventory.API_VERSION) -> inventory.Org:
+def connect(runner: SfRunner, target_org: str | None, api_version: str = inventory.API_VERSION) -> Org:
     """The org ``-o`` names, else sf's configured target-org (``sf org list auth``: local files, one
     call); and a quick check that it answers, since sf itself retries a dead instance for half a minute."""
     auth = commands.target_org(runner, target_org)
@@ -43,7 +44,7 @@ def connect(runner: SfRunner, target_org: str | None, api_version: str = invento
                "Check the network (VPN, proxy) and the org's My Domain URL, then run this again")
         raise SfConnectionError("OrgUnreachable", f"org {name} at {auth.instance_url} does not answer: {why}", 1,
                                 actions=[fix])
-    return inventory.Org(auth.org_id, "", "", False, auth.instance_url, auth.username, auth.alias, api_version)
+    return Org(auth.org_id, "", "", False, auth.instance_url, auth.username, auth.alias, api_version)
 
 
 @dataclass
@@ -55,7 +56,7 @@ class Retrieved:
     root: Path | None = None
 
 
-def retrieve(runner: SfRunner, org: inventory.Org, manifest: bytes, into: Path | None = None) -> Retrieved:
+def retrieve(runner: SfRunner, org: Org, manifest: bytes, into: Path | None = None) -> Retrieved:
     """One retrieve of ``manifest`` (package.xml bytes). ``into``: the folder to keep the files in
     (mdapi format); without it they are read and the temporary folder removed."""
     from urllib.parse import unquote
@@ -100,7 +101,7 @@ def run_as_users(apps: dict[str, bytes]) -> dict[str, list[str]]:
     return out
 
 
-def policies_of(profiles: dict[str, bytes]) -> dict[str, dict]:
+def policies_of(profiles: dict[str, bytes]) -> dict[str, dict[str, Any]]:
     out = {}
     for name, data in profiles.items():
         try:
@@ -110,7 +111,7 @@ def policies_of(profiles: dict[str, bytes]) -> dict[str, dict]:
     return out
 
 
-def with_evidence(inv: inventory.Inventory, usernames: Iterable[str] = ()) -> list[str]:
+def with_evidence(inv: Inventory, usernames: Iterable[str] = ()) -> list[str]:
     """Ids of the active internal users not on the integration license that show API use (or are named)."""
     named = {u.lower() for u in usernames}
     api_profiles = set(inv.api_only_profiles)
@@ -119,8 +120,8 @@ def with_evidence(inv: inventory.Inventory, usernames: Iterable[str] = ()) -> li
         u.id in evidence or u.profile_id in api_profiles or u.username.lower() in named))
 
 
-def discover(runner: SfRunner, org: inventory.Org, opts: discover_mod.Options,
-             progress: Progress = lambda _m: None) -> tuple[inventory.Inventory, discover_mod.Discovery]:
+def discover(runner: SfRunner, org: Org, opts: discover_mod.Options,
+             progress: Progress = lambda _m: None) -> tuple[Inventory, discover_mod.Discovery]:
     progress("Reading the org's users, licenses and API logins")
     with ThreadPoolExecutor(max_workers=1) as pool:
         names = pool.submit(profile_names, runner, org)
@@ -146,7 +147,7 @@ def discover(runner: SfRunner, org: inventory.Org, opts: discover_mod.Options,
     return inv, result
 
 
-def profile_names(runner: SfRunner, org: inventory.Org) -> list[dict]:
+def profile_names(runner: SfRunner, org: Org) -> list[dict[str, Any]]:
     """Every profile's Metadata API name and id, in one call (``sf org list metadata -m Profile``): SOQL's
     ``Profile.Name`` is a label, translated into the reader's language, and a retrieve by it fails
     ("Entity of type 'Profile' named 'System Administrator' cannot be found": salesforce.stackexchange
@@ -154,7 +155,7 @@ def profile_names(runner: SfRunner, org: inventory.Org) -> list[dict]:
     return commands.list_metadata(runner, "Profile", org.alias or org.username, org.api_version)
 
 
-def profiles_by_api_name(inv: inventory.Inventory, user_ids: Iterable[str]) -> dict[str, str]:
+def profiles_by_api_name(inv: Inventory, user_ids: Iterable[str]) -> dict[str, str]:
     """API name -> label of the profiles of ``user_ids``. A profile the org does not list is an error:
     retrieving it by its label would fetch nothing (or another profile)."""
     wanted = set(user_ids)
@@ -164,7 +165,7 @@ def profiles_by_api_name(inv: inventory.Inventory, user_ids: Iterable[str]) -> d
             continue
         api = inv.profile_api_name(u.profile_id, u.profile)
         if not api:
-            raise commands.SfError("ProfileNotListed", f"the org does not list the Metadata API name of profile "
+            raise SfError("ProfileNotListed", f"the org does not list the Metadata API name of profile "
                                    f"{u.profile!r} ({u.profile_id}), the profile of {u.username}", 1,
                                    actions=["Check it with: sf org list metadata --metadata-type Profile --target-org "
                                             + (inv.org.alias or inv.org.username),

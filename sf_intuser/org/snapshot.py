@@ -25,7 +25,9 @@ from sf_intuser.metadata import package_xml
 from sf_intuser.metadata.access import is_true
 from sf_intuser.metadata.xml import MetadataXmlError, children, parse, text
 from sf_intuser.org import discover as discover_mod
+from sf_intuser.metadata.naming import retrievable
 from sf_intuser.org import inventory, read
+from sf_intuser.org.model import Component, Inventory, Org
 from sf_intuser.sf import commands
 from sf_intuser.sf.runner import SfRunner
 from sf_intuser.sf.soql import in_list
@@ -47,7 +49,7 @@ class SnapshotError(Exception):
 
 @dataclass
 class Snapshot:
-    inventory: inventory.Inventory
+    inventory: Inventory
     metadata: dict[str, dict[str, bytes]]           # type -> name -> bytes, as retrieved
     meta: dict[str, Any] = field(default_factory=dict)
     users: list[str] = field(default_factory=list)  # the users it was taken for (usernames)
@@ -56,7 +58,7 @@ class Snapshot:
 # --- taking -------------------------------------------------------------------------------------
 
 
-def take(runner: SfRunner, org: inventory.Org, *, usernames: list[str] | None, opts: discover_mod.Options,
+def take(runner: SfRunner, org: Org, *, usernames: list[str] | None, opts: discover_mod.Options,
          names: Iterable[str] = (), now: str = "", progress: Callable[[str], None] = lambda _m: None
          ) -> tuple[Snapshot, discover_mod.Discovery | None]:
     """Read a snapshot of ``usernames``, or of every candidate :mod:`.discover` finds when None.
@@ -89,7 +91,7 @@ def take(runner: SfRunner, org: inventory.Org, *, usernames: list[str] | None, o
     users = [u for u in inv.users if u.username in set(chosen) and u.active]
     mine = {u.id for u in users}
     # a profile whose file name could not be written is left out (its users are blocked by the plan)
-    profiles = sorted(p for p in read.profiles_by_api_name(inv, mine) if read.retrievable(p))
+    profiles = sorted(p for p in read.profiles_by_api_name(inv, mine) if retrievable(p))
     sets = sorted({a.ps_name for a in inv.assignments if a.user_id in mine and not a.owned and not a.group_id}
                   | {c.ps_name for c in inv.components if (c.ps_type or "") != "Muting" and _group_of(inv, c, mine)})
     groups = sorted({a.group_name for a in inv.assignments if a.user_id in mine and a.group_id and a.group_name})
@@ -115,7 +117,7 @@ def take(runner: SfRunner, org: inventory.Org, *, usernames: list[str] | None, o
     return snap, discovery
 
 
-def _group_of(inv: inventory.Inventory, comp: inventory.Component, users: set[str]) -> bool:
+def _group_of(inv: Inventory, comp: Component, users: set[str]) -> bool:
     return any(a.group_id and a.group_id[:15] == comp.group_id[:15] and a.user_id in users for a in inv.assignments)
 
 
@@ -162,7 +164,7 @@ def cross_check(snap: Snapshot, user_ids: set[str]) -> list[Mismatch]:
         if u.id in user_ids:
             own = inv.profile_set(u.profile_id)
             api = inv.profile_api_name(u.profile_id, u.profile)
-            if own is not None and read.retrievable(api):
+            if own is not None and retrievable(api):
                 parents[("Profile", api)] = own.id
     for a in inv.assignments:
         if a.user_id in user_ids and not a.owned and not a.group_id:
@@ -188,7 +190,7 @@ def cross_check(snap: Snapshot, user_ids: set[str]) -> list[Mismatch]:
     return out
 
 
-def name_missing(runner: SfRunner, org: inventory.Org, mismatches: list[Mismatch]) -> list[str]:
+def name_missing(runner: SfRunner, org: Org, mismatches: list[Mismatch]) -> list[str]:
     """What each mismatching file lacks, object by object (one more call, only when something is missing)."""
     todo = [m for m in mismatches if not m.problem]
     q = {}

@@ -25,7 +25,7 @@ def when(value: str | None) -> str:
     return value[:10] + " " + value[11:16] + " UTC" if len(value) >= 16 else value
 
 
-def evidence_text(ev: dict) -> str:
+def evidence_text(ev: dict[str, Any]) -> str:
     parts = []
     for x in ev.get("apiLogins", []):
         parts.append(f"{x['count']}× {x['type']}" + (f" ({x['application']})" if x.get("application") else ""))
@@ -36,7 +36,7 @@ def evidence_text(ev: dict) -> str:
     return "; ".join(parts)
 
 
-def access_text(access: list[dict]) -> str:
+def access_text(access: list[dict[str, Any]]) -> str:
     counts: dict[str, int] = {}
     for g in access:
         if g["kind"] in ("PermissionSet", "PermissionSetGroup"):
@@ -48,7 +48,7 @@ def access_text(access: list[dict]) -> str:
                                                                    if kv[0] in words else 9))
 
 
-def policy_text(policy: dict | None) -> str:
+def policy_text(policy: dict[str, Any] | None) -> str:
     if policy is None:
         return "?"
     ranges = policy.get("loginIpRanges") or []
@@ -61,7 +61,7 @@ def policy_text(policy: dict | None) -> str:
     return ", ".join(out) or "none"
 
 
-def discovery_text(org: dict, result: dict) -> str:
+def discovery_text(org: dict[str, Any], result: dict[str, Any]) -> str:
     lines = [f"Org {org.get('name') or org.get('id')} ({org.get('id')}, {org.get('edition') or 'edition unknown'}) "
              f"as {org.get('username')}; logins of the last {result.get('days')} days."]
     cands = result["candidates"]
@@ -109,16 +109,16 @@ def discovery_text(org: dict, result: dict) -> str:
                   + "; ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
                   + " (--json lists each with the reason)"]
     seats = result["seats"]
-    rows = []
+    seat_rows: list[tuple[Any, ...]] = []
     for key, label in (("integrationLicense", "Salesforce Integration seats"),
                        ("integrationPsl", "Salesforce API Integration PSL seats")):
         s = seats.get(key)
         if s is None:
-            rows.append((label, "-", "-", "-", "the org has none"))
+            seat_rows.append((label, "-", "-", "-", "the org has none"))
         else:
-            rows.append((label, s["total"], s["used"], s["free"],
+            seat_rows.append((label, s["total"], s["used"], s["free"],
                          f"{s['fit']} of {seats['candidates']} fit" + (f"; buy {s['toBuy']}" if s["toBuy"] else "")))
-    lines += ["", table(rows, ["seats", "total", "used", "free", "for the candidates with no blocker"])]
+    lines += ["", table(seat_rows, ["seats", "total", "used", "free", "for the candidates with no blocker"])]
     m = result["savings"]
     parts = [f"{r['seats']} × {r['license']} at {money(r['monthlyPrice'])}/month" for r in m["freedSeats"]]
     line = (f"Yearly saving at list prices, for {m['counts']}: " if m.get("counts") else
@@ -139,7 +139,7 @@ CSV_COLUMNS = ("username", "name", "license", "profile", "evidence", "last_api_l
                "permission_sets", "blockers", "shared_by", "monthly_price")
 
 
-def candidates_csv(result: dict) -> str:
+def candidates_csv(result: dict[str, Any]) -> str:
     """The candidates as CSV; org-controlled cells can't run as spreadsheet formulas (escape.csv_cell)."""
     from sf_intuser.report.escape import csv_row
 

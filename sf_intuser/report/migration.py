@@ -25,7 +25,7 @@ OUTCOMES = {
 }
 
 
-def build(plan: dict, journal: list[dict]) -> dict:
+def build(plan: dict[str, Any], journal: list[dict[str, Any]]) -> dict[str, Any]:
     """The report's data: one row per user of the plan, the cost per month before and after, the
     permissions dropped on the way, and where the run stands."""
     applied = next((r for r in reversed(journal) if r["run"] == "apply" and r["step"] == "verify"
@@ -89,7 +89,7 @@ def build(plan: dict, journal: list[dict]) -> dict:
             "note": plan["savings"]["note"], "prices": plan["savings"]["freedSeats"]}
 
 
-def _state(journal: list[dict]) -> str:
+def _state(journal: list[dict[str, Any]]) -> str:
     if any(r["run"] == "rollback" and r["phase"] == "end" for r in journal):
         return "rolled back"
     if any(r["run"] == "rollback" for r in journal):
@@ -101,7 +101,7 @@ def _state(journal: list[dict]) -> str:
     return "planned"
 
 
-def markdown(rep: dict) -> str:
+def markdown(rep: dict[str, Any]) -> str:
     """The report in Markdown; every org-controlled string escaped for it (escape.md)."""
     c = rep["cost"]
     out = [f"# Migration report: {md(rep['run'])}", "",
@@ -149,7 +149,7 @@ def markdown(rep: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def _counts(c: dict) -> str:
+def _counts(c: dict[str, Any]) -> str:
     return f"{c['objectsRead']} / {c['objectsWrite']} / {c['systemPermissions']}"
 
 
@@ -157,7 +157,7 @@ ACCESS_COLUMNS = [f"{stage}_{what}" for stage in ("before", "moved", "tightened"
                   for what in ("objects_read", "objects_write", "system_permissions")]
 
 
-def csv_text(rep: dict) -> str:
+def csv_text(rep: dict[str, Any]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["username", "outcome", "reason", "license_before", "profile_before", "license_after",
@@ -225,7 +225,7 @@ def _bar_chart(before: float, after: float, currency: str) -> str:
             f'<line x1="60" y1="{base}" x2="{width - 20}" y2="{base}" stroke="#c9c9c9"/>' + "".join(bars) + "</svg>")
 
 
-def html_page(rep: dict) -> str:
+def html_page(rep: dict[str, Any]) -> str:
     c = rep["cost"]
     e = html.escape
     rows = []
@@ -292,9 +292,9 @@ them back.</p>
 """
 
 
-def render(rep: dict, fmt: str) -> str:
+def render(rep: dict[str, Any], fmt: str) -> str:
     return {"md": markdown, "csv": csv_text, "html": html_page}[fmt](rep)
 
 
-def summary(rep: dict) -> dict[str, Any]:
+def summary(rep: dict[str, Any]) -> dict[str, Any]:
     return {"moved": rep["moved"], "users": len(rep["users"]), "state": rep["state"], "cost": rep["cost"]}

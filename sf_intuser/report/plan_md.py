@@ -4,6 +4,8 @@ org-controlled string (names, labels, messages quoting them) is escaped for Mark
 
 from __future__ import annotations
 
+from typing import Any
+
 from sf_intuser.report.discovery import money, when
 from sf_intuser.report.escape import md, md_code
 
@@ -20,7 +22,7 @@ def _code(name: str) -> str:
     return md_code(name)
 
 
-def _why_profile(u: dict, plan: dict | None) -> str | None:
+def _why_profile(u: dict[str, Any], plan: dict[str, Any] | None) -> str | None:
     """Why the user gets a custom API-only profile rather than the standard one: its old profile's login
     IP ranges or hours, which live on the profile and must follow it (shared with any user whose old
     profile has the same ones)."""
@@ -36,7 +38,7 @@ def _why_profile(u: dict, plan: dict | None) -> str | None:
                                   else ""))
 
 
-def _user(u: dict, plan: dict | None = None) -> list[str]:
+def _user(u: dict[str, Any], plan: dict[str, Any] | None = None) -> list[str]:
     to = u["to"]
     out = [f"### {md(u['username'])}" + (f" ({md(u['name'])})" if u.get("name") else ""), ""]
     api = u["from"].get("profileApiName")
@@ -90,10 +92,10 @@ def _user(u: dict, plan: dict | None = None) -> list[str]:
     if dropped:
         # every one, grouped by where it was and why (an auditor reads what access goes, in full)
         out += ["", f"Dropped ({len(dropped)}):", ""]
-        groups: dict[tuple[str, str], list[str]] = {}
+        by_why: dict[tuple[str, str], list[str]] = {}
         for d in dropped:
-            groups.setdefault((d.get("from") or "", d["reason"]), []).append(d["name"])
-        for (where, reason), names in groups.items():
+            by_why.setdefault((d.get("from") or "", d["reason"]), []).append(d["name"])
+        for (where, reason), names in by_why.items():
             what = ", ".join(md(n) for n in names)
             out.append(f"- {what}" + (f" (from {md(where)})" if where else "") + f": {md(reason)}")
     for w in u.get("warnings", []):
@@ -102,7 +104,7 @@ def _user(u: dict, plan: dict | None = None) -> list[str]:
     return out
 
 
-def render(plan: dict) -> str:
+def render(plan: dict[str, Any]) -> str:
     org = plan["org"]
     s = plan["summary"]
     out = [f"# Integration user plan: {md(org.get('name') or org['id'])}", "",
@@ -162,7 +164,7 @@ def render(plan: dict) -> str:
 STAGES = (("before", "before the move"), ("moved", "after the move"), ("tightened", "after tightening"))
 
 
-def window_line(t: dict) -> str:
+def window_line(t: dict[str, Any]) -> str:
     """The window the evidence covers, and each source's state, in one line."""
     ev = t["evidence"]
     cov = ev["covers"]
@@ -175,7 +177,7 @@ def window_line(t: dict) -> str:
             f"it covers {covers}. Sources: {srcs}.")
 
 
-def tightened(t: dict) -> list[str]:
+def tightened(t: dict[str, Any]) -> list[str]:
     """The tightening as a reviewable diff: per user, what each narrowed set keeps and loses, with the
     evidence for each line, and the counts before the move, after it and after tightening."""
     out = ["## Tightened to recorded use", "",

@@ -22,7 +22,9 @@ from sf_intuser.org import snapshot as snapshot_mod
 from sf_intuser.runs import snapshot as snapshot_files
 from sf_intuser.workspace import write_synced as _put
 
-from sf_intuser.run_files import CHECKSUMS, JOURNAL, LOCK, METADATA, PLAN, PLAN_MD  # noqa: F401 - named here too
+# the run folder's file names, named here too (runs.PLAN, ...)
+from sf_intuser.run_files import CHECKSUMS as CHECKSUMS, JOURNAL as JOURNAL, LOCK as LOCK  # noqa: F401
+from sf_intuser.run_files import METADATA as METADATA, PLAN as PLAN, PLAN_MD as PLAN_MD  # noqa: F401
 from sf_intuser.run_files import BASE
 
 DEFAULT_BASE = Path(BASE)

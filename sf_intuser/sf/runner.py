@@ -169,6 +169,11 @@ class SfRunner:
         if self.sf is None:
             self.sf = find_sf(environ=self.env)
 
+    @property
+    def executable(self) -> str:
+        """The sf executable this runner starts (found when it was made, if none was given)."""
+        return self.sf or find_sf(environ=self.env)
+
     def environment(self) -> dict[str, str]:
         base = dict(os.environ if self.env is None else self.env)
         for k, v in QUIET_ENV.items():
