@@ -22,7 +22,7 @@ LOCAL = ("127.0.0.1", "localhost", "::1")
 
 
 class _Manual(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):   # type: ignore[no-untyped-def]
+    def redirect_request(self, *args, **kwargs):
         return None   # followed by hand, so "localhost" can be pinned to IPv4 (sf listens there)
 
 

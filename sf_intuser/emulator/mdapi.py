@@ -29,7 +29,7 @@ import io
 import re
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import quote, unquote
 
 from lxml import etree
@@ -97,7 +97,7 @@ def _sub(parent: etree._Element, name: str, value: Any = None) -> etree._Element
 
 
 def envelope(body_child: etree._Element) -> bytes:
-    env = etree.Element(f"{{{SOAP_NS}}}Envelope", nsmap={"soapenv": SOAP_NS, None: MD,
+    env = etree.Element(f"{{{SOAP_NS}}}Envelope", nsmap={"soapenv": SOAP_NS, None: MD,  # type: ignore[dict-item]
                                                            "xsi": "http://www.w3.org/2001/XMLSchema-instance"})
     body = etree.SubElement(env, f"{{{SOAP_NS}}}Body")
     body.append(body_child)
@@ -200,8 +200,9 @@ def retrieve(state: OrgState, op: etree._Element) -> etree._Element:
     single = (req.findtext(_q("singlePackage")) or "").lower() == "true"
     version = req.findtext(_q("apiVersion")) or state.api_versions[-1]
     wanted: dict[str, list[str]] = {}
-    for t in req.iterfind(f"{_q('unpackaged')}/{_q('types')}"):
-        wanted.setdefault(t.findtext(_q("name")) or "", []).extend(m.text or "" for m in t.iterfind(_q("members")))
+    for types_el in req.iterfind(f"{_q('unpackaged')}/{_q('types')}"):
+        wanted.setdefault(types_el.findtext(_q("name")) or "", []).extend(
+            m.text or "" for m in types_el.iterfind(_q("members")))
     prefix = "" if single else "unpackaged/"
     files: dict[str, bytes] = {}
     props: list[tuple[str, str, str, str]] = []   # fileName, fullName, type, id
@@ -262,12 +263,12 @@ def retrieve(state: OrgState, op: etree._Element) -> etree._Element:
         whole = pname in wanted.get(ptype, []) or "*" in wanted.get(ptype, [])
         src = comp.files[registry.main_file(comp.files)] if comp.files else comp.body
         doc = xml.parse(src, pname)
-        t = registry.types()[ptype]
+        md_type = registry.types()[ptype]
         chosen = []
         for el in list(doc.root):
             local, full = xml.local(el), xml.text(el, "fullName") or ""
-            if local in t.children and ((local, full) in picked or (local, "*") in picked):
-                chosen.append((t.children[local], full if t.child_names_alone else f"{pname}.{full}"))
+            if local in md_type.children and ((local, full) in picked or (local, "*") in picked):
+                chosen.append((md_type.children[local], full if md_type.child_names_alone else f"{pname}.{full}"))
             elif not whole:
                 doc.root.remove(el)
         path = registry.main_file(comp.files) if comp.files else file_path(ptype, pname)
@@ -282,9 +283,9 @@ def retrieve(state: OrgState, op: etree._Element) -> etree._Element:
         _file_properties(state, result, "fileProperties", fname, full, mtype, rid)
     _sub(result, "id", state.new_record_id("09S"))
     for problem in messages:
-        m = _sub(result, "messages")
-        _sub(m, "fileName", prefix + "package.xml")
-        _sub(m, "problem", problem)
+        msg = _sub(result, "messages")
+        _sub(msg, "fileName", prefix + "package.xml")
+        _sub(msg, "problem", problem)
     _sub(result, "status", "Succeeded")
     _sub(result, "success", True)
     _sub(result, "zipFile", base64.b64encode(_zip(files)).decode())
@@ -949,7 +950,7 @@ def _deploy_permission_set(state: OrgState, comp: Component, doc: xml.Document,
 
 
 def _deploy_result(state: OrgState, outcomes: list[Outcome], check_only: bool, rollback: bool,
-                   opts: etree._Element | None, warnings: list[str] = ()) -> etree._Element:
+                   opts: etree._Element | None, warnings: Sequence[str] = ()) -> etree._Element:
     now = _now(state)
     failures = [o for o in outcomes if o.problem]
     ok = [o for o in outcomes if not o.problem]

@@ -253,7 +253,7 @@ class OrgState:
         return table.get(record_id) or next((r for k, r in table.items() if k[:15] == record_id[:15]), None)
 
     def put(self, obj: str, values: dict[str, Any], record_id: str | None = None) -> dict[str, Any]:
-        rec = {f: None for f in objects.OBJECTS[obj][1]}
+        rec: dict[str, Any] = {f: None for f in objects.OBJECTS[obj][1]}
         rec.update(values)
         rec["Id"] = record_id or values.get("Id") or self.new_record_id(objects.OBJECTS[obj][0])
         self.table(obj)[rec["Id"]] = rec
@@ -327,7 +327,7 @@ class OrgState:
                 raise soql.QueryError("INVALID_FIELD", f"Didn't understand relationship '{rel}' in field path. "
                                       f"No such relationship on entity '{cur_obj}'.")
             cur = self.get(cur.get(ref_field))
-            cur_obj = objects.object_of_id(cur["Id"]) if cur else cur_obj
+            cur_obj = (objects.object_of_id(cur["Id"]) or cur_obj) if cur else cur_obj
         if cur is None:
             return None
         name = objects.field_name(cur_obj, parts[-1])
@@ -698,7 +698,7 @@ class OrgState:
         if vals.get("UserRoleId"):
             self._must("UserRole", vals["UserRoleId"], "UserRoleId")
         rec.update(vals)
-        if profile_changes:
+        if profile_changes and new_profile:
             self.own_assignment(rec["Id"], new_profile)
         if license_changes:
             # The migration article and terrasky docs (docs/salesforce-facts.md A3): every permission set
@@ -739,9 +739,10 @@ class OrgState:
             if not vals.get(req):
                 raise ApiError(400, "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{req}]", [req])
         lic = self._must("UserLicense", vals["UserLicenseId"], "UserLicenseId")
-        if self.one("Profile", Name=vals["Name"]):
+        same = self.one("Profile", Name=vals["Name"])
+        if same:
             raise ApiError(400, "DUPLICATE_VALUE", f"duplicate value found: Name duplicates value on record with "
-                           f"id: {self.one('Profile', Name=vals['Name'])['Id']}", ["Name"])
+                           f"id: {same['Id']}", ["Name"])
         api = profiles.encode(vals["Name"])
         self.components[("Profile", api)] = Component(
             "Profile", api, blank_profile(lic["Name"], custom=True, description=vals.get("Description")))
@@ -840,7 +841,7 @@ class OrgState:
         user_license = self.license_of_user(user) or {}
         bound = self.get(ps.get("LicenseId")) if ps.get("LicenseId") else None
         kind = objects.object_of_id(bound["Id"]) if bound else None
-        if kind == "UserLicense" and bound["Id"] != user_license.get("Id"):
+        if bound is not None and kind == "UserLicense" and bound["Id"] != user_license.get("Id"):
             # PermissionSetAssignment object reference: "if the PermissionSet has a UserLicenseId, its
             # UserLicenseId and the Profile UserLicenseId must match" [V]. Message text [U].
             raise ApiError(400, "FIELD_INTEGRITY_EXCEPTION",
@@ -848,7 +849,7 @@ class OrgState:
                            f"license {bound['Name']} doesn't match the user's license "
                            f"{user_license.get('Name')}.", ["PermissionSetId"])
         added = None
-        if kind == "PermissionSetLicense":
+        if bound is not None and kind == "PermissionSetLicense":
             if not self.find("PermissionSetLicenseAssign", AssigneeId=user["Id"], PermissionSetLicenseId=bound["Id"]):
                 # Help "Create a Permission Set Associated with a Permission Set License": assigning the
                 # permission set assigns its license on the way when a seat is free [V].
@@ -955,7 +956,8 @@ class OrgState:
         if self.find("UserPackageLicense", UserId=user["Id"], PackageLicenseId=pkg["Id"]):
             raise ApiError(400, "DUPLICATE_VALUE",
                            "duplicate value found: <unknown> duplicates value on record with id: <unknown>")
-        allowed = int(pkg.get("AllowedLicenses") if pkg.get("AllowedLicenses") is not None else -1)
+        seats = pkg.get("AllowedLicenses")
+        allowed = int(seats) if seats is not None else -1
         if 0 <= allowed <= len(self.find("UserPackageLicense", PackageLicenseId=pkg["Id"])):
             raise ApiError(400, "LICENSE_LIMIT_EXCEEDED", "License Limit Exceeded")
         return self.put("UserPackageLicense", vals)["Id"]

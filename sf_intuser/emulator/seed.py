@@ -254,6 +254,8 @@ def _add_user(state: OrgState, u: dict[str, Any], uid: str, now: Any) -> None:
                        "EmailEncodingKey": "UTF-8", "LanguageLocaleKey": "en_US"}, record_id=uid)
     state.own_assignment(uid, prof["Id"])
     rec = state.get(uid)
+    if rec is None:
+        raise SeedError(f"user {u['username']}: not in the org after it was made")
     if u.get("role"):
         role = state.one("UserRole", Name=u["role"])
         if role is None:

@@ -128,7 +128,7 @@ class Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
-    def _json(self, raw: bytes) -> Any:
+    def _json(self, raw: bytes | bytearray) -> Any:
         try:
             return json.loads(raw or b"null")
         except ValueError:
@@ -308,7 +308,7 @@ class Handler(BaseHTTPRequestHandler):
                                                      "SessionHeader: Illegal Session"), "text/xml")
         op = env.find(f"{{{mdapi.SOAP_NS}}}Body/*")
         name = etree.QName(op).localname if op is not None else "?"
-        if name != "setPassword":
+        if op is None or name != "setPassword":
             return self._send_bytes(500, mdapi.fault("UNSUPPORTED_OPERATION", f"The Partner API call {name} is not "
                                                      "supported here"), "text/xml")
         uid = op.findtext(f"{{{ns}}}userId") or ""
@@ -425,7 +425,7 @@ class Handler(BaseHTTPRequestHandler):
                                        "and the method GET, POST, PATCH or DELETE")
             parsed.append((verb, m.group(1), m.group(2).rstrip("/"), parse_qs(m.group(3) or ""),
                            sub.get("richInput"), len(str(sub["url"]).encode())))
-        results = []
+        results: list[dict[str, Any]] = []
         halted = False
         for verb, sub_version, rest, qs, rich, size in parsed:
             if size > URI_LIMIT:
@@ -492,7 +492,7 @@ class Handler(BaseHTTPRequestHandler):
                                    f"{COMPOSITE_HEAVY_LIMIT} sObject Collections or query subrequests")
         all_or_none = bool(body.get("allOrNone"))
         snap = self.state.snapshot() if all_or_none else None
-        out = []
+        out: list[dict[str, Any]] = []
         for verb, sub_version, rest, qs, sub_body, ref in parsed:
             try:
                 if rest.startswith("/tooling") or rest.startswith("/composite/batch") or rest == "/composite":
@@ -590,9 +590,10 @@ class Handler(BaseHTTPRequestHandler):
                            f"record limit reached. cannot submit more than {COLLECTION_LIMIT} records into this call")
         kinds = {(objects.object_of_id(str(i)) if method == "DELETE" else
                   objects.canonical(str(((i if isinstance(i, dict) else {}).get("attributes") or {}).get("type", ""))))
-                 for i in items} - {None, ""}
-        setup = sorted(k for k in kinds if k in objects.SETUP_OBJECTS)
-        other = sorted(k for k in kinds if k not in objects.SETUP_OBJECTS)
+                 for i in items}
+        named = {k for k in kinds if k}
+        setup = sorted(k for k in named if k in objects.SETUP_OBJECTS)
+        other = sorted(k for k in named if k not in objects.SETUP_OBJECTS)
         if setup and other and self.state.options.refuse_mixed_dml:
             # the Apex wording of MIXED_DML_OPERATION (Apex Developer Guide) [U for a collection]
             err = {"statusCode": "MIXED_DML_OPERATION", "fields": [],

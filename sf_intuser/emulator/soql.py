@@ -167,6 +167,18 @@ class _Parser:
         j = self.i + k
         return self.toks[j] if j < len(self.toks) else None
 
+    def at(self, text: str) -> bool:
+        """The next token is ``text``."""
+        t = self.peek()
+        return t is not None and t.text == text
+
+    def here(self) -> Tok:
+        """The next token, which the caller knows is there."""
+        t = self.peek()
+        if t is None:
+            raise QueryError("MALFORMED_QUERY", "unexpected token: <EOF>", len(self.soql.rstrip()))
+        return t
+
     def kw(self, *words: str) -> bool:
         t = self.peek()
         return t is not None and t.kind == "name" and t.text.lower() in words
@@ -199,7 +211,7 @@ class _Parser:
     def query(self, nested: bool = False) -> Query:
         self.expect_kw("select")
         fields = [self.select_item()]
-        while self.peek() and self.peek().text == ",":
+        while self.at(","):
             self.take()
             fields.append(self.select_item())
         self.expect_kw("from")
@@ -214,7 +226,7 @@ class _Parser:
             self.expect_kw("by")
             q.group_by.append(self.name())
             q.positions.setdefault(q.group_by[-1], self.last_pos)
-            while self.peek() and self.peek().text == ",":
+            while self.at(","):
                 self.take()
                 q.group_by.append(self.name())
                 q.positions.setdefault(q.group_by[-1], self.last_pos)
@@ -236,7 +248,7 @@ class _Parser:
                                          self.toks[self.i - 1].pos)
                     nulls = t == "first"
                 q.order_by.append((path, desc, nulls))
-                if self.peek() and self.peek().text == ",":
+                if self.at(","):
                     self.take()
                     continue
                 break
@@ -247,7 +259,7 @@ class _Parser:
             self.take()
             q.offset = self.integer()
         if not nested and self.peek() is not None:
-            raise QueryError("MALFORMED_QUERY", f"unexpected token: '{self.peek().text}'", self.peek().pos)
+            raise QueryError("MALFORMED_QUERY", f"unexpected token: '{self.here().text}'", self.here().pos)
         self.positions = outer
         return q
 
@@ -274,14 +286,14 @@ class _Parser:
             self.take()
             arg = ""
             arg_pos = None
-            if self.peek() and self.peek().text != ")":
+            if self.peek() is not None and not self.at(")"):
                 arg = self.name()
                 arg_pos = self.last_pos
             self.expect(")")
             if func != "count" and not arg:
                 raise QueryError("MALFORMED_QUERY", f"{path.upper()}() needs a field", pos)
             alias = None
-            if self.peek() and self.peek().kind == "name" and self.peek().text.lower() not in _KEYWORDS:
+            if self.peek() is not None and self.here().kind == "name" and self.here().text.lower() not in _KEYWORDS:
                 alias = self.take().text
             return Field(arg, func, alias, arg_pos)
         return Field(path, pos=pos)
@@ -343,12 +355,12 @@ class _Parser:
                 # SOQL allows one level of semi-join (answers quoted in public projects: "Nesting of
                 # semi join sub-selects is not supported")
                 raise QueryError("MALFORMED_QUERY", "Nesting of semi join sub-selects is not supported",
-                                 self.peek().pos)
+                                 self.here().pos)
             self.semis += 1
             if self.semis > 2:
                 # SOQL and SOSL Reference, "Semi-Join and Anti-Join Restrictions": no more than two IN or NOT
                 # IN subqueries per WHERE clause; the message as orgs answer it (quoted in public projects)
-                raise QueryError("MALFORMED_QUERY", "Maximum 2 semi join sub-selects are allowed", self.peek().pos)
+                raise QueryError("MALFORMED_QUERY", "Maximum 2 semi join sub-selects are allowed", self.here().pos)
             self.depth += 1
             sub = self.query(nested=True)
             self.depth -= 1
@@ -357,7 +369,7 @@ class _Parser:
                 raise QueryError("MALFORMED_QUERY", "a semi-join subquery selects exactly one field", sub.obj_pos)
             return Cond("IN", path, sub=sub)
         values = [self.value()]
-        while self.peek() and self.peek().text == ",":
+        while self.at(","):
             self.take()
             values.append(self.value())
         self.expect(")")
