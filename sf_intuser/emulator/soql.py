@@ -173,7 +173,7 @@ class _Parser:
         return t is not None and t.text == text
 
     def here(self) -> Tok:
-        """The next token, which the caller knows is there."""
+        """The next token; at the end of the query, MALFORMED_QUERY as the org answers it."""
         t = self.peek()
         if t is None:
             raise QueryError("MALFORMED_QUERY", "unexpected token: <EOF>", len(self.soql.rstrip()))
@@ -184,9 +184,7 @@ class _Parser:
         return t is not None and t.kind == "name" and t.text.lower() in words
 
     def take(self) -> Tok:
-        t = self.peek()
-        if t is None:
-            raise QueryError("MALFORMED_QUERY", "unexpected token: <EOF>", len(self.soql.rstrip()))
+        t = self.here()
         self.i += 1
         return t
 
@@ -293,7 +291,8 @@ class _Parser:
             if func != "count" and not arg:
                 raise QueryError("MALFORMED_QUERY", f"{path.upper()}() needs a field", pos)
             alias = None
-            if self.peek() is not None and self.here().kind == "name" and self.here().text.lower() not in _KEYWORDS:
+            nxt = self.peek()
+            if nxt is not None and nxt.kind == "name" and nxt.text.lower() not in _KEYWORDS:
                 alias = self.take().text
             return Field(arg, func, alias, arg_pos)
         return Field(path, pos=pos)

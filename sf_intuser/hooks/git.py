@@ -12,7 +12,7 @@ if TYPE_CHECKING:     # for the annotations only; committed_state imports it whe
     from sf_intuser.hooks.lint import Committed
 
 
-def committed_many(paths: "list[str | Path]") -> dict[str, bytes | None]:
+def committed_many(paths: list[str | Path]) -> dict[str, bytes | None]:
     """The last committed version (``HEAD``) of each file, or None outside a repository, before the
     first commit, or for a new file: one ``git cat-file --batch`` per repository, not a ``git show``
     per file (a deploy of hundreds of components must not start hundreds of processes). Keys are the
@@ -75,7 +75,7 @@ def committed_state(paths: list[str], license_of: Sequence[str] = ()) -> dict[st
             except ValueError:
                 continue
 
-    def git(top: str, *args: str) -> "list[str] | None":
+    def git(top: str, *args: str) -> list[str] | None:
         proc = run_process(["git", "-C", top, "-c", "core.quotepath=off", *args], timeout=120)
         if proc is None:
             return None
